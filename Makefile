@@ -1,0 +1,92 @@
+# pam_kubeconfig: `make` builds into build/; `make test` and `make demo` install
+# what a fresh Debian machine lacks first (as root). See README.md.
+
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+PAMDIR     ?= $(or $(shell pkg-config --variable=securedir pam 2>/dev/null),/lib/$(MULTIARCH)/security)
+HELPER_PATH = $(SBINDIR)/pam-kubeconfig
+
+# SAN=1 builds everything with ASan+UBSan into build/san/.
+ifeq ($(SAN),1)
+B          := build/san
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B          := build
+SANFLAGS   :=
+endif
+
+PKGS       := libcurl jansson yaml-0.1 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+              -Wno-unused-parameter -Wvla -Wwrite-strings
+ifeq ($(CI),true)
+WARN       += -Werror
+endif
+HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(CFLAGS)
+override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+MOD_SRCS   := $(wildcard pam_module/*.c)
+MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
+
+.PHONY: all deps test test-unit demo clean lint format format-check fuzz bench cluster-up cluster-down
+all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver
+
+$(B)/obj/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/obj/%.pic.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -DKC_HELPER_PATH='"$(HELPER_PATH)"' -c $< -o $@
+
+# The convenience library the binary, the unit tests and the fuzzers all link.
+$(B)/libkc.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/pam-kubeconfig: $(B)/obj/helper/main.o $(B)/libkc.a
+	$(CC) -pie $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The module links libpam and libc only, and exports its two entry points alone.
+$(B)/pam_kubeconfig.so: $(MOD_OBJS) pam_module/pam_kubeconfig.map
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=pam_module/pam_kubeconfig.map -o $@ $(MOD_OBJS) -lpam
+
+$(B)/tests/kc-session-driver: tests/pam/session_driver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $< -lpam
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS) -lcmocka
+
+# Installs the Debian packages the build and tests need (root; skipped when present).
+deps:
+	@tests/install-deps
+
+test-unit: $(UNIT_BINS)
+	@tests/run unit
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@tests/run $(if $(TIERS),$(TIERS),all)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tests/demo
+
+cluster-up:
+	@tests/cluster/up
+cluster-down:
+	@tests/cluster/down
+
+clean:
+	rm -rf build

@@ -1,0 +1,227 @@
+/* Commands for the administrator: check [--online], explain USER, rbac. */
+#include "kc_admin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kc_config.h"
+#include "kc_kubeapi.h"
+#include "kc_lifecycle.h"
+#include "kc_mapping.h"
+#include "kc_rbac.h"
+
+/* One permission the helper needs (or must not have). */
+struct probe {
+	const char *verb, *group, *resource, *subresource, *ns, *name;
+};
+
+static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+{
+	struct kc_err err = {""};
+	bool allowed = false;
+	char what[600];
+
+	snprintf(what, sizeof(what), "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
+		 p->subresource ? p->subresource : "", p->name ? " " : "", p->name ? p->name : "",
+		 p->ns ? " in namespace " : " cluster-wide", p->ns ? p->ns : "");
+	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &allowed, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		(*problems)++;
+		return -1;
+	}
+	if (want && !allowed) {
+		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac\n", cl->name, what);
+		(*problems)++;
+	} else if (!want && allowed) {
+		fprintf(stderr, "cluster %s: warning: the helper's identity may also %s, which it never needs\n",
+			cl->name, what);
+	}
+	return 0;
+}
+
+static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl)
+{
+	struct kc_rbac r;
+	struct kc_err err = {""};
+	struct kc_kube *k;
+	int problems = 0;
+
+	if (kc_rbac_compute(cfg, cl, &r, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	k = kc_kube_open(cfg, cl, &err);
+	if (!k) {
+		fprintf(stderr, "%s\n", err.msg);
+		kc_rbac_free(&r);
+		return 1;
+	}
+	for (size_t i = 0; i < r.n_ns; i++) {
+		const struct kc_rbac_ns *n = &r.ns[i];
+		struct probe p = {"create", "", "serviceaccounts", "token", n->ns, NULL};
+
+		if (n->token_any) {
+			if (ask(k, cl, &p, true, &problems) < 0)
+				break;
+		} else {
+			for (size_t t = 0; t < n->token_names.n && t < 50; t++) {
+				p.name = n->token_names.items[t];
+				ask(k, cl, &p, true, &problems);
+			}
+			p.name = "pam-kubeconfig-check-unmapped";
+			ask(k, cl, &p, false, &problems);
+		}
+		if (n->secrets) {
+			ask(k, cl, &(struct probe){"create", "", "secrets", NULL, n->ns, NULL}, true, &problems);
+			ask(k, cl, &(struct probe){"delete", "", "secrets", NULL, n->ns, NULL}, true, &problems);
+		}
+		ask(k, cl, &(struct probe){"get", "", "secrets", NULL, n->ns, NULL}, false, &problems);
+		ask(k, cl, &(struct probe){"list", "", "secrets", NULL, n->ns, NULL}, false, &problems);
+		ask(k, cl, &(struct probe){"watch", "", "secrets", NULL, n->ns, NULL}, false, &problems);
+		if (n->reconcile) {
+			ask(k, cl, &(struct probe){"get", "", "serviceaccounts", NULL, n->ns, NULL}, true, &problems);
+			ask(k, cl, &(struct probe){"create", "", "serviceaccounts", NULL, n->ns, NULL}, true, &problems);
+			if (n->bind_roles.n) {
+				static const char *const verbs[] = {"get", "create", "delete"};
+
+				for (size_t v = 0; v < 3; v++)
+					ask(k, cl,
+					    &(struct probe){verbs[v], "rbac.authorization.k8s.io", "rolebindings", NULL, n->ns,
+							    NULL},
+					    true, &problems);
+			}
+			for (size_t b = 0; b < n->bind_roles.n; b++)
+				ask(k, cl,
+				    &(struct probe){"bind", "rbac.authorization.k8s.io", "clusterroles", NULL, n->ns,
+						    n->bind_roles.items[b]},
+				    true, &problems);
+		}
+	}
+	for (size_t b = 0; b < r.cluster_bind_roles.n; b++)
+		ask(k, cl,
+		    &(struct probe){"bind", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL,
+				    r.cluster_bind_roles.items[b]},
+		    true, &problems);
+	/* Powers no config needs. */
+	ask(k, cl, &(struct probe){"create", "", "serviceaccounts", "token", "kube-system", NULL}, false, &problems);
+	ask(k, cl, &(struct probe){"*", "*", "*", NULL, NULL, NULL}, false, &problems);
+	ask(k, cl, &(struct probe){"escalate", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL, NULL}, false,
+	    &problems);
+	kc_kube_close(k);
+	kc_rbac_free(&r);
+	if (!problems)
+		printf("cluster %s: the helper's identity holds every permission it needs\n", cl->name);
+	return problems ? 1 : 0;
+}
+
+int kc_cmd_check(const char *config, bool online, bool allow_insecure)
+{
+	struct kc_err err = {""};
+	struct kc_config *cfg = kc_config_load(config, 0, &err);
+	kc_autobuf struct kc_buf warnings = {0};
+	int rc = KC_EXIT_OK;
+	bool insecure = false;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_config_warnings(cfg, &warnings) > 0)
+		fputs(warnings.data, stderr);
+	for (size_t i = 0; i < cfg->n_clusters; i++)
+		insecure |= cfg->clusters[i].insecure_skip_tls_verify;
+	if (insecure && !allow_insecure) {
+		fprintf(stderr, "%s: insecure_skip_tls_verify is set; check refuses it unless given --allow-insecure\n",
+			cfg->path);
+		rc = KC_EXIT_USAGE;
+	}
+	if (rc == KC_EXIT_OK && online)
+		for (size_t i = 0; i < cfg->n_clusters; i++)
+			if (check_online(cfg, &cfg->clusters[i]))
+				rc = KC_EXIT_ERROR;
+	if (rc == KC_EXIT_OK)
+		printf("%s: OK (%zu cluster%s, %zu mapping rule%s)\n", cfg->path, cfg->n_clusters,
+		       cfg->n_clusters == 1 ? "" : "s", cfg->n_mappings, cfg->n_mappings == 1 ? "" : "s");
+	kc_config_free(cfg);
+	return rc;
+}
+
+int kc_cmd_explain(const char *config, const char *user)
+{
+	struct kc_err err = {""};
+	struct kc_config *cfg = kc_config_load(config, 0, &err);
+	struct kc_identity id;
+	struct kc_target *t;
+	int rc = KC_EXIT_IGNORE;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_identity_load(user, &id, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		kc_config_free(cfg);
+		return KC_EXIT_ERROR;
+	}
+	printf("user %s (uid %u), groups:", id.name, (unsigned)id.uid);
+	for (size_t i = 0; i < id.n_groups; i++)
+		printf(" %s", id.groups[i]);
+	printf("\n");
+	if (id.uid == 0 || id.uid < cfg->min_uid) {
+		printf("out of scope: %s\n", id.uid == 0 ? "root is never served" : "uid below min_uid");
+		goto out;
+	}
+	t = calloc(cfg->n_clusters, sizeof(*t));
+	if (!t)
+		goto out;
+	kc_map_user(cfg, &id, t);
+	for (size_t c = 0; c < cfg->n_clusters; c++) {
+		const struct kc_mapping *m = t[c].rule;
+
+		if (!m) {
+			printf("cluster %s: no rule matches\n", t[c].cluster->name);
+			continue;
+		}
+		printf("cluster %s: rule %zu at %s:%u:%u (%s %s) ", t[c].cluster->name, t[c].rule_index + 1, cfg->path,
+		       m->mark.line, m->mark.col, m->user ? "user" : "group", m->user ? m->user : m->group);
+		if (t[c].error[0]) {
+			printf("matches but cannot be used:\n  %s\n", t[c].error);
+			rc = KC_EXIT_ERROR;
+			continue;
+		}
+		printf("-> ServiceAccount %s/%s", t[c].sa_namespace, t[c].sa_name);
+		if (m->create)
+			printf(", created if missing");
+		if (m->clusterrole)
+			printf(", bound to ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " cluster-wide" : "");
+		printf("\n");
+		if (rc != KC_EXIT_ERROR)
+			rc = KC_EXIT_OK;
+	}
+	free(t);
+out:
+	kc_identity_free(&id);
+	kc_config_free(cfg);
+	return rc;
+}
+
+int kc_cmd_rbac(const char *config, const char *identity)
+{
+	struct kc_err err = {""};
+	struct kc_config *cfg = kc_config_load(config, KC_LOAD_NO_FILES, &err);
+	kc_autobuf struct kc_buf out = {0};
+	int rc = KC_EXIT_OK;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_rbac_manifest(cfg, identity, &out, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		rc = KC_EXIT_USAGE;
+	} else {
+		fputs(out.data ? out.data : "", stdout);
+	}
+	kc_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,120 @@
+/* pam-kubeconfig: argument parsing and dispatch only. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "kc_admin.h"
+#include "kc_config.h"
+#include "kc_json.h"
+#include "kc_lifecycle.h"
+#include "kc_log.h"
+#include "kc_rbac.h"
+
+static const char usage_text[] =
+	"usage: pam-kubeconfig COMMAND [--config PATH] ...\n"
+	"  open  --user U --session ID [--rhost H] [--tty T] [--service S] [--pid P] [--debug]\n"
+	"  close --user U --session ID [--pid P] [--debug]\n"
+	"  check [--online] [--allow-insecure]   validate the config (and, online, the helper's RBAC)\n"
+	"  explain USER                          which rules match USER and why\n"
+	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
+	"  refresh                               renew or revoke tokens of open sessions (timer)\n"
+	"  gc                                    prune stale records, retry revocations (timer)\n"
+	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
+
+static int usage(const char *why)
+{
+	if (why)
+		fprintf(stderr, "pam-kubeconfig: %s\n", why);
+	fputs(usage_text, stderr);
+	return KC_EXIT_USAGE;
+}
+
+enum { OPT_USER = 1, OPT_SESSION, OPT_CONFIG, OPT_RHOST, OPT_TTY, OPT_SERVICE, OPT_PID, OPT_DEBUG, OPT_ONLINE,
+       OPT_INSECURE, OPT_HELP };
+
+static const struct option options[] = {
+	{"user", required_argument, NULL, OPT_USER},	   {"session", required_argument, NULL, OPT_SESSION},
+	{"config", required_argument, NULL, OPT_CONFIG},   {"rhost", required_argument, NULL, OPT_RHOST},
+	{"tty", required_argument, NULL, OPT_TTY},	   {"service", required_argument, NULL, OPT_SERVICE},
+	{"pid", required_argument, NULL, OPT_PID},	   {"debug", no_argument, NULL, OPT_DEBUG},
+	{"online", no_argument, NULL, OPT_ONLINE},	   {"allow-insecure", no_argument, NULL, OPT_INSECURE},
+	{"help", no_argument, NULL, OPT_HELP},		   {NULL, 0, NULL, 0},
+};
+
+int main(int argc, char **argv)
+{
+	struct kc_session_args a = {.config = KC_DEFAULT_CONFIG};
+	const char *cmd;
+	bool debug = false, online = false, insecure = false;
+	int opt, rc;
+
+	if (argc < 2 || !argv[0] || !argv[1])
+		return usage(argc < 1 ? "started without arguments" : NULL);
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_USER: a.user = optarg; break;
+		case OPT_SESSION: a.session = optarg; break;
+		case OPT_CONFIG: a.config = optarg; break;
+		case OPT_RHOST: a.rhost = optarg; break;
+		case OPT_TTY: a.tty = optarg; break;
+		case OPT_SERVICE: a.service = optarg; break;
+		case OPT_PID: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 0x3fffffff)
+				return usage("--pid must be a process id");
+			a.pid = (pid_t)v;
+			break;
+		}
+		case OPT_DEBUG: debug = true; break;
+		case OPT_ONLINE: online = true; break;
+		case OPT_INSECURE: insecure = true; break;
+		case OPT_HELP: fputs(usage_text, stdout); return 0;
+		default: return usage(NULL);
+		}
+	}
+
+	/* The privileged commands never take anything from the environment. */
+	if (strcmp(cmd, "rbac") != 0) {
+		clearenv();
+		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	}
+	kc_log_init(debug);
+	kc_json_secure_init();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		kc_error("cannot initialise libcurl");
+		return KC_EXIT_ERROR;
+	}
+
+	if (strcmp(cmd, "open") == 0 || strcmp(cmd, "close") == 0) {
+		if (!a.user || !a.session || optind != argc)
+			return usage("open and close need --user and --session");
+		rc = cmd[0] == 'o' ? kc_cmd_open(&a) : kc_cmd_close(&a);
+	} else if (strcmp(cmd, "check") == 0) {
+		rc = optind == argc ? kc_cmd_check(a.config, online, insecure) : usage("check takes no arguments");
+	} else if (strcmp(cmd, "explain") == 0) {
+		rc = optind + 1 == argc ? kc_cmd_explain(a.config, argv[optind]) : usage("explain needs one USER");
+	} else if (strcmp(cmd, "rbac") == 0) {
+		rc = optind == argc ? kc_cmd_rbac(a.config, a.user ? a.user : KC_DEFAULT_IDENTITY)
+				    : usage("rbac takes only --user NAME");
+	} else if (strcmp(cmd, "refresh") == 0) {
+		rc = optind == argc ? kc_cmd_refresh(a.config) : usage("refresh takes no arguments");
+	} else if (strcmp(cmd, "gc") == 0) {
+		rc = optind == argc ? kc_cmd_gc(a.config) : usage("gc takes no arguments");
+	} else {
+		rc = usage("unknown command");
+	}
+	curl_global_cleanup();
+	return rc;
+}

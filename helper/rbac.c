@@ -1,0 +1,295 @@
+/* The least-privilege RBAC manifest for the helper's identity under a config. */
+#include "kc_rbac.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kc_yaml.h"
+
+int kc_strset_add(struct kc_strset *s, const char *v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->items[i], v) == 0)
+			return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		char **p = realloc(s->items, cap * sizeof(*p));
+
+		if (!p)
+			return -1;
+		s->items = p;
+		s->cap = cap;
+	}
+	if (!(s->items[s->n] = strdup(v)))
+		return -1;
+	s->n++;
+	return 0;
+}
+
+void kc_strset_free(struct kc_strset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->items[i]);
+	free(s->items);
+	memset(s, 0, sizeof(*s));
+}
+
+static struct kc_rbac_ns *ns_entry(struct kc_rbac *r, const char *ns)
+{
+	struct kc_rbac_ns *p;
+
+	for (size_t i = 0; i < r->n_ns; i++)
+		if (strcmp(r->ns[i].ns, ns) == 0)
+			return &r->ns[i];
+	p = realloc(r->ns, (r->n_ns + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	r->ns = p;
+	p = &r->ns[r->n_ns];
+	memset(p, 0, sizeof(*p));
+	if (!(p->ns = strdup(ns)))
+		return NULL;
+	r->n_ns++;
+	return p;
+}
+
+int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_rbac *out,
+		    struct kc_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->cluster = cl;
+	for (size_t i = 0; i < cfg->n_mappings; i++) {
+		const struct kc_mapping *m = &cfg->mappings[i];
+		struct kc_rbac_ns *n;
+
+		if (strcmp(m->cluster, cl->name) != 0)
+			continue;
+		if (strchr(m->sa_namespace, '{')) {
+			kc_seterr(err,
+				  "%s:%u:%u: a namespace made from the user name cannot be limited by a Role; map into "
+				  "a fixed namespace such as bastion-users/u-{user_safe}",
+				  cfg->path, m->sa_mark.line, m->sa_mark.col);
+			goto fail;
+		}
+		if (!(n = ns_entry(out, m->sa_namespace)))
+			goto oom;
+		if (strchr(m->sa_name, '{'))
+			n->token_any = true;
+		else if (kc_strset_add(&n->token_names, m->sa_name) < 0)
+			goto oom;
+		if (cfg->revoke_on_logout)
+			n->secrets = true;
+		if (m->create)
+			n->reconcile = true;
+		if (m->clusterrole &&
+		    kc_strset_add(m->cluster_wide ? &out->cluster_bind_roles : &n->bind_roles, m->clusterrole) < 0)
+			goto oom;
+	}
+	return 0;
+oom:
+	kc_seterr(err, "out of memory");
+fail:
+	kc_rbac_free(out);
+	return -1;
+}
+
+void kc_rbac_free(struct kc_rbac *r)
+{
+	for (size_t i = 0; i < r->n_ns; i++) {
+		free(r->ns[i].ns);
+		kc_strset_free(&r->ns[i].token_names);
+		kc_strset_free(&r->ns[i].bind_roles);
+	}
+	free(r->ns);
+	kc_strset_free(&r->cluster_bind_roles);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- emitting ------------------------------------------------------------ */
+
+static void flow_list(struct kc_yaml *y, const char *key, const char *const *items, size_t n)
+{
+	kc_yaml_plain(y, key);
+	kc_yaml_flow_seq_start(y);
+	for (size_t i = 0; i < n; i++)
+		kc_yaml_str(y, items[i]);
+	kc_yaml_seq_end(y);
+}
+
+static void rule(struct kc_yaml *y, const char *group, const char *resource, const struct kc_strset *names,
+		 const char *const *verbs, size_t n_verbs)
+{
+	const char *groups[] = {group}, *resources[] = {resource};
+
+	kc_yaml_map_start(y);
+	flow_list(y, "apiGroups", groups, 1);
+	flow_list(y, "resources", resources, 1);
+	if (names)
+		flow_list(y, "resourceNames", (const char *const *)names->items, names->n);
+	flow_list(y, "verbs", verbs, n_verbs);
+	kc_yaml_map_end(y);
+}
+
+static void metadata(struct kc_yaml *y, const char *name, const char *ns)
+{
+	kc_yaml_plain(y, "metadata");
+	kc_yaml_map_start(y);
+	kc_yaml_kv(y, "name", name);
+	if (ns)
+		kc_yaml_kv(y, "namespace", ns);
+	kc_yaml_plain(y, "labels");
+	kc_yaml_map_start(y);
+	kc_yaml_kv(y, "app.kubernetes.io/managed-by", "pam-kubeconfig");
+	kc_yaml_map_end(y);
+	kc_yaml_map_end(y);
+}
+
+static int document(struct kc_buf *out, const char *comment, struct kc_yaml *y)
+{
+	if (kc_buf_puts(out, "---\n") < 0)
+		return -1;
+	for (const char *line = comment; line && *line;) {
+		size_t n = strcspn(line, "\n");
+
+		kc_buf_printf(out, "# %.*s\n", (int)n, line);
+		line += n;
+		if (*line)
+			line++;
+	}
+	return kc_yaml_begin(y, out);
+}
+
+static int binding(struct kc_buf *out, const char *kind, const char *role_kind, const char *name, const char *ns,
+		   const char *identity, const char *comment)
+{
+	struct kc_yaml y;
+
+	if (document(out, comment, &y) < 0)
+		return -1;
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
+	kc_yaml_kv(&y, "kind", kind);
+	metadata(&y, name, ns);
+	kc_yaml_plain(&y, "roleRef");
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiGroup", "rbac.authorization.k8s.io");
+	kc_yaml_kv(&y, "kind", role_kind);
+	kc_yaml_kv(&y, "name", name);
+	kc_yaml_map_end(&y);
+	kc_yaml_plain(&y, "subjects");
+	kc_yaml_seq_start(&y);
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiGroup", "rbac.authorization.k8s.io");
+	kc_yaml_kv(&y, "kind", "User");
+	kc_yaml_kv(&y, "name", identity);
+	kc_yaml_map_end(&y);
+	kc_yaml_seq_end(&y);
+	kc_yaml_map_end(&y);
+	return kc_yaml_end(&y);
+}
+
+static int emit_namespace(struct kc_buf *out, const struct kc_rbac_ns *n, const char *identity)
+{
+	static const char *const create[] = {"create"}, *const create_delete[] = {"create", "delete"},
+				 *const get_create[] = {"get", "create"},
+				 *const get_create_delete[] = {"get", "create", "delete"}, *const bind[] = {"bind"};
+	const char *const ns_name[] = {n->ns};
+	char comment[1024];
+	struct kc_yaml y;
+
+	if (document(out, NULL, &y) < 0)
+		return -1;
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiVersion", "v1");
+	kc_yaml_kv(&y, "kind", "Namespace");
+	kc_yaml_plain(&y, "metadata");
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "name", ns_name[0]);
+	kc_yaml_map_end(&y);
+	kc_yaml_map_end(&y);
+	if (kc_yaml_end(&y) < 0)
+		return -1;
+
+	snprintf(comment, sizeof(comment), "%s: mint tokens for %s%s%s%s", n->ns,
+		 n->token_any ? "any ServiceAccount here (a \"*\" rule names them after users)"
+			      : "the ServiceAccounts mapped here, by name",
+		 n->secrets ? ";\ncreate and delete the per-user revocation Secrets (never get, list or watch)" : "",
+		 n->reconcile ? ";\ncreate the ServiceAccounts of create: true rules and their RoleBindings\n"
+				"(delete too: roleRef is immutable, so a changed role means a new binding)"
+			      : "",
+		 n->bind_roles.n ? ";\nbind only the ClusterRoles the config names" : "");
+	if (document(out, comment, &y) < 0)
+		return -1;
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
+	kc_yaml_kv(&y, "kind", "Role");
+	metadata(&y, "pam-kubeconfig-minter", n->ns);
+	kc_yaml_plain(&y, "rules");
+	kc_yaml_seq_start(&y);
+	rule(&y, "", "serviceaccounts/token", n->token_any ? NULL : &n->token_names, create, 1);
+	if (n->secrets)
+		rule(&y, "", "secrets", NULL, create_delete, 2);
+	if (n->reconcile) {
+		rule(&y, "", "serviceaccounts", NULL, get_create, 2);
+		if (n->bind_roles.n) {
+			rule(&y, "rbac.authorization.k8s.io", "rolebindings", NULL, get_create_delete, 3);
+			rule(&y, "rbac.authorization.k8s.io", "clusterroles", &n->bind_roles, bind, 1);
+		}
+	}
+	kc_yaml_seq_end(&y);
+	kc_yaml_map_end(&y);
+	if (kc_yaml_end(&y) < 0)
+		return -1;
+	return binding(out, "RoleBinding", "Role", "pam-kubeconfig-minter", n->ns, identity, NULL);
+}
+
+static int emit_cluster_wide(struct kc_buf *out, const struct kc_rbac *r, const char *identity)
+{
+	static const char *const get_create_delete[] = {"get", "create", "delete"}, *const bind[] = {"bind"};
+	struct kc_yaml y;
+
+	if (document(out,
+		     "Rules with cluster_wide: true bind their ServiceAccounts with ClusterRoleBindings,\n"
+		     "to the ClusterRoles named here only.",
+		     &y) < 0)
+		return -1;
+	kc_yaml_map_start(&y);
+	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
+	kc_yaml_kv(&y, "kind", "ClusterRole");
+	metadata(&y, "pam-kubeconfig-minter", NULL);
+	kc_yaml_plain(&y, "rules");
+	kc_yaml_seq_start(&y);
+	rule(&y, "rbac.authorization.k8s.io", "clusterrolebindings", NULL, get_create_delete, 3);
+	rule(&y, "rbac.authorization.k8s.io", "clusterroles", &r->cluster_bind_roles, bind, 1);
+	kc_yaml_seq_end(&y);
+	kc_yaml_map_end(&y);
+	if (kc_yaml_end(&y) < 0)
+		return -1;
+	return binding(out, "ClusterRoleBinding", "ClusterRole", "pam-kubeconfig-minter", NULL, identity, NULL);
+}
+
+int kc_rbac_manifest(const struct kc_config *cfg, const char *identity, struct kc_buf *out, struct kc_err *err)
+{
+	for (size_t c = 0; c < cfg->n_clusters; c++) {
+		struct kc_rbac r;
+		int rc = 0;
+
+		if (kc_rbac_compute(cfg, &cfg->clusters[c], &r, err) < 0)
+			return -1;
+		kc_buf_printf(out,
+			      "# Least privilege for the helper's identity (Kubernetes user \"%s\") on cluster \"%s\",\n"
+			      "# as the mappings of %s need it. Produced by `pam-kubeconfig rbac`;\n"
+			      "# apply to that cluster with `kubectl apply -f`.\n",
+			      identity, cfg->clusters[c].name, cfg->path);
+		for (size_t i = 0; i < r.n_ns && rc == 0; i++)
+			rc = emit_namespace(out, &r.ns[i], identity);
+		if (rc == 0 && r.cluster_bind_roles.n)
+			rc = emit_cluster_wide(out, &r, identity);
+		kc_rbac_free(&r);
+		if (rc < 0) {
+			kc_seterr(err, "cannot emit the RBAC manifest");
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,544 @@
+/* Shared helpers: errors, buffers, durations, time, hashing, base64 and reads of
+ * root-owned files that refuse symlinks, wrong owners and oversize input. */
+#include "kc_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+void kc_seterr(struct kc_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int buf_reserve(struct kc_buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (extra > SIZE_MAX / 2 - b->len)
+		return -1;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	p = malloc(cap);
+	if (!p)
+		return -1;
+	if (b->data) {
+		memcpy(p, b->data, b->len + 1);
+		if (b->secret)
+			explicit_bzero(b->data, b->cap);
+		free(b->data);
+	} else {
+		p[0] = '\0';
+	}
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int kc_buf_append(struct kc_buf *b, const void *data, size_t len)
+{
+	if (buf_reserve(b, len) < 0)
+		return -1;
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int kc_buf_puts(struct kc_buf *b, const char *s)
+{
+	return kc_buf_append(b, s, strlen(s));
+}
+
+int kc_buf_printf(struct kc_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void kc_buf_free(struct kc_buf *b)
+{
+	if (b->data && b->secret)
+		explicit_bzero(b->data, b->cap);
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void kc_free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+int kc_parse_duration(const char *s, long *seconds)
+{
+	long total = 0;
+	bool any = false;
+
+	if (!s || !*s)
+		return -1;
+	while (*s) {
+		char *end;
+		long n, unit;
+
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		errno = 0;
+		n = strtol(s, &end, 10);
+		if (errno || end == s)
+			return -1;
+		switch (*end) {
+		case 'h':
+			unit = 3600;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 's':
+			unit = 1;
+			break;
+		default:
+			return -1;
+		}
+		if (n > LONG_MAX / unit / 2 || total > LONG_MAX / 2)
+			return -1;
+		total += n * unit;
+		any = true;
+		s = end + 1;
+	}
+	if (!any)
+		return -1;
+	*seconds = total;
+	return 0;
+}
+
+int kc_parse_percent(const char *s, int *percent)
+{
+	char *end;
+	long n;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || strcmp(end, "%") != 0 || n < 1 || n > 99)
+		return -1;
+	*percent = (int)n;
+	return 0;
+}
+
+void kc_format_duration(long seconds, char *buf, size_t len)
+{
+	long h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (h && off < len)
+		off += (size_t)snprintf(buf + off, len - off, "%ldh", h);
+	if (m && off < len)
+		off += (size_t)snprintf(buf + off, len - off, "%ldm", m);
+	if ((s || seconds == 0) && off < len)
+		snprintf(buf + off, len - off, "%lds", s);
+}
+
+void kc_format_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int kc_parse_time(const char *s, time_t *t)
+{
+	struct tm tm;
+	const char *p;
+	long offset = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.') /* fractional seconds: ignored */
+		while (isdigit((unsigned char)*++p))
+			;
+	if (*p == 'Z' && p[1] == '\0') {
+		offset = 0;
+	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+		   p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) && p[6] == '\0') {
+		offset = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		if (*p == '-')
+			offset = -offset;
+	} else {
+		return -1;
+	}
+	*t = timegm(&tm) - offset;
+	return 0;
+}
+
+void kc_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned int i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+char *kc_base64_encode(const void *data, size_t len, bool url)
+{
+	static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *tab = url ? safe : std;
+	const unsigned char *in = data;
+	char *out, *o;
+
+	if (len > (SIZE_MAX - 4) / 4 * 3)
+		return NULL;
+	out = malloc((len + 2) / 3 * 4 + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		size_t n = len - i;
+
+		if (n > 1)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (n > 2)
+			v |= in[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		if (n > 1)
+			*o++ = tab[(v >> 6) & 63];
+		else if (!url)
+			*o++ = '=';
+		if (n > 2)
+			*o++ = tab[v & 63];
+		else if (!url)
+			*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen)
+{
+	unsigned char *o;
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t n = 0;
+	bool pad = false;
+
+	o = malloc(inlen / 4 * 3 + 3);
+	if (!o)
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		int c = (unsigned char)in[i], v;
+
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad = true;
+			continue;
+		}
+		v = b64_value(c);
+		if (v < 0 || pad)
+			goto fail;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[n++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (bits >= 6)
+		goto fail;
+	*out = o;
+	*outlen = n;
+	return 0;
+fail:
+	free(o);
+	return -1;
+}
+
+/* Opens path as a regular root-owned file, no symlink, and checks mode and size. */
+static int open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err)
+{
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			kc_seterr(err, "%s is a symbolic link; name the real file instead", path);
+		else if (errno == ENOENT)
+			kc_seterr(err, "%s does not exist", path);
+		else
+			kc_seterr(err, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		kc_seterr(err, "cannot stat %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		kc_seterr(err, "%s is not a regular file", path);
+		goto fail;
+	}
+	if (st->st_uid != 0) {
+		kc_seterr(err, "%s is owned by uid %u; it must be owned by root (chown root:root %s)", path,
+			  (unsigned)st->st_uid, path);
+		goto fail;
+	}
+	if (st->st_mode & forbid_mode) {
+		kc_seterr(err, "%s has mode %04o; it must not be %s (chmod %s %s)", path,
+			  (unsigned)(st->st_mode & 07777),
+			  (forbid_mode & 044) ? "readable or writable by group or others"
+					      : "writable by group or others",
+			  (forbid_mode & 044) ? "0600" : "go-w", path);
+		goto fail;
+	}
+	if ((size_t)st->st_size > max) {
+		kc_seterr(err, "%s is %lld bytes, more than the %zu allowed", path, (long long)st->st_size, max);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err)
+{
+	struct stat st;
+	int fd = open_root_file(path, max, forbid_mode, &st, err);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (!allow_empty && st.st_size == 0) {
+		kc_seterr(err, "%s is empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
+		      struct kc_err *err)
+{
+	struct stat st;
+	kc_autoclose int fd = open_root_file(path, max, forbid_mode, &st, err);
+	char chunk[4096];
+
+	if (fd < 0)
+		return -1;
+	out->secret = secret;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			kc_seterr(err, "cannot read %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		if (out->len + (size_t)n > max) {
+			kc_seterr(err, "%s is larger than the %zu bytes allowed", path, max);
+			goto fail;
+		}
+		if (kc_buf_append(out, chunk, (size_t)n) < 0) {
+			kc_seterr(err, "out of memory reading %s", path);
+			goto fail;
+		}
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	return 0;
+fail:
+	explicit_bzero(chunk, sizeof(chunk));
+	kc_buf_free(out);
+	return -1;
+}
+
+int kc_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t kc_read_all(int fd, void *buf, size_t max)
+{
+	size_t off = 0;
+
+	while (off < max) {
+		ssize_t n = read(fd, (char *)buf + off, max - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	return (ssize_t)off;
+}
+
+int kc_open_state_dir(const char *path, struct kc_err *err)
+{
+	char tmp[PATH_MAX];
+	int fd = -1;
+	struct stat st;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(tmp)) {
+		kc_seterr(err, "state directory %s must be an absolute path", path);
+		return -1;
+	}
+	/* Create parents as needed; the last component is the one we own. */
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
+			kc_seterr(err, "cannot create %s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		kc_seterr(err, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		kc_seterr(err, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
+		kc_seterr(err, "%s must be a directory owned by root with mode 0700", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void kc_boot_id(char out[64])
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = -1;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	n = kc_read_all(fd, out, 63);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+unsigned long long kc_proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	int fd;
+	ssize_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = kc_read_all(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may contain spaces and parentheses: skip to the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	/* Fields after the name start at 3 (state); starttime is field 22. */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		start = strtoull(p + 1, NULL, 10);
+	return start;
+}
+
+long long kc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,124 @@
+/* libyaml's emitter writing into a kc_buf. */
+#include "kc_yaml.h"
+
+#include <string.h>
+#include <strings.h>
+
+static int write_handler(void *data, unsigned char *buffer, size_t size)
+{
+	struct kc_yaml *y = data;
+
+	return kc_buf_append(y->out, buffer, size) == 0;
+}
+
+static void emit(struct kc_yaml *y, yaml_event_t *ev, int made)
+{
+	if (!made || y->failed || !yaml_emitter_emit(&y->emitter, ev))
+		y->failed = true;
+}
+
+int kc_yaml_begin(struct kc_yaml *y, struct kc_buf *out)
+{
+	yaml_event_t ev;
+
+	memset(y, 0, sizeof(*y));
+	y->out = out;
+	if (!yaml_emitter_initialize(&y->emitter))
+		return -1;
+	yaml_emitter_set_output(&y->emitter, write_handler, y);
+	yaml_emitter_set_unicode(&y->emitter, 1);
+	yaml_emitter_set_width(&y->emitter, -1); /* never fold long values such as tokens */
+	emit(y, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
+	emit(y, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
+	return y->failed ? -1 : 0;
+}
+
+int kc_yaml_end(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+	bool failed;
+
+	emit(y, &ev, yaml_document_end_event_initialize(&ev, 1));
+	emit(y, &ev, yaml_stream_end_event_initialize(&ev));
+	if (!y->failed && !yaml_emitter_flush(&y->emitter))
+		y->failed = true;
+	failed = y->failed;
+	yaml_emitter_delete(&y->emitter);
+	return failed ? -1 : 0;
+}
+
+void kc_yaml_map_start(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev, yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
+}
+
+void kc_yaml_map_end(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev, yaml_mapping_end_event_initialize(&ev));
+}
+
+void kc_yaml_seq_start(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE));
+}
+
+void kc_yaml_flow_seq_start(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_FLOW_SEQUENCE_STYLE));
+}
+
+void kc_yaml_seq_end(struct kc_yaml *y)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev, yaml_sequence_end_event_initialize(&ev));
+}
+
+static void scalar(struct kc_yaml *y, const char *s, int plain_implicit, yaml_scalar_style_t style)
+{
+	yaml_event_t ev;
+
+	emit(y, &ev,
+	     yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain_implicit, 1,
+					  style));
+}
+
+/* Would a YAML 1.1 or 1.2 reader take this plain scalar for something other
+ * than a string (bool, null, number)? Then it must be quoted. */
+static bool reads_as_non_string(const char *s)
+{
+	static const char *const words[] = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~", NULL};
+
+	if (!*s || strchr("0123456789+-.", *s))
+		return true;
+	for (size_t i = 0; words[i]; i++)
+		if (strcasecmp(s, words[i]) == 0)
+			return true;
+	return false;
+}
+
+void kc_yaml_str(struct kc_yaml *y, const char *s)
+{
+	/* plain_implicit=0 makes the emitter quote; otherwise it picks plain when the
+	 * characters allow it. */
+	scalar(y, s, !reads_as_non_string(s), YAML_ANY_SCALAR_STYLE);
+}
+
+void kc_yaml_plain(struct kc_yaml *y, const char *s)
+{
+	scalar(y, s, 1, YAML_PLAIN_SCALAR_STYLE);
+}
+
+void kc_yaml_kv(struct kc_yaml *y, const char *key, const char *value)
+{
+	kc_yaml_plain(y, key);
+	kc_yaml_str(y, value);
+}

@@ -1,0 +1,53 @@
+/* Which ServiceAccount a Unix user gets on each cluster, and why. */
+#ifndef KC_MAPPING_H
+#define KC_MAPPING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "kc_config.h"
+
+#define KC_NS_MAX 64	 /* DNS-1123 label: 63 + NUL */
+#define KC_NAME_MAX 254 /* DNS-1123 subdomain: 253 + NUL */
+
+/* A Unix user as the mapping sees it. Filled by kc_identity_load(); caller frees
+ * with kc_identity_free(). */
+struct kc_identity {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	char *home;
+	char **groups; /* names of the primary and supplementary groups */
+	size_t n_groups;
+};
+
+int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *err);
+void kc_identity_free(struct kc_identity *id);
+
+/* What one cluster gives the user. */
+struct kc_target {
+	const struct kc_cluster *cluster;
+	const struct kc_mapping *rule; /* NULL: no rule matched */
+	size_t rule_index;
+	char sa_namespace[KC_NS_MAX];
+	char sa_name[KC_NAME_MAX];
+	char error[512]; /* set when the rule matched but gives an invalid name */
+};
+
+/* For each cluster (targets[i] for cfg->clusters[i]) the first rule that matches.
+ * Returns how many clusters have a usable target. */
+size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, struct kc_target *targets);
+
+/* {user_safe}: lowercase, other characters to '-', and a short hash of the
+ * original appended when anything changed. */
+void kc_user_safe(const char *user, char *out, size_t len);
+/* Expands {user} and {user_safe}; -1 if the result does not fit. */
+int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len);
+/* Checks placeholders and that the fixed parts can form a valid name. */
+int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len);
+
+bool kc_valid_dns_label(const char *s);	    /* namespaces */
+bool kc_valid_dns_subdomain(const char *s); /* ServiceAccount names */
+
+#endif
