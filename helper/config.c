@@ -81,6 +81,12 @@ static int node_push(struct node *parent, struct node *child)
 	return 0;
 }
 
+static void syntax_error(struct ctx *c, const yaml_parser_t *p)
+{
+	fail_at(c, mark_of(p->problem_mark), "YAML syntax error: %s%s%s", p->problem ? p->problem : "unknown",
+		p->context ? " " : "", p->context ? p->context : "");
+}
+
 /* Reads one node (and its children) from the parser; the event that starts it
  * has been read into ev. */
 static struct node *build(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev, int depth)
@@ -128,7 +134,7 @@ static struct node *build(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev, int
 			struct node *child;
 
 			if (!yaml_parser_parse(p, &child_ev)) {
-				fail_at(c, mark_of(p->problem_mark), "%s", p->problem ? p->problem : "YAML syntax error");
+				syntax_error(c, p);
 				goto fail;
 			}
 			if (child_ev.type == end) {
@@ -168,10 +174,7 @@ static struct node *parse_document(struct ctx *c, const char *data, size_t len)
 	yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
 	for (;;) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			struct kc_mark m = mark_of(p.problem_mark);
-
-			fail_at(c, m, "YAML syntax error: %s%s%s", p.problem ? p.problem : "unknown",
-				p.context ? " " : "", p.context ? p.context : "");
+			syntax_error(c, &p);
 			goto fail;
 		}
 		switch (ev.type) {

@@ -269,6 +269,15 @@ static void writer_main(const struct kc_identity *id, int in, int out)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	umask(077);
+	/* stdout belongs to the helper's answer to the module; the writer has none. */
+	{
+		int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null_fd >= 0) {
+			dup2(null_fd, STDOUT_FILENO);
+			close(null_fd);
+		}
+	}
 	if (drop_to(id) < 0) {
 		const char msg[] = "cannot drop privileges to the user; nothing written";
 		char status = 1;

@@ -1,0 +1,216 @@
+/* pam_kubeconfig.so: a session module that runs pam-kubeconfig at login and
+ * logout and maps its result to a PAM code. Everything else is the helper's. */
+#define PAM_SM_SESSION
+
+#include <ctype.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "run_helper.h"
+
+#ifndef KC_HELPER_PATH
+#define KC_HELPER_PATH "/usr/sbin/pam-kubeconfig"
+#endif
+#define DEFAULT_CONFIG "/etc/pam_kubeconfig/config.yaml"
+#define DATA_SESSION "pam_kubeconfig_session"
+#define EXIT_IGNORE 10
+
+struct options {
+	const char *config;
+	const char *helper;
+	int timeout_ms;
+	bool quiet;
+	bool debug;
+};
+
+static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
+{
+	o->config = DEFAULT_CONFIG;
+	o->helper = KC_HELPER_PATH;
+	o->timeout_ms = 10000;
+	o->quiet = o->debug = false;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "config=", 7) == 0 && a[7] == '/') {
+			o->config = a + 7;
+		} else if (strncmp(a, "helper=", 7) == 0) {
+			o->helper = a + 7;
+		} else if (strncmp(a, "timeout=", 8) == 0) {
+			char *end;
+			long v = strtol(a + 8, &end, 10);
+
+			if (*end || v < 1 || v > 300)
+				pam_syslog(pamh, LOG_ERR, "timeout=%s: want 1 to 300 seconds; using %d", a + 8,
+					   o->timeout_ms / 1000);
+			else
+				o->timeout_ms = (int)v * 1000;
+		} else if (strcmp(a, "quiet") == 0) {
+			o->quiet = true;
+		} else if (strcmp(a, "debug") == 0) {
+			o->debug = true;
+		} else {
+			pam_syslog(pamh, LOG_ERR, "unknown option '%s' ignored", a);
+		}
+	}
+}
+
+/* PAM items reach the helper's argv and its log lines: printable ASCII only. */
+static void clean_item(pam_handle_t *pamh, int item, char *out, size_t len)
+{
+	const void *v = NULL;
+	const char *s;
+	size_t i;
+
+	if (pam_get_item(pamh, item, &v) != PAM_SUCCESS || !v) {
+		snprintf(out, len, "-");
+		return;
+	}
+	s = v;
+	for (i = 0; s[i] && i + 1 < len; i++)
+		out[i] = (isprint((unsigned char)s[i]) && s[i] != ' ') ? s[i] : '?';
+	out[i] = '\0';
+	if (!i)
+		snprintf(out, len, "-");
+}
+
+static void relay_stderr(pam_handle_t *pamh, char *text)
+{
+	char *save = NULL;
+
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int prio = strstr(line, ": warning: ") ? LOG_WARNING : strstr(line, ": debug: ") ? LOG_DEBUG : LOG_ERR;
+
+		pam_syslog(pamh, prio, "%s", line);
+	}
+}
+
+/* KUBECONFIG= only after success; MESSAGE= lines always (they say what failed). */
+static int apply_stdout(pam_handle_t *pamh, int flags, const struct options *o, char *text, bool success)
+{
+	char *save = NULL;
+	int rc = PAM_SUCCESS;
+
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (success && strncmp(line, "KUBECONFIG=/", 12) == 0) {
+			if (pam_putenv(pamh, line) != PAM_SUCCESS) {
+				pam_syslog(pamh, LOG_ERR, "cannot set KUBECONFIG in the session");
+				rc = PAM_SESSION_ERR;
+			}
+		} else if (strncmp(line, "MESSAGE=", 8) == 0) {
+			if (!(flags & PAM_SILENT) && !o->quiet)
+				pam_info(pamh, "%s", line + 8);
+		}
+	}
+	return rc;
+}
+
+static void free_data(pam_handle_t *pamh, void *data, int error_status)
+{
+	free(data);
+}
+
+/* Runs `helper open|close` for this session and maps its exit status. */
+static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open)
+{
+	const char *user = NULL;
+	const void *data = NULL;
+	struct passwd *pw;
+	struct kc_helper_result *res;
+	char session[33], rhost[256], tty[64], service[64], pid[16], why[512];
+	int rc;
+
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user || !*user)
+		return PAM_SESSION_ERR;
+	pw = getpwnam(user);
+	if (!pw) {
+		pam_syslog(pamh, LOG_ERR, "no passwd entry for %s", user);
+		return PAM_SESSION_ERR;
+	}
+	if (pw->pw_uid == 0)
+		return PAM_IGNORE; /* root is never served, and the helper not even started */
+	if (kc_safe_helper_path(o->helper, why, sizeof(why)) < 0) {
+		pam_syslog(pamh, LOG_ERR, "refusing the helper: %s", why);
+		return PAM_SESSION_ERR;
+	}
+	if (open) {
+		unsigned char rnd[16];
+		char *copy;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return PAM_SESSION_ERR;
+		for (int i = 0; i < 16; i++)
+			snprintf(session + 2 * i, 3, "%02x", rnd[i]);
+		copy = strdup(session);
+		if (!copy || pam_set_data(pamh, DATA_SESSION, copy, free_data) != PAM_SUCCESS) {
+			free(copy);
+			return PAM_SESSION_ERR;
+		}
+	} else {
+		if (pam_get_data(pamh, DATA_SESSION, &data) != PAM_SUCCESS || !data)
+			return PAM_IGNORE; /* this handle opened no session of ours */
+		snprintf(session, sizeof(session), "%s", (const char *)data);
+	}
+	clean_item(pamh, PAM_RHOST, rhost, sizeof(rhost));
+	clean_item(pamh, PAM_TTY, tty, sizeof(tty));
+	clean_item(pamh, PAM_SERVICE, service, sizeof(service));
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	{
+		const char *argv[] = {"pam-kubeconfig", open ? "open" : "close", "--user", user, "--session", session,
+				"--config", o->config, "--rhost", rhost, "--tty", tty, "--service", service,
+				"--pid", pid, o->debug ? "--debug" : NULL, NULL};
+
+		res = malloc(sizeof(*res));
+		if (!res)
+			return PAM_SESSION_ERR;
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "running %s %s for %s", o->helper, argv[1], user);
+		if (kc_run_helper(o->helper, argv, o->timeout_ms, res) < 0) {
+			pam_syslog(pamh, LOG_ERR, "cannot run the helper: %s", res->err);
+			free(res);
+			return PAM_SESSION_ERR;
+		}
+	}
+	relay_stderr(pamh, res->err);
+	if (res->timed_out) {
+		pam_syslog(pamh, LOG_ERR, "the helper did not finish within %d s; killed (timeout=)", o->timeout_ms / 1000);
+		rc = PAM_SESSION_ERR;
+	} else if (res->exit_status == 0) {
+		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
+	} else if (res->exit_status == EXIT_IGNORE) {
+		rc = PAM_IGNORE;
+	} else {
+		if (open)
+			apply_stdout(pamh, flags, o, res->out, false);
+		pam_syslog(pamh, LOG_ERR, "helper %s for %s failed (exit %d)", open ? "open" : "close", user,
+			   res->exit_status);
+		rc = PAM_SESSION_ERR;
+	}
+	free(res);
+	return rc;
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct options o;
+
+	parse_options(pamh, argc, argv, &o);
+	return run(pamh, flags, &o, true);
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct options o;
+
+	parse_options(pamh, argc, argv, &o);
+	return run(pamh, flags, &o, false);
+}

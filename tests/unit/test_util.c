@@ -1,0 +1,118 @@
+/* Unit tests for durations, times, base64 and root-file reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "kc_util.h"
+
+static void test_durations(void **state)
+{
+	long s;
+	int pct;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(kc_parse_duration("8h", &s), 0);
+	assert_int_equal(s, 28800);
+	assert_int_equal(kc_parse_duration("1h30m", &s), 0);
+	assert_int_equal(s, 5400);
+	assert_int_equal(kc_parse_duration("90s", &s), 0);
+	assert_int_equal(s, 90);
+	assert_int_equal(kc_parse_duration("", &s), -1);
+	assert_int_equal(kc_parse_duration("8", &s), -1);
+	assert_int_equal(kc_parse_duration("8d", &s), -1);
+	assert_int_equal(kc_parse_duration("-1h", &s), -1);
+	assert_int_equal(kc_parse_duration("99999999999999999999h", &s), -1);
+	assert_int_equal(kc_parse_percent("20%", &pct), 0);
+	assert_int_equal(pct, 20);
+	assert_int_equal(kc_parse_percent("100%", &pct), -1);
+	kc_format_duration(5400, buf, sizeof(buf));
+	assert_string_equal(buf, "1h30m");
+	kc_format_duration(86400, buf, sizeof(buf));
+	assert_string_equal(buf, "24h");
+}
+
+static void test_times(void **state)
+{
+	time_t t;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(kc_parse_time("2026-11-29T08:00:00Z", &t), 0);
+	kc_format_time(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-29T08:00:00Z");
+	assert_int_equal(kc_parse_time("2026-11-29T10:00:00+02:00", &t), 0);
+	kc_format_time(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-29T08:00:00Z");
+	assert_int_equal(kc_parse_time("2026-11-29T08:00:00.123Z", &t), 0);
+	assert_int_equal(kc_parse_time("yesterday", &t), -1);
+	assert_int_equal(kc_parse_time("2026-11-29T08:00:00Zjunk", &t), -1);
+}
+
+static void test_base64(void **state)
+{
+	unsigned char *raw;
+	size_t n;
+	char *s;
+
+	(void)state;
+	s = kc_base64_encode("hi?>", 4, false);
+	assert_string_equal(s, "aGk/Pg==");
+	free(s);
+	s = kc_base64_encode("hi?>", 4, true);
+	assert_string_equal(s, "aGk_Pg");
+	free(s);
+	assert_int_equal(kc_base64_decode("aGk/Pg==", 8, &raw, &n), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(raw, "hi?>", 4);
+	free(raw);
+	assert_int_equal(kc_base64_decode("a*b", 3, &raw, &n), -1);
+}
+
+static void test_root_file_checks(void **state)
+{
+	char path[] = "/tmp/kc-unit-XXXXXX";
+	int fd = mkstemp(path);
+	struct kc_buf b = {0};
+	struct kc_err err;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "secret\n", 7), 7);
+	close(fd);
+	chmod(path, 0600);
+	if (getuid() == 0) {
+		assert_int_equal(kc_read_root_file(path, 100, 077, true, &b, &err), 0);
+		assert_string_equal(b.data, "secret\n");
+		assert_true(b.secret);
+		kc_buf_free(&b);
+		chmod(path, 0640);
+		assert_int_equal(kc_read_root_file(path, 100, 077, true, &b, &err), -1);
+		assert_non_null(strstr(err.msg, "must not be readable or writable by group or others"));
+		chmod(path, 0600);
+		assert_int_equal(kc_read_root_file(path, 3, 077, true, &b, &err), -1);
+		assert_non_null(strstr(err.msg, "more than the 3 allowed"));
+	} else {
+		assert_int_equal(kc_read_root_file(path, 100, 077, true, &b, &err), -1);
+		assert_non_null(strstr(err.msg, "must be owned by root"));
+	}
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_root_file_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
