@@ -814,8 +814,9 @@ struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err
 
 	err->msg[0] = '\0';
 	if (!(flags & KC_LOAD_NO_FILES)) {
+		/* A problem with the file as a whole has no line: the message starts with the path. */
 		if (kc_read_root_file(path, KC_CONFIG_MAX, 022, false, &data, &e) < 0) {
-			kc_seterr(err, "%s:0:0: %s", path, e.msg);
+			kc_seterr(err, "%s", e.msg);
 			return NULL;
 		}
 	} else {
@@ -824,7 +825,7 @@ struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err
 		ssize_t n;
 
 		if (fd < 0) {
-			kc_seterr(err, "%s:0:0: cannot open: %s", path, strerror(errno));
+			kc_seterr(err, "cannot open %s: %s", path, strerror(errno));
 			return NULL;
 		}
 		while ((n = read(fd, chunk, sizeof(chunk))) > 0 && data.len <= KC_CONFIG_MAX)

@@ -1,0 +1,307 @@
+"""Shared fixtures for the integration tiers: the real test cluster, the built
+helper installed where the module accepts it, unique throwaway users, configs,
+and a syslog listener on /dev/log (these machines run no syslog daemon)."""
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / os.environ.get("B", "build")
+HELPER = BUILD / "pam-kubeconfig"
+MODULE = BUILD / "pam_kubeconfig.so"
+DRIVER = BUILD / "tests" / "kc-session-driver"
+STATE_DIR = Path("/var/lib/pam_kubeconfig")
+
+
+def run(cmd, check=True, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 120)
+    p = subprocess.run([str(c) for c in cmd], **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+class Cluster:
+    def __init__(self, env):
+        self.env = env
+        self.server = env["KUBE_TEST_SERVER"]
+        self.ca_file = env["KUBE_TEST_CA_FILE"]
+        self.admin_kubeconfig = env["KUBE_TEST_ADMIN_KUBECONFIG"]
+        self.minter_token_file = env["KUBE_TEST_MINTER_TOKEN_FILE"]
+        self.audit_log = Path(env["KUBE_TEST_AUDIT_LOG"])
+        self.ssl = ssl.create_default_context(cafile=self.ca_file)
+
+    def kubectl(self, *args, check=True, **kw):
+        return run(["kubectl", "--kubeconfig", self.admin_kubeconfig, *args], check=check, **kw)
+
+    def minter_token(self):
+        return Path(self.minter_token_file).read_text().strip()
+
+    def request(self, method, path, token, body=None, timeout=10):
+        """One API call with a bearer token (never in argv). Returns (status, json)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + token)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self.ssl, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw
+
+    def whoami(self, token):
+        """The username a token authenticates as, or the HTTP status when refused."""
+        status, body = self.request(
+            "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token,
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        if status == 201:
+            return body["status"]["userInfo"]["username"]
+        return status
+
+    def wait_refused(self, token, limit=60):
+        """Polls until the token is refused (the API server caches successful
+        authentications for ~10 s). Returns the seconds it took."""
+        start = time.monotonic()
+        while time.monotonic() - start < limit:
+            if self.whoami(token) == 401:
+                return time.monotonic() - start
+            time.sleep(0.5)
+        raise AssertionError(f"token still accepted after {limit}s")
+
+    def ensure_namespace(self, ns):
+        self.kubectl("create", "namespace", ns, check=False)
+
+    def ensure_sa(self, ns, name, clusterrole=None):
+        self.ensure_namespace(ns)
+        self.kubectl("-n", ns, "create", "serviceaccount", name, check=False)
+        if clusterrole:
+            self.kubectl("-n", ns, "create", "rolebinding", f"{name}-{clusterrole}",
+                         f"--clusterrole={clusterrole}", f"--serviceaccount={ns}:{name}", check=False)
+
+    def audit_events(self, since_line=0):
+        lines = self.audit_log.read_text().splitlines()
+        return [json.loads(l) for l in lines[since_line:] if l.strip()]
+
+    def audit_mark(self):
+        return len(self.audit_log.read_text().splitlines())
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    env_file = REPO / "build" / "test-cluster" / "env"
+    if not env_file.exists():
+        run([REPO / "tests" / "cluster" / "up"], timeout=1800)
+    env = {}
+    for line in env_file.read_text().splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            env[k] = v
+    return Cluster(env)
+
+
+@pytest.fixture(scope="session")
+def installed():
+    """The built helper and module in a root-owned directory the module's
+    safe-path check accepts (/tmp is world-writable: refused)."""
+    base = Path("/usr/local/lib")
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="kc-test.", dir=base))
+    os.chmod(d, 0o755)
+    for src in (HELPER, MODULE):
+        shutil.copy2(src, d / src.name)
+        os.chmod(d / src.name, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Workdir:
+    """A root-owned directory with a config, the CA and the minter's token."""
+
+    def __init__(self, path, cluster):
+        self.path = path
+        self.cluster = cluster
+        self.ca = path / "ca.pem"
+        self.token = path / "minter.token"
+        shutil.copy(cluster.ca_file, self.ca)
+        os.chmod(self.ca, 0o644)
+        self.token.write_text(cluster.minter_token() + "\n")
+        os.chmod(self.token, 0o600)
+        self.config = path / "config.yaml"
+
+    def write_config(self, mappings, clusters=None, extra=""):
+        if clusters is None:
+            clusters = [self.cluster_entry("test")]
+        text = extra + "clusters:\n" + "".join(clusters) + "mappings:\n" + mappings
+        self.config.write_text(text)
+        os.chmod(self.config, 0o644)
+        return self.config
+
+    def cluster_entry(self, name, server=None, token=None, extra=""):
+        return (f"  - name: {name}\n"
+                f"    server: {server or self.cluster.server}\n"
+                f"    certificate_authority: {self.ca}\n"
+                f"{extra}"
+                f"    auth:\n"
+                f"      token_file: {token or self.token}\n")
+
+
+@pytest.fixture
+def workdir(cluster):
+    d = Path(tempfile.mkdtemp(prefix="kc-work."))
+    os.chmod(d, 0o755)
+    yield Workdir(d, cluster)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Users:
+    def __init__(self):
+        self.created = []
+
+    def make(self, prefix="kct", groups=(), name=None):
+        name = name or f"{prefix}{secrets.token_hex(3)}"
+        for g in groups:
+            run(["groupadd", "-f", g])
+        cmd = ["useradd", "-m", "-s", "/bin/bash"]
+        if groups:
+            cmd += ["-G", ",".join(groups)]
+        run(cmd + [name])
+        self.created.append(name)
+        return name
+
+    def uid(self, name):
+        return pwd.getpwnam(name).pw_uid
+
+    def home(self, name):
+        return Path(pwd.getpwnam(name).pw_dir)
+
+    def cleanup(self):
+        for name in self.created:
+            try:
+                uid = pwd.getpwnam(name).pw_uid
+            except KeyError:
+                continue
+            run(["userdel", "-r", "-f", name], check=False)
+            shutil.rmtree(STATE_DIR / str(uid), ignore_errors=True)
+
+
+@pytest.fixture
+def users():
+    u = Users()
+    yield u
+    u.cleanup()
+
+
+def helper(*args, check=False, **kw):
+    return run([HELPER, *args], check=check, **kw)
+
+
+def kubeconfig_of(users, name):
+    return users.home(name) / ".kube" / "config-eks"
+
+
+def token_in(path):
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("token:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    raise AssertionError(f"no token in {path}")
+
+
+def kubectl_as(user, kubeconfig, *args, check=False):
+    return run(["runuser", "-u", user, "--", "env", f"KUBECONFIG={kubeconfig}", "HOME=" + pwd.getpwnam(user).pw_dir,
+                "kubectl", *args], check=check)
+
+
+class Syslog:
+    """A datagram listener on /dev/log that keeps every line."""
+
+    def __init__(self):
+        self.path = "/dev/log"
+        if os.path.exists(self.path) or os.path.islink(self.path):
+            raise RuntimeError("/dev/log exists: a syslog daemon owns it; these tests need to bind it")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            with self.lock:
+                self.lines.append(data.decode(errors="replace"))
+
+    def text(self):
+        time.sleep(0.2)
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def clear(self):
+        with self.lock:
+            self.lines.clear()
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+        os.unlink(self.path)
+
+
+@pytest.fixture(scope="session")
+def syslog():
+    s = Syslog()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pam_service(installed):
+    """Writes a uniquely named /etc/pam.d service; removed after."""
+    made = []
+
+    def make(module_args="", control="optional", extra_before="", extra_after="session required pam_permit.so\n"):
+        name = f"kc-test-{secrets.token_hex(4)}"
+        path = Path("/etc/pam.d") / name
+        path.write_text(
+            extra_before
+            + f"session {control} {installed / 'pam_kubeconfig.so'} helper={installed / 'pam-kubeconfig'} {module_args}\n"
+            + extra_after)
+        made.append(path)
+        return name
+
+    yield make
+    for p in made:
+        p.unlink(missing_ok=True)
+
+
+def file_mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)

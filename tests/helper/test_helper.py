@@ -1,0 +1,313 @@
+"""Tier 2, the helper against the real test cluster, with the minter identity
+bound by `pam-kubeconfig rbac`'s output (config/rbac/minter.yaml)."""
+import os
+import re
+import secrets
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (HELPER, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, token_in)
+
+VIEW_RULE = """  - user: "*"
+    cluster: test
+    serviceaccount: bastion-users/u-{user_safe}
+    create: true
+    clusterrole: view
+"""
+
+
+def open_session(user, config, session=None, pid=None):
+    session = session or secrets.token_hex(8)
+    args = ["open", "--user", user, "--session", session, "--config", config, "--rhost", "198.51.100.7",
+            "--service", "sshd"]
+    # The session's process must outlive the call for the record to stay live:
+    # by default the test's own process stands in for sshd's.
+    args += ["--pid", str(pid or os.getpid())]
+    return helper(*args), session
+
+
+def close_session(user, config, session, pid=None):
+    return helper("close", "--user", user, "--session", session, "--config", config,
+                  "--pid", str(pid or os.getpid()))
+
+
+def assert_parses(path):
+    """Every file written parses with the real kubectl."""
+    out = run(["kubectl", "config", "view", "--kubeconfig", path, "-o", "jsonpath={.current-context}"])
+    return out.stdout
+
+
+def test_open_writes_a_working_kubeconfig(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    cfg = workdir.write_config(f"""  - user: {user}
+    cluster: test
+    serviceaccount: team-a/alice
+""")
+    p, session = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    kc = kubeconfig_of(users, user)
+    assert f"KUBECONFIG={kc}" in p.stdout.splitlines()
+    assert re.search(r"^MESSAGE=kubectl: context test as team-a/alice until \S+Z$", p.stdout, re.M)
+    st = os.stat(kc)
+    assert (st.st_uid, file_mode(kc), file_mode(kc.parent)) == (users.uid(user), 0o600, 0o700)
+    assert assert_parses(kc) == "test"
+    text = kc.read_text()
+    assert "certificate-authority-data:" in text and "namespace: team-a" in text
+    assert "# pam-kubeconfig-host-id: " in text
+
+    who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert who.stdout == "system:serviceaccount:team-a:alice", who.stderr
+    allowed = kubectl_as(user, kc, "get", "pods")
+    assert allowed.returncode == 0, allowed.stderr
+    forbidden = kubectl_as(user, kc, "get", "secrets")
+    assert forbidden.returncode != 0 and "Forbidden" in forbidden.stderr
+    assert close_session(user, cfg, session).returncode == 0
+
+
+def test_group_rule(cluster, workdir, users):
+    cluster.ensure_sa("bastion-access", "admin", clusterrole="edit")
+    group = f"kcg{secrets.token_hex(3)}"
+    user = users.make(groups=[group])
+    cfg = workdir.write_config(f"""  - user: someone-else
+    cluster: test
+    serviceaccount: team-a/alice
+  - group: {group}
+    cluster: test
+    serviceaccount: bastion-access/admin
+""")
+    p, session = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    kc = kubeconfig_of(users, user)
+    who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert who.stdout == "system:serviceaccount:bastion-access:admin"
+    close_session(user, cfg, session)
+
+
+def test_unmapped_user_is_out_of_scope(cluster, workdir, users):
+    user = users.make()
+    cfg = workdir.write_config("""  - user: nobody-here
+    cluster: test
+    serviceaccount: team-a/alice
+""")
+    mark = cluster.audit_mark()
+    p, _ = open_session(user, cfg)
+    assert p.returncode == 10
+    assert not kubeconfig_of(users, user).exists()
+    assert not [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
+
+
+def test_star_rule_creates_reuses_and_rebinds(cluster, workdir, users):
+    user = users.make()
+    cfg = workdir.write_config(VIEW_RULE)
+    sa = f"u-{user}"
+    mark = cluster.audit_mark()
+    p, s1 = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    created = [e for e in cluster.audit_events(mark)
+               if e["user"]["username"] == "pam-kubeconfig" and e["verb"] == "create"
+               and e["objectRef"]["resource"] in ("serviceaccounts", "rolebindings")
+               and "subresource" not in e["objectRef"]]
+    assert {e["objectRef"]["resource"] for e in created} == {"serviceaccounts", "rolebindings"}
+    rb = cluster.kubectl("-n", "bastion-users", "get", "rolebinding", f"pam-kubeconfig:{sa}",
+                         "-o", "jsonpath={.roleRef.name}")
+    assert rb.stdout == "view"
+    kc = kubeconfig_of(users, user)
+    assert kubectl_as(user, kc, "get", "pods").returncode == 0
+    assert kubectl_as(user, kc, "create", "configmap", "x").returncode != 0  # view cannot write
+
+    # The next login reuses them: no ServiceAccount or binding request at all.
+    close_session(user, cfg, s1)
+    mark = cluster.audit_mark()
+    p, s2 = open_session(user, cfg)
+    assert p.returncode == 0
+    reuse = [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
+    assert [e["objectRef"].get("subresource") or e["objectRef"]["resource"] for e in reuse] == ["secrets", "token"]
+    close_session(user, cfg, s2)
+
+    # The config's role changes: the binding is replaced (with the RBAC for that config).
+    cfg = workdir.write_config(VIEW_RULE.replace("clusterrole: view", "clusterrole: edit"))
+    manifest = helper("rbac", "--config", cfg, check=True).stdout
+    run(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "apply", "-f", "-"], input=manifest)
+    try:
+        p, s3 = open_session(user, cfg)
+        assert p.returncode == 0, p.stderr
+        rb = cluster.kubectl("-n", "bastion-users", "get", "rolebinding", f"pam-kubeconfig:{sa}",
+                             "-o", "jsonpath={.roleRef.name}")
+        assert rb.stdout == "edit"
+        assert kubectl_as(user, kc, "create", "configmap", f"x{secrets.token_hex(3)}").returncode == 0
+        close_session(user, cfg, s3)
+    finally:
+        run(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "apply", "-f", REPO / "config/rbac/minter.yaml"])
+
+
+def test_user_safe_names_are_distinct_and_valid(cluster, workdir, users):
+    tag = secrets.token_hex(2)
+    a = users.make(name=f"first_last{tag}")
+    b = f"First.Last{tag}"
+    run(["useradd", "--badname", "-m", b])
+    users.created.append(b)
+    cfg = workdir.write_config(VIEW_RULE)
+    names = []
+    for user in (a, b):
+        p, s = open_session(user, cfg)
+        assert p.returncode == 0, p.stderr
+        who = kubectl_as(user, kubeconfig_of(users, user), "auth", "whoami", "-o",
+                         "jsonpath={.status.userInfo.username}")
+        names.append(who.stdout)
+        close_session(user, cfg, s)
+    assert names[0] != names[1]
+    for n in names:
+        assert re.fullmatch(rf"system:serviceaccount:bastion-users:u-first-last{tag}-[0-9a-f]{{8}}", n), n
+
+
+def test_two_clusters_give_two_contexts(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    cfg = workdir.write_config(
+        f"""  - user: {user}
+    cluster: one
+    serviceaccount: team-a/alice
+  - user: "*"
+    cluster: two
+    serviceaccount: bastion-users/u-{{user_safe}}
+    create: true
+    clusterrole: view
+""", clusters=[workdir.cluster_entry("one"), workdir.cluster_entry("two")])
+    p, s = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    kc = kubeconfig_of(users, user)
+    assert assert_parses(kc) == "one"
+    ctx = run(["kubectl", "config", "get-contexts", "-o", "name", "--kubeconfig", kc]).stdout.split()
+    assert sorted(ctx) == ["one", "two"]
+    who = kubectl_as(user, kc, "--context", "two", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert who.stdout == f"system:serviceaccount:bastion-users:u-{user}"
+    close_session(user, cfg, s)
+
+
+def test_one_cluster_down_still_gives_the_other(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    with __import__("socket").socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cfg = workdir.write_config(
+        f"""  - user: {user}
+    cluster: up
+    serviceaccount: team-a/alice
+  - user: {user}
+    cluster: down
+    serviceaccount: team-a/alice
+""", clusters=[workdir.cluster_entry("up"), workdir.cluster_entry("down", server=f"https://127.0.0.1:{dead}")])
+    start = time.monotonic()
+    p, s = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - start < 8
+    assert re.search(r"^MESSAGE=cluster down is unavailable", p.stdout, re.M)
+    assert "cluster down: cannot reach" in p.stderr
+    kc = kubeconfig_of(users, user)
+    ctx = run(["kubectl", "config", "get-contexts", "-o", "name", "--kubeconfig", kc]).stdout.split()
+    assert ctx == ["up"]
+    close_session(user, cfg, s)
+
+
+def test_shortened_lifetime_is_told(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    cfg = workdir.write_config(f"""  - user: {user}
+    cluster: test
+    serviceaccount: team-a/alice
+""", extra="token:\n  ttl: 100h\n")
+    p, s = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^MESSAGE=.*limits tokens to 24h \(not 100h\)", p.stdout, re.M), p.stdout
+    assert "shortened the token lifetime to 24h (asked 100h)" in p.stderr
+    close_session(user, cfg, s)
+
+
+def test_failed_write_keeps_the_previous_file(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    cfg = workdir.write_config(f"""  - user: {user}
+    cluster: test
+    serviceaccount: team-a/alice
+""")
+    p, s = open_session(user, cfg)
+    assert p.returncode == 0
+    kc = kubeconfig_of(users, user)
+    before = kc.read_bytes()
+    os.chmod(kc.parent, 0o777)  # now refused: group/world-writable
+    p2, s2 = open_session(user, cfg)
+    assert p2.returncode == 1
+    assert "writable by group or others" in p2.stderr
+    assert kc.read_bytes() == before
+    assert sorted(os.listdir(kc.parent)) == ["config-eks"]  # no temp file
+    os.chmod(kc.parent, 0o700)
+    close_session(user, cfg, s)
+    close_session(user, cfg, s2)
+
+
+def _snapshot_proc(stop, seen):
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            for part in ("cmdline", "environ"):
+                try:
+                    seen.add(Path(f"/proc/{pid}/{part}").read_bytes())
+                except OSError:
+                    pass
+        time.sleep(0.005)
+
+
+def test_no_secret_in_logs_argv_or_environment(cluster, workdir, users, syslog):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    cfg = workdir.write_config(f"""  - user: {user}
+    cluster: test
+    serviceaccount: team-a/alice
+""")
+    syslog.clear()
+    seen, stop = set(), threading.Event()
+    watcher = threading.Thread(target=_snapshot_proc, args=(stop, seen))
+    watcher.start()
+    try:
+        p, s = open_session(user, cfg)
+    finally:
+        stop.set()
+        watcher.join()
+    assert p.returncode == 0, p.stderr
+    minted = token_in(kubeconfig_of(users, user))
+    helper_token = cluster.minter_token()
+    log = syslog.text()
+    assert re.search(rf"mint user={user} session={s} rhost=198\.51\.100\.7 service=sshd cluster=test "
+                     r"serviceaccount=team-a/alice expires=\S+Z lifetime=8h jti=[0-9a-f-]{36}", log), log
+    assert any(b"open" in x and user.encode() in x for x in seen)  # the watcher did see the helper run
+    for secret in (minted, helper_token):
+        assert secret not in log
+        assert secret not in p.stderr and secret not in p.stdout
+        assert not any(secret.encode() in x for x in seen)
+    close_session(user, cfg, s)
+
+
+def test_check_explain_and_online(cluster, workdir, users):
+    cfg = workdir.write_config(VIEW_RULE)
+    p = helper("check", "--config", cfg)
+    assert p.returncode == 0 and "OK (1 cluster, 1 mapping rule)" in p.stdout
+    user = users.make()
+    p = helper("explain", "--config", cfg, user)
+    assert p.returncode == 0
+    assert f"cluster test: rule 1 at {cfg}:" in p.stdout
+    assert f"-> ServiceAccount bastion-users/u-{user}, created if missing, bound to ClusterRole view" in p.stdout
+    p = helper("check", "--online", "--config", cfg)
+    assert p.returncode == 0, p.stderr
+    assert "holds every permission it needs" in p.stdout
+    # A permission the config needs but the cluster does not grant is named.
+    cfg = workdir.write_config(VIEW_RULE.replace("clusterrole: view", "clusterrole: admin"))
+    p = helper("check", "--online", "--config", cfg)
+    assert p.returncode == 1
+    assert "missing: bind clusterroles admin in namespace bastion-users" in p.stderr
