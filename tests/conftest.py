@@ -305,3 +305,131 @@ def pam_service(installed):
 
 def file_mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+class Proxy:
+    """A loopback TCP proxy in front of the API server whose behaviour a test
+    switches: "forward", "down" (nothing listens: refused) or "blackhole"
+    (accepts and never answers). TLS passes through untouched."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.mode = "forward"
+        self.held = []
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.listener = None
+        self.lock = threading.Lock()
+        self._listen()
+
+    def _listen(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(256)
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, s):
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return
+            if self.mode == "blackhole":
+                with self.lock:
+                    self.held.append(conn)
+                continue
+            try:
+                up = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                conn.close()
+                continue
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    @property
+    def server(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def set(self, mode):
+        if mode == "down" and self.listener:
+            # close() alone leaves a socket listening while accept() blocks on it
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        elif mode != "down" and not self.listener:
+            self._listen()
+        self.mode = mode
+
+    def close(self):
+        self.set("down")
+        with self.lock:
+            for c in self.held:
+                c.close()
+
+
+@pytest.fixture
+def proxy(cluster):
+    host, port = cluster.server.removeprefix("https://").rsplit(":", 1)
+    p = Proxy(host, int(port))
+    yield p
+    p.close()
+
+
+class Driver:
+    """kc-session-driver holding a session open until told to close it."""
+
+    def __init__(self, service, user, *flags):
+        self.p = subprocess.Popen([str(DRIVER), "--hold", *flags, service, user], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.lines = []
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("READY") or (line.startswith("open ") and not line.startswith("open 0 ")):
+                break
+        self.open_rc = int(next(l for l in self.lines if l.startswith("open ")).split()[1])
+
+    @property
+    def env(self):
+        return dict(l[4:].split("=", 1) for l in self.lines if l.startswith("ENV "))
+
+    def close(self):
+        if self.p.poll() is None:
+            out, _ = self.p.communicate("close\n", timeout=60)
+            self.lines += out.splitlines()
+        return [l for l in self.lines if l.startswith("close ")]
+
+
+def driver_once(service, user, *flags, timeout=60):
+    """One open+close back to back; returns (rc, lines, seconds)."""
+    start = time.monotonic()
+    p = run([DRIVER, *flags, service, user], check=False, timeout=timeout)
+    lines = p.stdout.splitlines()
+    rc = int(next(l for l in lines if l.startswith("open ")).split()[1])
+    return rc, lines, time.monotonic() - start

@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 	pam_handle_t *pamh = NULL;
 	const char *rhost = "127.0.0.1";
 	int hold = 0, flags = 0, i, rc, rc_close;
-	char **env;
+	char **env, **e;
 
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--hold") == 0) {
@@ -78,10 +78,12 @@ int main(int argc, char **argv)
 	pam_set_item(pamh, PAM_TTY, "ssh");
 	rc = pam_open_session(pamh, flags);
 	printf("open %d %s\n", rc, pam_strerror(pamh, rc));
-	for (env = pam_getenvlist(pamh); env && *env; env++) {
-		printf("ENV %s\n", *env);
-		free(*env);
+	env = pam_getenvlist(pamh);
+	for (e = env; e && *e; e++) {
+		printf("ENV %s\n", *e);
+		free(*e);
 	}
+	free(env);
 	fflush(stdout);
 	if (rc == PAM_SUCCESS && hold) {
 		char line[64];
