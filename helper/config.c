@@ -522,6 +522,7 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 		if (parse_eks_ref(c, get(auth, "eks"), "auth eks", true, &cl->auth_eks) < 0)
 			goto out;
 	}
+	cl->context_given = cl->context != NULL;
 	if (!cl->context)
 		cl->context = strdup(cl->name);
 	rc = cl->context ? 0 : -1;

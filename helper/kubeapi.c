@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "kc_aws.h"
 #include "kc_json.h"
 
 struct kc_kube {
@@ -36,6 +37,12 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 	if (!k) {
 		kc_seterr(err, "out of memory");
 		return NULL;
+	}
+	/* EKS discovery fills the cluster's server, CA and context in place, once per
+	 * process: every way to a cluster passes here. */
+	if (cl->has_eks && !cl->server && kc_eks_discover(cfg, (struct kc_cluster *)cl, &e) < 0) {
+		kc_seterr(err, "%s", e.msg);
+		goto fail;
 	}
 	k->cl = cl;
 	k->request_timeout_ms = cfg->request_timeout_ms;
@@ -85,9 +92,30 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 		curl_easy_setopt(k->curl, CURLOPT_SSLKEYTYPE, "PEM");
 		break;
 	}
-	case KC_AUTH_EKS:
-		kc_seterr(err, "cluster %s: auth eks is not available in this build", cl->name);
-		goto fail;
+	case KC_AUTH_EKS: {
+		struct kc_aws_credentials cred;
+		kc_autobuf struct kc_buf hdr = {.secret = true};
+		char *token = NULL;
+		int rc;
+
+		if (kc_aws_helper_credentials(cfg, &cl->auth_eks, &cred, &e) < 0) {
+			kc_seterr(err, "cluster %s: AWS credentials: %s", cl->name, e.msg);
+			goto fail;
+		}
+		rc = kc_eks_token(&cred, cl->auth_eks.cluster_name, cl->auth_eks.region, cl->auth_eks.sts_endpoint,
+				  time(NULL), &token, &e);
+		kc_aws_credentials_clear(&cred);
+		if (rc < 0) {
+			kc_seterr(err, "cluster %s: EKS token: %s", cl->name, e.msg);
+			goto fail;
+		}
+		rc = kc_buf_printf(&hdr, "Authorization: Bearer %s", token);
+		kc_free_secret(token);
+		if (rc < 0)
+			goto oom;
+		k->headers = curl_slist_append(k->headers, hdr.data);
+		break;
+	}
 	default:
 		kc_seterr(err, "cluster %s: no auth configured", cl->name);
 		goto fail;

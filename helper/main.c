@@ -23,6 +23,8 @@ static const char usage_text[] =
 	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
 	"  refresh                               renew or revoke tokens of open sessions (timer)\n"
 	"  gc                                    prune stale records, retry revocations (timer)\n"
+	"  eks-token --cluster-name N --region R [--role-arn A] [--profile P]\n"
+	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
 
 static int usage(const char *why)
@@ -34,7 +36,7 @@ static int usage(const char *why)
 }
 
 enum { OPT_USER = 1, OPT_SESSION, OPT_CONFIG, OPT_RHOST, OPT_TTY, OPT_SERVICE, OPT_PID, OPT_DEBUG, OPT_ONLINE,
-       OPT_INSECURE, OPT_HELP };
+       OPT_INSECURE, OPT_HELP, OPT_CLUSTER_NAME, OPT_REGION, OPT_ROLE_ARN, OPT_PROFILE };
 
 static const struct option options[] = {
 	{"user", required_argument, NULL, OPT_USER},	   {"session", required_argument, NULL, OPT_SESSION},
@@ -42,13 +44,15 @@ static const struct option options[] = {
 	{"tty", required_argument, NULL, OPT_TTY},	   {"service", required_argument, NULL, OPT_SERVICE},
 	{"pid", required_argument, NULL, OPT_PID},	   {"debug", no_argument, NULL, OPT_DEBUG},
 	{"online", no_argument, NULL, OPT_ONLINE},	   {"allow-insecure", no_argument, NULL, OPT_INSECURE},
-	{"help", no_argument, NULL, OPT_HELP},		   {NULL, 0, NULL, 0},
+	{"help", no_argument, NULL, OPT_HELP},		   {"cluster-name", required_argument, NULL, OPT_CLUSTER_NAME},
+	{"region", required_argument, NULL, OPT_REGION},   {"role-arn", required_argument, NULL, OPT_ROLE_ARN},
+	{"profile", required_argument, NULL, OPT_PROFILE}, {NULL, 0, NULL, 0},
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = {.config = KC_DEFAULT_CONFIG};
-	const char *cmd;
+	const char *cmd, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -81,12 +85,17 @@ int main(int argc, char **argv)
 		case OPT_ONLINE: online = true; break;
 		case OPT_INSECURE: insecure = true; break;
 		case OPT_HELP: fputs(usage_text, stdout); return 0;
+		case OPT_CLUSTER_NAME: cluster_name = optarg; break;
+		case OPT_REGION: region = optarg; break;
+		case OPT_ROLE_ARN: role_arn = optarg; break;
+		case OPT_PROFILE: profile = optarg; break;
 		default: return usage(NULL);
 		}
 	}
 
-	/* The privileged commands never take anything from the environment. */
-	if (strcmp(cmd, "rbac") != 0) {
+	/* The privileged commands never take anything from the environment; only
+	 * eks-token (an admin's awscli replacement) and rbac keep it. */
+	if (strcmp(cmd, "rbac") != 0 && strcmp(cmd, "eks-token") != 0) {
 		clearenv();
 		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 	}
@@ -112,6 +121,9 @@ int main(int argc, char **argv)
 		rc = optind == argc ? kc_cmd_refresh(a.config) : usage("refresh takes no arguments");
 	} else if (strcmp(cmd, "gc") == 0) {
 		rc = optind == argc ? kc_cmd_gc(a.config) : usage("gc takes no arguments");
+	} else if (strcmp(cmd, "eks-token") == 0) {
+		rc = optind == argc ? kc_cmd_eks_token(cluster_name, region, role_arn, profile)
+				    : usage("eks-token takes only options");
 	} else {
 		rc = usage("unknown command");
 	}

@@ -37,6 +37,7 @@ struct kc_eks_ref {
 struct kc_cluster {
 	char *name;
 	char *context;
+	bool context_given; /* else discovery names the context after the ARN */
 	char *server;
 	char *ca_file;	      /* certificate_authority */
 	unsigned char *ca_pem; /* the PEM bytes, from the file or from certificate_authority_data */
