@@ -1,9 +1,14 @@
 /* Commands for the administrator: check [--online], explain USER, rbac. */
 #include "kc_admin.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "kc_aws.h"
 #include "kc_config.h"
 #include "kc_kubeapi.h"
 #include "kc_lifecycle.h"
@@ -114,6 +119,66 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 	return problems ? 1 : 0;
 }
 
+/* Can an unprivileged user fetch the instance role's credentials? Asked from a
+ * child that has dropped to nobody for good. 1 yes, 0 no, -1 could not ask. */
+static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_ms)
+{
+	struct passwd *pw = getpwnam("nobody");
+	uid_t uid = pw ? pw->pw_uid : 65534;
+	gid_t gid = pw ? pw->pw_gid : 65534;
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct kc_aws_credentials cred;
+		struct kc_err err;
+
+		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+		    setresuid(0, 0, 0) == 0)
+			_exit(3);
+		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, timeout_ms, &cred, &err) == 0 ? 1 : 0);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int check_imds(const struct kc_config *cfg)
+{
+	int problems = 0;
+
+	for (size_t i = 0; i < cfg->n_clusters; i++) {
+		const struct kc_cluster *cl = &cfg->clusters[i];
+		int r;
+
+		if (cl->auth != KC_AUTH_EKS || cl->auth_eks.credentials_file)
+			continue;
+		r = imds_reachable_unprivileged(&cl->auth_eks, cfg->connect_timeout_ms);
+		if (r < 0) {
+			fprintf(stderr, "cluster %s: could not probe the instance metadata service as nobody\n", cl->name);
+			problems++;
+			continue;
+		}
+		kc_imds_probe_record(r == 1);
+		if (r == 1) {
+			fprintf(stderr,
+				"cluster %s: an unprivileged user (nobody) can fetch the instance role's credentials "
+				"from the instance metadata service%s%s: any local user could mint tokens as the helper; "
+				"apply the firewall rule shipped as imds.nft (or imds.iptables)\n",
+				cl->name, cl->auth_eks.imds_endpoint ? " at " : "",
+				cl->auth_eks.imds_endpoint ? cl->auth_eks.imds_endpoint : "");
+			problems++;
+		} else {
+			printf("cluster %s: the instance metadata service is closed to unprivileged users\n", cl->name);
+		}
+	}
+	return problems;
+}
+
 int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 {
 	struct kc_err err = {""};
@@ -135,10 +200,13 @@ int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 			cfg->path);
 		rc = KC_EXIT_USAGE;
 	}
-	if (rc == KC_EXIT_OK && online)
+	if (rc == KC_EXIT_OK && online) {
+		if (check_imds(cfg))
+			rc = KC_EXIT_ERROR;
 		for (size_t i = 0; i < cfg->n_clusters; i++)
 			if (check_online(cfg, &cfg->clusters[i]))
 				rc = KC_EXIT_ERROR;
+	}
 	if (rc == KC_EXIT_OK)
 		printf("%s: OK (%zu cluster%s, %zu mapping rule%s)\n", cfg->path, cfg->n_clusters,
 		       cfg->n_clusters == 1 ? "" : "s", cfg->n_mappings, cfg->n_mappings == 1 ? "" : "s");

@@ -13,6 +13,7 @@
 
 #include "kc_http.h"
 #include "kc_json.h"
+#include "kc_log.h"
 #include "kc_session.h"
 
 #define CACHE_MARGIN 300 /* refresh credentials this long before they expire */
@@ -146,7 +147,7 @@ int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct k
 	snprintf(url, sizeof(url), "%s/latest/api/token", base);
 	status = imds_call("PUT", url, put_hdrs, deadline, &token, err);
 	if (status < 0)
-		return kc_seterr(err, "instance metadata (IMDSv2) unreachable at %s: %s", base, err->msg), -1;
+		return kc_seterr(err, "instance metadata (IMDSv2): %s", err->msg), -1;
 	if (status != 200 || !token.data || !token.len)
 		return kc_seterr(err,
 				 "instance metadata at %s refused the IMDSv2 session token (HTTP %ld); IMDSv1 is not "
@@ -205,6 +206,34 @@ int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct k
 		return kc_seterr(err, "out of memory"), -1;
 	}
 	return 0;
+}
+
+int kc_imds_probe_result(void)
+{
+	struct kc_err e;
+	kc_autoclose int dir = kc_open_state_dir(KC_CACHE_DIR, &e);
+	kc_autoclose int fd = -1;
+	char buf[16] = "";
+
+	if (dir < 0 || (fd = openat(dir, KC_IMDS_PROBE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (kc_read_all(fd, buf, sizeof(buf) - 1) <= 0)
+		return -1;
+	return strncmp(buf, "reachable", 9) == 0 ? 1 : 0;
+}
+
+void kc_imds_probe_record(bool reachable)
+{
+	struct kc_err e;
+	kc_autoclose int dir = kc_open_state_dir(KC_CACHE_DIR, &e);
+	kc_autoclose int fd = -1;
+	const char *text = reachable ? "reachable\n" : "blocked\n";
+
+	if (dir < 0)
+		return;
+	fd = openat(dir, KC_IMDS_PROBE_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		kc_write_all(fd, text, strlen(text));
 }
 
 /* ---- STS AssumeRole ----------------------------------------------------------- */
@@ -392,6 +421,10 @@ int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_r
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (!a->credentials_file && kc_imds_probe_result() == 1)
+		kc_warn("the instance metadata service was reachable by an unprivileged user when "
+			"`pam-kubeconfig check --online` last ran: any local user can take the instance role; "
+			"apply the firewall rule shipped as imds.nft");
 	cache_key(a, name);
 	if (cache_load(name, out) == 0)
 		return 0;

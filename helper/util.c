@@ -15,13 +15,16 @@
 
 void kc_seterr(struct kc_err *err, const char *fmt, ...)
 {
+	char msg[KC_ERR_MAX];
 	va_list ap;
 
 	if (!err)
 		return;
+	/* Through a copy: callers prefix a message with itself (kc_seterr(err, "x: %s", err->msg)). */
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(err->msg, msg, sizeof(msg));
 }
 
 static int buf_reserve(struct kc_buf *b, size_t extra)

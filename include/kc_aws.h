@@ -31,6 +31,12 @@ int kc_aws_credentials_from_file(const char *path, const char *profile, bool tru
 int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct kc_aws_credentials *out,
 				 struct kc_err *err);
 
+/* What `check --online` found when it asked IMDS as an unprivileged user:
+ * 1 reachable (every local user can take the role), 0 blocked, -1 never probed. */
+#define KC_IMDS_PROBE_FILE "imds-probe"
+int kc_imds_probe_result(void);
+void kc_imds_probe_record(bool reachable);
+
 /* STS AssumeRole with SigV4 (header signing). */
 int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, const char *role_arn,
 		       const char *session_name, const struct kc_aws_credentials *cred, time_t now,

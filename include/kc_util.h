@@ -19,6 +19,7 @@ struct kc_err {
 	char msg[KC_ERR_MAX];
 };
 
+/* Arguments may point into err->msg itself. */
 void kc_seterr(struct kc_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A growable byte buffer, always NUL-terminated. A secret buffer is wiped on
