@@ -38,7 +38,8 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
 .PHONY: all deps test test-unit demo clean lint format format-check fuzz bench cluster-up cluster-down
-all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver
+all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
+	$(B)/tests/kc-argv0
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -63,6 +64,14 @@ $(B)/pam_kubeconfig.so: $(MOD_OBJS) pam_module/pam_kubeconfig.map
 $(B)/tests/kc-session-driver: tests/pam/session_driver.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $< -lpam
+
+$(B)/tests/failsyscall.so: tests/hardening/failsyscall.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+$(B)/tests/kc-argv0: tests/hardening/argv0.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $<
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)

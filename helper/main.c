@@ -1,8 +1,10 @@
 /* pam-kubeconfig: argument parsing and dispatch only. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -26,6 +28,28 @@ static const char usage_text[] =
 	"  eks-token --cluster-name N --region R [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
+
+/* Root with CAP_SYS_RESOURCE lifts hard limits too; without it, the soft
+ * limits still go up to the hard ones. */
+static void sane_limits(void)
+{
+	struct rlimit fsize = {RLIM_INFINITY, RLIM_INFINITY}, nofile;
+
+	if (setrlimit(RLIMIT_FSIZE, &fsize) < 0 && getrlimit(RLIMIT_FSIZE, &fsize) == 0) {
+		fsize.rlim_cur = fsize.rlim_max;
+		setrlimit(RLIMIT_FSIZE, &fsize);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1024) {
+		struct rlimit want = {1024, nofile.rlim_max < 1024 ? 1024 : nofile.rlim_max};
+
+		if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+			nofile.rlim_cur = nofile.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &nofile);
+		}
+	}
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+}
 
 static int usage(const char *why)
 {
@@ -57,7 +81,7 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	if (argc < 2 || !argv[0] || !argv[1])
-		return usage(argc < 1 ? "started without arguments" : NULL);
+		return usage("no command given");
 	cmd = argv[1];
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
 		fputs(usage_text, stdout);
@@ -94,10 +118,13 @@ int main(int argc, char **argv)
 	}
 
 	/* The privileged commands never take anything from the environment; only
-	 * eks-token (an admin's awscli replacement) and rbac keep it. */
+	 * eks-token (an admin's awscli replacement) and rbac keep it. Nor do they
+	 * keep the caller's limits: a file size limit of 0 or a handful of fds must
+	 * not cut a kubeconfig short. */
 	if (strcmp(cmd, "rbac") != 0 && strcmp(cmd, "eks-token") != 0) {
 		clearenv();
 		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+		sane_limits();
 	}
 	kc_log_init(debug);
 	kc_json_secure_init();

@@ -37,6 +37,14 @@ static int check_dir(int fd, uid_t uid, const char *what, struct kc_err *err)
 	return 0;
 }
 
+/* O_NOFOLLOW|O_DIRECTORY fails on a symlink with ELOOP or ENOTDIR: tell which. */
+static bool is_symlink_at(int dir, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
 static int open_home(const char *home, uid_t uid, struct kc_err *err)
 {
 	int fd;
@@ -48,8 +56,10 @@ static int open_home(const char *home, uid_t uid, struct kc_err *err)
 	}
 	fd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
+		int saved = errno;
+
 		kc_seterr(err, "cannot open the home directory %s: %s", home,
-			  errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+			  is_symlink_at(AT_FDCWD, home) ? "it is a symbolic link" : strerror(saved));
 		return -1;
 	}
 	if (check_dir(fd, uid, home, err) < 0) {
@@ -104,7 +114,7 @@ static int open_parent(int home_fd, uid_t uid, const char *relpath, bool create,
 				*leaf = NULL;
 				return -2; /* nothing there: nothing to remove */
 			}
-			if (errno == ELOOP)
+			if (is_symlink_at(dir, comp))
 				kc_seterr(err, "%s is a symbolic link; refusing to follow it (remove it and log in again)",
 					  shown);
 			else if (errno == ENOTDIR)
@@ -259,6 +269,17 @@ static int drop_to(const struct kc_identity *id)
 		return -1;
 	if (setresuid(0, 0, 0) == 0 || setegid(0) == 0 || seteuid(0) == 0)
 		return -1;
+	/* and no supplementary group of root's survived */
+	{
+		gid_t groups[256];
+		int n = getgroups(256, groups);
+
+		if (n < 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (groups[i] == 0)
+				return -1;
+	}
 	return 0;
 }
 

@@ -27,6 +27,41 @@ DRIVER = BUILD / "tests" / "kc-session-driver"
 STATE_DIR = Path("/var/lib/pam_kubeconfig")
 
 
+# ---- the security case table (docs/SECURITY.md is produced from a full run) ----
+
+SECURITY_RESULTS = []
+
+
+def security(description):
+    """Marks a test as covering a case of the threat model in docs/SECURITY.md."""
+    return pytest.mark.security(description)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "security(case): a hardening case reported in docs/SECURITY.md")
+
+
+def pytest_runtest_makereport(item, call):
+    marker = item.get_closest_marker("security")
+    if marker and call.when == "call":
+        outcome = "passed" if call.excinfo is None else "FAILED"
+        SECURITY_RESULTS.append((marker.args[0], item.nodeid, outcome))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    out = os.environ.get("KC_SECURITY_DOC")
+    if not out or not SECURITY_RESULTS:
+        return
+    head = (REPO / "docs" / "SECURITY.md.in").read_text()
+    rows = ["| case | test | result |", "|---|---|---|"]
+    for case, nodeid, outcome in SECURITY_RESULTS:
+        rows.append(f"| {case} | `{nodeid}` | {outcome} |")
+    passed = sum(1 for r in SECURITY_RESULTS if r[2] == "passed")
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    Path(out).write_text(head + f"\n## Cases ({passed} of {len(SECURITY_RESULTS)} passed, `make test`, {stamp})\n\n"
+                         + "\n".join(rows) + "\n")
+
+
 def run(cmd, check=True, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (HELPER, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, token_in)
+from conftest import (HELPER, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_in)
 
 VIEW_RULE = """  - user: "*"
     cluster: test
@@ -229,6 +229,7 @@ def test_shortened_lifetime_is_told(cluster, workdir, users):
     close_session(user, cfg, s)
 
 
+@security("a failed write keeps the previous file and leaves no temp file")
 def test_failed_write_keeps_the_previous_file(cluster, workdir, users):
     cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
@@ -264,6 +265,7 @@ def _snapshot_proc(stop, seen):
         time.sleep(0.005)
 
 
+@security("no secret in syslog, stderr, or any process's argv or environment during a login")
 def test_no_secret_in_logs_argv_or_environment(cluster, workdir, users, syslog):
     cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DRIVER, STATE_DIR, Driver, driver_once, helper, kubeconfig_of, run, token_in)
+from conftest import (DRIVER, STATE_DIR, Driver, driver_once, helper, kubeconfig_of, run, security, token_in)
 
 # Alone in a stack, libpam reports the module's own result: success 0,
 # PAM_IGNORE as 6 (no module decided), PAM_SESSION_ERR as 14.
@@ -110,6 +110,7 @@ def test_out_of_scope_users_are_ignored_without_requests(cluster, workdir, users
 
 
 @pytest.mark.parametrize("fault", ["down", "blackhole"])
+@security("API server unreachable or silent: the login is never blocked past the deadline")
 def test_outage_never_blocks_login_past_the_deadline(cluster, workdir, users, pam_service, proxy, fault):
     user = users.make()
     cfg = mapped_config(workdir, user, server=proxy.server)
@@ -224,6 +225,7 @@ def test_refresh_ignores_closed_sessions(cluster, workdir, users, pam_service):
     assert not kubeconfig_of(users, user).exists()
 
 
+@security("the module exports only its two entry points and links none of the helper's libraries")
 def test_module_exports_only_the_session_entry_points():
     from conftest import MODULE
     out = run(["nm", "-D", "--defined-only", MODULE]).stdout
@@ -234,6 +236,7 @@ def test_module_exports_only_the_session_entry_points():
         assert lib not in libs
 
 
+@security("the module, loaded by the real libpam, is clean under valgrind")
 def test_module_is_clean_under_valgrind(cluster, workdir, users, pam_service):
     user = users.make()
     cfg = mapped_config(workdir, user)
@@ -245,6 +248,7 @@ def test_module_is_clean_under_valgrind(cluster, workdir, users, pam_service):
     assert "open 0 Success" in p.stdout and "close 0 Success" in p.stdout
 
 
+@security("a caller with its own SIGCHLD handler, or SIGCHLD ignored")
 def test_caller_sigchld_handler_is_respected(cluster, workdir, users, pam_service):
     user = users.make()
     cfg = mapped_config(workdir, user)

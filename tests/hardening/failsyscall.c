@@ -1,0 +1,57 @@
+/* LD_PRELOAD shim for the hardening tests: KC_FAIL=setgroups|setresgid|setresuid
+ * makes that step of the writer's privilege drop fail with EPERM, to prove the
+ * writer then writes nothing. glibc's initgroups() calls setgroups internally,
+ * so "setgroups" fails initgroups. Read in a constructor: the helper clears its
+ * environment in main(). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char fail[32];
+
+__attribute__((constructor)) static void init(void)
+{
+	const char *v = getenv("KC_FAIL");
+
+	if (v)
+		strncpy(fail, v, sizeof(fail) - 1);
+}
+
+int initgroups(const char *user, gid_t group)
+{
+	int (*real)(const char *, gid_t) = (int (*)(const char *, gid_t))dlsym(RTLD_NEXT, "initgroups");
+
+	if (strcmp(fail, "setgroups") == 0)
+		return errno = EPERM, -1;
+	return real(user, group);
+}
+
+int setgroups(size_t n, const gid_t *list)
+{
+	int (*real)(size_t, const gid_t *) = (int (*)(size_t, const gid_t *))dlsym(RTLD_NEXT, "setgroups");
+
+	if (strcmp(fail, "setgroups") == 0)
+		return errno = EPERM, -1;
+	return real(n, list);
+}
+
+int setresgid(gid_t r, gid_t e, gid_t s)
+{
+	int (*real)(gid_t, gid_t, gid_t) = (int (*)(gid_t, gid_t, gid_t))dlsym(RTLD_NEXT, "setresgid");
+
+	if (strcmp(fail, "setresgid") == 0)
+		return errno = EPERM, -1;
+	return real(r, e, s);
+}
+
+int setresuid(uid_t r, uid_t e, uid_t s)
+{
+	int (*real)(uid_t, uid_t, uid_t) = (int (*)(uid_t, uid_t, uid_t))dlsym(RTLD_NEXT, "setresuid");
+
+	if (strcmp(fail, "setresuid") == 0)
+		return errno = EPERM, -1;
+	return real(r, e, s);
+}
