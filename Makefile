@@ -37,7 +37,7 @@ MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit demo clean lint format format-check fuzz bench cluster-up cluster-down
+.PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0
 
@@ -77,6 +77,34 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS) -lcmocka
 
+# libFuzzer targets (clang, ASan+UBSan): the library rebuilt with coverage.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS  := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/obj/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -c $< -o $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -o $@ $< \
+		$(FUZZ_OBJS) $(PKG_LIBS)
+
+fuzzers: $(FUZZERS)
+
+# A long run that grows the committed corpus: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 300
+fuzz: fuzzers
+	@for f in $(FUZZERS); do t=$$(basename $$f | sed 's/^fuzz_//'); \
+		echo "== $$t ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ \
+			tests/fuzz/corpus/$$t || exit 1; \
+		rm -rf build/fuzz/min-$$t && mkdir -p build/fuzz/min-$$t && \
+		$$f -merge=1 build/fuzz/min-$$t tests/fuzz/corpus/$$t >/dev/null 2>&1 && \
+		rm -rf tests/fuzz/corpus/$$t && mv build/fuzz/min-$$t tests/fuzz/corpus/$$t; \
+	done
+
 # Installs the Debian packages the build and tests need (root; skipped when present).
 deps:
 	@tests/install-deps
@@ -85,7 +113,7 @@ test-unit: $(UNIT_BINS)
 	@tests/run unit
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) fuzzers
 	@tests/run $(if $(TIERS),$(TIERS),all)
 
 demo: deps

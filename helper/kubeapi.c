@@ -278,8 +278,7 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 	return status;
 }
 
-void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *w,
-			  struct kc_err *err)
+void kc_status_error(const char *cluster, long status, json_t *resp, const struct kc_action *w, struct kc_err *err)
 {
 	const char *message = NULL, *reason = NULL;
 	char target[KC_ERR_MAX / 2];
@@ -302,20 +301,26 @@ void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const st
 	case 401:
 		kc_seterr(err, "cluster %s: the API server does not accept the helper's credentials (401); check auth "
 			       "for this cluster in the config",
-			  k->cl->name);
+			  cluster);
 		break;
 	case 403:
 		kc_seterr(err, "cluster %s: the helper's identity may not %s %s for %s (403); run pam-kubeconfig rbac",
-			  k->cl->name, w->verb, w->resource, target);
+			  cluster, w->verb, w->resource, target);
 		break;
 	case 404:
-		kc_seterr(err, "cluster %s: %s %s not found (404)%s", k->cl->name, w->resource, target, detail);
+		kc_seterr(err, "cluster %s: %s %s not found (404)%s", cluster, w->resource, target, detail);
 		break;
 	default:
-		kc_seterr(err, "cluster %s: %s %s %s failed with HTTP %ld%s%s%s", k->cl->name, w->verb, w->resource,
+		kc_seterr(err, "cluster %s: %s %s %s failed with HTTP %ld%s%s%s", cluster, w->verb, w->resource,
 			  target, status, reason ? " " : "", reason ? reason : "", detail);
 		break;
 	}
+}
+
+void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *w,
+			  struct kc_err *err)
+{
+	kc_status_error(k->cl->name, status, resp, w, err);
 }
 
 void kc_minted_clear(struct kc_minted *m)
@@ -347,6 +352,38 @@ static void read_jwt_claims(const char *token, struct kc_minted *out)
 	json_decref(claims);
 }
 
+int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl,
+			    time_t asked, struct kc_minted *out, struct kc_err *err)
+{
+	const char *token = NULL, *expiry = NULL;
+	json_error_t jerr;
+
+	memset(out, 0, sizeof(*out));
+	if (!resp || json_unpack_ex(resp, &jerr, 0, "{s:{s:s, s:s}}", "status", "token", &token, "expirationTimestamp",
+				    &expiry) < 0 ||
+	    !*token) {
+		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s holds no token (%s)", cluster, ns, name,
+			  resp ? jerr.text : "no body");
+		return -1;
+	}
+	if (kc_parse_time(expiry, &out->expiry) < 0 || out->expiry <= time(NULL)) {
+		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s has an expiry in the past or unreadable "
+			       "('%.40s')",
+			  cluster, ns, name, expiry);
+		return -1;
+	}
+	out->token = strdup(token);
+	if (!out->token) {
+		kc_seterr(err, "out of memory");
+		return -1;
+	}
+	out->lifetime = (long)(out->expiry - asked);
+	/* The server may cap the lifetime (EKS and --service-account-max-token-expiration). */
+	out->shortened = out->lifetime < ttl - 60;
+	read_jwt_claims(out->token, out);
+	return 0;
+}
+
 int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, long ttl,
 			  char *const *audiences, size_t n_audiences, const char *bound_secret,
 			  struct kc_minted *out, struct kc_err *err)
@@ -354,8 +391,6 @@ int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, l
 	struct kc_action what = {"create", "serviceaccounts/token", ns, name};
 	char path[512];
 	json_t *req, *spec, *auds, *resp = NULL;
-	const char *token = NULL, *expiry = NULL;
-	json_error_t jerr;
 	time_t asked = time(NULL);
 	long status;
 	int rc = -1;
@@ -384,29 +419,7 @@ int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, l
 		kc_kube_status_error(k, status, resp, &what, err);
 		goto out;
 	}
-	if (json_unpack_ex(resp, &jerr, 0, "{s:{s:s, s:s}}", "status", "token", &token, "expirationTimestamp",
-			   &expiry) < 0 ||
-	    !*token) {
-		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s holds no token (%s)", k->cl->name, ns,
-			  name, jerr.text);
-		goto out;
-	}
-	if (kc_parse_time(expiry, &out->expiry) < 0 || out->expiry <= time(NULL)) {
-		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s has an expiry in the past or unreadable "
-			       "('%.40s')",
-			  k->cl->name, ns, name, expiry);
-		goto out;
-	}
-	out->token = strdup(token);
-	if (!out->token) {
-		kc_seterr(err, "out of memory");
-		goto out;
-	}
-	out->lifetime = (long)(out->expiry - asked);
-	/* The server may cap the lifetime (EKS and --service-account-max-token-expiration). */
-	out->shortened = out->lifetime < ttl - 60;
-	read_jwt_claims(out->token, out);
-	rc = 0;
+	rc = kc_token_response_parse(k->cl->name, ns, name, resp, ttl, asked, out, err);
 out:
 	json_decref(resp);
 	if (rc < 0)

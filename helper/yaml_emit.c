@@ -11,9 +11,19 @@ static int write_handler(void *data, unsigned char *buffer, size_t size)
 	return kc_buf_append(y->out, buffer, size) == 0;
 }
 
+/* The emitter owns an event once given it; an event we do not give it (after a
+ * failure) is ours to delete. */
 static void emit(struct kc_yaml *y, yaml_event_t *ev, int made)
 {
-	if (!made || y->failed || !yaml_emitter_emit(&y->emitter, ev))
+	if (!made) {
+		y->failed = true;
+		return;
+	}
+	if (y->failed) {
+		yaml_event_delete(ev);
+		return;
+	}
+	if (!yaml_emitter_emit(&y->emitter, ev))
 		y->failed = true;
 }
 
@@ -105,8 +115,42 @@ static bool reads_as_non_string(const char *s)
 	return false;
 }
 
+/* Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF.
+ * libyaml's emitter lets some of these through; its parser (and kubectl's)
+ * would then refuse the file. */
+static bool valid_utf8(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s++, n, cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (unsigned i = 0; i < n; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*s & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
 void kc_yaml_str(struct kc_yaml *y, const char *s)
 {
+	if (!valid_utf8((const unsigned char *)s)) {
+		y->failed = true;
+		return;
+	}
 	/* plain_implicit=0 makes the emitter quote; otherwise it picks plain when the
 	 * characters allow it. */
 	scalar(y, s, !reads_as_non_string(s), YAML_ANY_SCALAR_STYLE);

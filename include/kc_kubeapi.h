@@ -42,6 +42,10 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *what,
 			  struct kc_err *err);
 
+/* The same for any cluster name, without a connection (tests, fuzzers). */
+void kc_status_error(const char *cluster, long status, json_t *resp, const struct kc_action *what,
+		     struct kc_err *err);
+
 struct kc_minted {
 	char *token;	   /* secret: kc_minted_clear() wipes it */
 	time_t expiry;	   /* status.expirationTimestamp */
@@ -50,6 +54,11 @@ struct kc_minted {
 	char jti[128];	   /* from the JWT, for audit only; "" if absent */
 };
 void kc_minted_clear(struct kc_minted *m);
+
+/* A TokenRequest answer: status.token and status.expirationTimestamp (which must
+ * lie ahead); exp and jti from the JWT for reporting only. */
+int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl,
+			    time_t asked, struct kc_minted *out, struct kc_err *err);
 
 /* TokenRequest for ns/name, bound to the Secret bound_secret in the same
  * namespace unless that is NULL. */
