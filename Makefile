@@ -12,6 +12,7 @@ HELPER_PATH = $(SBINDIR)/pam-kubeconfig
 ifeq ($(SAN),1)
 B          := build/san
 SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TIERS      ?= unit pam fuzz
 else
 B          := build
 SANFLAGS   :=
@@ -105,16 +106,32 @@ fuzz: fuzzers
 		rm -rf tests/fuzz/corpus/$$t && mv build/fuzz/min-$$t tests/fuzz/corpus/$$t; \
 	done
 
+# Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
+LINT_SRCS := $(wildcard helper/*.c pam_module/*.c)
+lint:
+	@tests/lint/banned-functions
+	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
+		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
+	@echo "cppcheck: clean"
+	@clang-tidy -quiet $(LINT_SRCS) -- -std=gnu11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) 2>/dev/null
+	@echo "clang-tidy: clean"
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	@clang-format -i $(FORMAT_SRCS)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "clang-format: clean"
+
 # Installs the Debian packages the build and tests need (root; skipped when present).
 deps:
 	@tests/install-deps
 
 test-unit: $(UNIT_BINS)
-	@tests/run unit
+	@B=$(B) tests/run unit
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) fuzzers
-	@tests/run $(if $(TIERS),$(TIERS),all)
+	@B=$(B) SAN=$(SAN) tests/run $(if $(TIERS),$(TIERS),all)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -22,7 +22,7 @@ struct probe {
 
 static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
 {
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	bool allowed = false;
 	char what[600];
 
@@ -47,7 +47,7 @@ static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct prob
 static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl)
 {
 	struct kc_rbac r;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	struct kc_kube *k;
 	int problems = 0;
 
@@ -63,7 +63,7 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 	}
 	for (size_t i = 0; i < r.n_ns; i++) {
 		const struct kc_rbac_ns *n = &r.ns[i];
-		struct probe p = {"create", "", "serviceaccounts", "token", n->ns, NULL};
+		struct probe p = { "create", "", "serviceaccounts", "token", n->ns, NULL };
 
 		if (n->token_any) {
 			if (ask(k, cl, &p, true, &problems) < 0)
@@ -77,40 +77,41 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 			ask(k, cl, &p, false, &problems);
 		}
 		if (n->secrets) {
-			ask(k, cl, &(struct probe){"create", "", "secrets", NULL, n->ns, NULL}, true, &problems);
-			ask(k, cl, &(struct probe){"delete", "", "secrets", NULL, n->ns, NULL}, true, &problems);
+			ask(k, cl, &(struct probe){ "create", "", "secrets", NULL, n->ns, NULL }, true, &problems);
+			ask(k, cl, &(struct probe){ "delete", "", "secrets", NULL, n->ns, NULL }, true, &problems);
 		}
-		ask(k, cl, &(struct probe){"get", "", "secrets", NULL, n->ns, NULL}, false, &problems);
-		ask(k, cl, &(struct probe){"list", "", "secrets", NULL, n->ns, NULL}, false, &problems);
-		ask(k, cl, &(struct probe){"watch", "", "secrets", NULL, n->ns, NULL}, false, &problems);
+		ask(k, cl, &(struct probe){ "get", "", "secrets", NULL, n->ns, NULL }, false, &problems);
+		ask(k, cl, &(struct probe){ "list", "", "secrets", NULL, n->ns, NULL }, false, &problems);
+		ask(k, cl, &(struct probe){ "watch", "", "secrets", NULL, n->ns, NULL }, false, &problems);
 		if (n->reconcile) {
-			ask(k, cl, &(struct probe){"get", "", "serviceaccounts", NULL, n->ns, NULL}, true, &problems);
-			ask(k, cl, &(struct probe){"create", "", "serviceaccounts", NULL, n->ns, NULL}, true, &problems);
+			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, NULL }, true, &problems);
+			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", NULL, n->ns, NULL }, true,
+			    &problems);
 			if (n->bind_roles.n) {
-				static const char *const verbs[] = {"get", "create", "delete"};
+				static const char *const verbs[] = { "get", "create", "delete" };
 
 				for (size_t v = 0; v < 3; v++)
 					ask(k, cl,
-					    &(struct probe){verbs[v], "rbac.authorization.k8s.io", "rolebindings", NULL, n->ns,
-							    NULL},
+					    &(struct probe){ verbs[v], "rbac.authorization.k8s.io", "rolebindings",
+							     NULL, n->ns, NULL },
 					    true, &problems);
 			}
 			for (size_t b = 0; b < n->bind_roles.n; b++)
 				ask(k, cl,
-				    &(struct probe){"bind", "rbac.authorization.k8s.io", "clusterroles", NULL, n->ns,
-						    n->bind_roles.items[b]},
+				    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, n->ns,
+						     n->bind_roles.items[b] },
 				    true, &problems);
 		}
 	}
 	for (size_t b = 0; b < r.cluster_bind_roles.n; b++)
 		ask(k, cl,
-		    &(struct probe){"bind", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL,
-				    r.cluster_bind_roles.items[b]},
+		    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL,
+				     r.cluster_bind_roles.items[b] },
 		    true, &problems);
 	/* Powers no config needs. */
-	ask(k, cl, &(struct probe){"create", "", "serviceaccounts", "token", "kube-system", NULL}, false, &problems);
-	ask(k, cl, &(struct probe){"*", "*", "*", NULL, NULL, NULL}, false, &problems);
-	ask(k, cl, &(struct probe){"escalate", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL, NULL}, false,
+	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, &problems);
+	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, &problems);
+	ask(k, cl, &(struct probe){ "escalate", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL, NULL }, false,
 	    &problems);
 	kc_kube_close(k);
 	kc_rbac_free(&r);
@@ -159,7 +160,8 @@ static int check_imds(const struct kc_config *cfg)
 			continue;
 		r = imds_reachable_unprivileged(&cl->auth_eks, cfg->connect_timeout_ms);
 		if (r < 0) {
-			fprintf(stderr, "cluster %s: could not probe the instance metadata service as nobody\n", cl->name);
+			fprintf(stderr, "cluster %s: could not probe the instance metadata service as nobody\n",
+				cl->name);
 			problems++;
 			continue;
 		}
@@ -167,7 +169,8 @@ static int check_imds(const struct kc_config *cfg)
 		if (r == 1) {
 			fprintf(stderr,
 				"cluster %s: an unprivileged user (nobody) can fetch the instance role's credentials "
-				"from the instance metadata service%s%s: any local user could mint tokens as the helper; "
+				"from the instance metadata service%s%s: any local user could mint tokens as the "
+				"helper; "
 				"apply the firewall rule shipped as imds.nft (or imds.iptables)\n",
 				cl->name, cl->auth_eks.imds_endpoint ? " at " : "",
 				cl->auth_eks.imds_endpoint ? cl->auth_eks.imds_endpoint : "");
@@ -181,9 +184,9 @@ static int check_imds(const struct kc_config *cfg)
 
 int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 {
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, 0, &err);
-	kc_autobuf struct kc_buf warnings = {0};
+	kc_autobuf struct kc_buf warnings = { 0 };
 	int rc = KC_EXIT_OK;
 	bool insecure = false;
 
@@ -216,7 +219,7 @@ int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 
 int kc_cmd_explain(const char *config, const char *user)
 {
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, 0, &err);
 	struct kc_identity id;
 	struct kc_target *t;
@@ -275,9 +278,9 @@ out:
 
 int kc_cmd_rbac(const char *config, const char *identity)
 {
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, KC_LOAD_NO_FILES, &err);
-	kc_autobuf struct kc_buf out = {0};
+	kc_autobuf struct kc_buf out = { 0 };
 	int rc = KC_EXIT_OK;
 
 	if (!cfg) {

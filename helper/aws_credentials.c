@@ -79,7 +79,7 @@ static int parse_ini(const char *data, const char *profile, struct kc_aws_creden
 int kc_aws_credentials_from_file(const char *path, const char *profile, bool trusted_root,
 				 struct kc_aws_credentials *out, struct kc_err *err)
 {
-	kc_autobuf struct kc_buf data = {.secret = true};
+	kc_autobuf struct kc_buf data = { .secret = true };
 	struct kc_err e;
 
 	memset(out, 0, sizeof(*out));
@@ -119,7 +119,7 @@ static long imds_call(const char *method, const char *url, const char *const *he
 		      struct kc_buf *resp, struct kc_err *err)
 {
 	long long left = deadline - kc_now_ms();
-	struct kc_http_call c = {method, url, headers, NULL, 0, NULL, true, 0, 0};
+	struct kc_http_call c = { method, url, headers, NULL, 0, NULL, true, 0, 0 };
 
 	if (left < 1)
 		return kc_seterr(err, "instance metadata: out of time"), -1;
@@ -134,10 +134,10 @@ int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct k
 {
 	const char *base = base_url ? base_url : "http://169.254.169.254";
 	long long deadline = kc_now_ms() + timeout_ms;
-	kc_autobuf struct kc_buf token = {.secret = true}, resp = {.secret = true}, hdr = {.secret = true};
+	kc_autobuf struct kc_buf token = { .secret = true }, resp = { .secret = true }, hdr = { .secret = true };
 	char url[512], role[256];
-	const char *put_hdrs[] = {"X-aws-ec2-metadata-token-ttl-seconds: 300", NULL};
-	const char *get_hdrs[] = {NULL, NULL};
+	const char *put_hdrs[] = { "X-aws-ec2-metadata-token-ttl-seconds: 300", NULL };
+	const char *get_hdrs[] = { NULL, NULL };
 	const char *akid = NULL, *secret = NULL, *session = NULL, *expiration = NULL, *code = NULL;
 	json_t *j;
 	long status;
@@ -184,12 +184,14 @@ int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct k
 	if (status != 200)
 		return kc_seterr(err, "instance metadata: credentials of role %s gave HTTP %ld", role, status), -1;
 	j = json_loadb(resp.data ? resp.data : "", resp.len, JSON_REJECT_DUPLICATES, NULL);
-	if (!j || json_unpack(j, "{s?s, s?s, s?s, s?s, s?s}", "Code", &code, "AccessKeyId", &akid, "SecretAccessKey",
-			      &secret, "Token", &session, "Expiration", &expiration) < 0 ||
+	if (!j ||
+	    json_unpack(j, "{s?s, s?s, s?s, s?s, s?s}", "Code", &code, "AccessKeyId", &akid, "SecretAccessKey", &secret,
+			"Token", &session, "Expiration", &expiration) < 0 ||
 	    !akid || !secret || !session || !expiration || (code && strcmp(code, "Success") != 0)) {
 		json_decref(j);
-		return kc_seterr(err, "instance metadata: the credentials of role %s miss AccessKeyId, "
-				      "SecretAccessKey, Token or Expiration",
+		return kc_seterr(err,
+				 "instance metadata: the credentials of role %s miss AccessKeyId, "
+				 "SecretAccessKey, Token or Expiration",
 				 role),
 		       -1;
 	}
@@ -267,8 +269,8 @@ int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, co
 		       const char *session_name, const struct kc_aws_credentials *cred, time_t now,
 		       struct kc_aws_credentials *out, struct kc_err *err)
 {
-	kc_autobuf struct kc_buf body = {0}, resp = {.secret = true}, auth = {.secret = true}, date = {0},
-				 token = {.secret = true}, url = {0};
+	kc_autobuf struct kc_buf body = { 0 }, resp = { .secret = true }, auth = { .secret = true }, date = { 0 },
+				 token = { .secret = true }, url = { 0 };
 	struct kc_sigv4_header h[3];
 	struct kc_sigv4_result sig;
 	char host[256];
@@ -285,11 +287,11 @@ int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, co
 	kc_buf_puts(&body, "&Version=" STS_VERSION);
 	kc_buf_printf(&url, "%s/", sts->url);
 	host_of(sts->url, host, sizeof(host));
-	h[0] = (struct kc_sigv4_header){"Host", host};
-	h[1] = (struct kc_sigv4_header){"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"};
+	h[0] = (struct kc_sigv4_header){ "Host", host };
+	h[1] = (struct kc_sigv4_header){ "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" };
 	{
-		struct kc_sigv4_request r = {"POST", "/", NULL, h, 2, body.data, body.len};
-		struct kc_sigv4_options o = {region, "sts", now, false, 0, true, false, false};
+		struct kc_sigv4_request r = { "POST", "/", NULL, h, 2, body.data, body.len };
+		struct kc_sigv4_options o = { region, "sts", now, false, 0, true, false, false };
 
 		if (kc_sigv4_sign(&r, cred, &o, &sig, err) < 0)
 			return -1;
@@ -306,8 +308,9 @@ int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, co
 	headers[nh] = NULL;
 	kc_sigv4_result_free(&sig);
 	{
-		struct kc_http_call c = {"POST", url.data, headers, body.data, body.len, sts->ca_file, false,
-					 sts->connect_timeout_ms, sts->timeout_ms};
+		struct kc_http_call c = { "POST",	  url.data,	headers, body.data,
+					  body.len,	  sts->ca_file, false,	 sts->connect_timeout_ms,
+					  sts->timeout_ms };
 
 		status = kc_http(&c, &resp, err);
 	}
@@ -341,7 +344,7 @@ int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, co
 
 static void cache_key(const struct kc_eks_ref *a, char out[80])
 {
-	kc_autobuf struct kc_buf k = {0};
+	kc_autobuf struct kc_buf k = { 0 };
 	char hex[65];
 
 	kc_buf_printf(&k, "%s|%s|%s|%s|%s|%s", a->credentials_file ? a->credentials_file : "",
@@ -413,11 +416,11 @@ static void cache_store(const char *name, const struct kc_aws_credentials *c)
 	kc_json_free(text);
 }
 
-int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a,
-			      struct kc_aws_credentials *out, struct kc_err *err)
+int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a, struct kc_aws_credentials *out,
+			      struct kc_err *err)
 {
 	char name[80];
-	struct kc_aws_credentials base = {0};
+	struct kc_aws_credentials base = { 0 };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -437,7 +440,8 @@ int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_r
 		return -1;
 	if (a->role_arn && *a->role_arn) {
 		char sts_url[512], session[128], host[64] = "";
-		struct kc_aws_endpoint sts = {sts_url, a->endpoint_ca, cfg->connect_timeout_ms, cfg->request_timeout_ms};
+		struct kc_aws_endpoint sts = { sts_url, a->endpoint_ca, cfg->connect_timeout_ms,
+					       cfg->request_timeout_ms };
 
 		if (a->sts_endpoint)
 			snprintf(sts_url, sizeof(sts_url), "%s", a->sts_endpoint);

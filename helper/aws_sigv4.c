@@ -27,7 +27,7 @@ int kc_aws_uri_encode(struct kc_buf *out, const char *s, size_t len, bool keep_s
 			if (kc_buf_append(out, &s[i], 1) < 0)
 				return -1;
 		} else {
-			char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+			char enc[3] = { '%', hex[c >> 4], hex[c & 15] };
 
 			if (kc_buf_append(out, enc, 3) < 0)
 				return -1;
@@ -82,7 +82,7 @@ static void hmac(const void *key, size_t keylen, const void *data, size_t len, u
 
 static int canonical_path(struct kc_buf *out, const char *path, bool normalize)
 {
-	kc_autobuf struct kc_buf norm = {0};
+	kc_autobuf struct kc_buf norm = { 0 };
 	const char **seg = NULL;
 	size_t n = 0, cap = 0;
 	int rc = -1;
@@ -149,9 +149,12 @@ static int add_pair(struct pair **v, size_t *n, const char *key, const char *val
 		return -1;
 	*v = p;
 	p[*n].key = strdup(key);
-	p[*n].value = strdup(value);
-	if (!p[*n].key || !p[*n].value)
+	p[*n].value = strdup(value ? value : "");
+	if (!p[*n].key || !p[*n].value) {
+		free(p[*n].key);
+		free(p[*n].value);
 		return -1;
+	}
 	(*n)++;
 	return 0;
 }
@@ -164,7 +167,7 @@ static int parse_query(const char *query, struct pair **v, size_t *n)
 	for (const char *p = query; *p;) {
 		size_t len = strcspn(p, "&");
 		const char *eq = memchr(p, '=', len);
-		kc_autobuf struct kc_buf k = {0}, val = {0}, ek = {0}, ev = {0};
+		kc_autobuf struct kc_buf k = { 0 }, val = { 0 }, ek = { 0 }, ev = { 0 };
 
 		if (len > 0) {
 			if (uri_decode(&k, p, eq ? (size_t)(eq - p) : len) < 0 ||
@@ -222,7 +225,8 @@ static int add_header(struct header **hs, size_t *n, const char *name, const cha
 	for (size_t j = 0; j < *n; j++) {
 		if (strcmp((*hs)[j].name, lower) == 0) {
 			/* Repeated header: values joined with ',' in the order given. */
-			return (kc_buf_puts(&(*hs)[j].value, ",") < 0 || fold_value(&(*hs)[j].value, value) < 0) ? -1 : 0;
+			return (kc_buf_puts(&(*hs)[j].value, ",") < 0 || fold_value(&(*hs)[j].value, value) < 0) ? -1
+														 : 0;
 		}
 	}
 	{
@@ -240,10 +244,11 @@ static int add_header(struct header **hs, size_t *n, const char *name, const cha
 	return 0;
 }
 
-static void set_param(struct kc_sigv4_param *p, const char *key, const char *value)
+static int set_param(struct kc_sigv4_param *p, const char *key, const char *value)
 {
 	p->key = key;
-	p->value = strdup(value);
+	p->value = strdup(value ? value : "");
+	return p->value ? 0 : -1;
 }
 
 int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_credentials *cred,
@@ -257,7 +262,7 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 	unsigned int mdlen = 32;
 	struct tm tm;
 	bool with_token = cred->session_token && *cred->session_token;
-	kc_autobuf struct kc_buf key = {.secret = true};
+	kc_autobuf struct kc_buf key = { .secret = true };
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -284,7 +289,8 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 				goto oom;
 		}
 	}
-	qsort(hs, n_h, sizeof(*hs), cmp_header);
+	if (n_h)
+		qsort(hs, n_h, sizeof(*hs), cmp_header);
 	for (size_t i = 0; i < n_h; i++)
 		if (kc_buf_printf(&out->signed_headers, "%s%s", i ? ";" : "", hs[i].name) < 0)
 			goto oom;
@@ -292,22 +298,23 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 	if (parse_query(req->query, &qs, &n_q) < 0)
 		goto oom;
 	if (opt->presign) {
-		kc_autobuf struct kc_buf credential = {0}, sh = {0}, token = {.secret = true};
+		kc_autobuf struct kc_buf credential = { 0 }, sh = { 0 }, token = { .secret = true };
 		char expires[32], raw[512];
 
 		snprintf(raw, sizeof(raw), "%s/%s", cred->access_key_id, scope);
 		snprintf(expires, sizeof(expires), "%ld", opt->expires);
 		if (kc_aws_uri_encode(&credential, raw, strlen(raw), false) < 0 ||
 		    kc_aws_uri_encode(&sh, out->signed_headers.data, out->signed_headers.len, false) < 0 ||
-		    (with_token && kc_aws_uri_encode(&token, cred->session_token, strlen(cred->session_token), false) < 0))
+		    (with_token &&
+		     kc_aws_uri_encode(&token, cred->session_token, strlen(cred->session_token), false) < 0))
 			goto oom;
-		set_param(&out->algorithm, "X-Amz-Algorithm", "AWS4-HMAC-SHA256");
-		set_param(&out->credential, "X-Amz-Credential", credential.data);
-		set_param(&out->date, "X-Amz-Date", out->amz_date);
-		set_param(&out->expires, "X-Amz-Expires", expires);
-		set_param(&out->signed_headers_param, "X-Amz-SignedHeaders", sh.data);
-		if (with_token)
-			set_param(&out->security_token, "X-Amz-Security-Token", token.data);
+		if (set_param(&out->algorithm, "X-Amz-Algorithm", "AWS4-HMAC-SHA256") < 0 ||
+		    set_param(&out->credential, "X-Amz-Credential", credential.data) < 0 ||
+		    set_param(&out->date, "X-Amz-Date", out->amz_date) < 0 ||
+		    set_param(&out->expires, "X-Amz-Expires", expires) < 0 ||
+		    set_param(&out->signed_headers_param, "X-Amz-SignedHeaders", sh.data) < 0 ||
+		    (with_token && set_param(&out->security_token, "X-Amz-Security-Token", token.data) < 0))
+			goto oom;
 		if (add_pair(&qs, &n_q, "X-Amz-Algorithm", out->algorithm.value) < 0 ||
 		    add_pair(&qs, &n_q, "X-Amz-Credential", out->credential.value) < 0 ||
 		    add_pair(&qs, &n_q, "X-Amz-Date", out->amz_date) < 0 ||
@@ -317,7 +324,8 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 		     add_pair(&qs, &n_q, "X-Amz-Security-Token", token.data) < 0))
 			goto oom;
 	}
-	qsort(qs, n_q, sizeof(*qs), cmp_pair);
+	if (n_q)
+		qsort(qs, n_q, sizeof(*qs), cmp_pair);
 
 	/* The canonical request. */
 	kc_buf_printf(&out->canonical_request, "%s\n", req->method);
@@ -349,9 +357,10 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 	explicit_bzero(k3, sizeof(k3));
 	explicit_bzero(k4, sizeof(k4));
 
-	if (opt->presign)
-		set_param(&out->signature_param, "X-Amz-Signature", out->signature);
-	else
+	if (opt->presign) {
+		if (set_param(&out->signature_param, "X-Amz-Signature", out->signature) < 0)
+			goto oom;
+	} else
 		kc_buf_printf(&out->authorization, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 			      cred->access_key_id, scope, out->signed_headers.data, out->signature);
 	rc = 0;
@@ -376,9 +385,9 @@ out:
 
 void kc_sigv4_result_free(struct kc_sigv4_result *r)
 {
-	struct kc_sigv4_param *params[] = {&r->algorithm,	   &r->credential,     &r->date,
-					   &r->expires,		   &r->signed_headers_param, &r->security_token,
-					   &r->signature_param};
+	struct kc_sigv4_param *params[] = { &r->algorithm,	&r->credential,		  &r->date,
+					    &r->expires,	&r->signed_headers_param, &r->security_token,
+					    &r->signature_param };
 
 	kc_buf_free(&r->canonical_request);
 	kc_buf_free(&r->string_to_sign);

@@ -24,7 +24,7 @@ struct node {
 	enum node_kind kind;
 	struct kc_mark mark;
 	char *value; /* scalars */
-	bool plain;  /* an unquoted scalar: may be a bool or a number */
+	bool plain; /* an unquoted scalar: may be a bool or a number */
 	struct node **items; /* MAP: key, value, key, value...; SEQ: items */
 	size_t n, cap;
 };
@@ -62,7 +62,7 @@ static int fail_at(struct ctx *c, struct kc_mark m, const char *fmt, ...)
 
 static struct kc_mark mark_of(yaml_mark_t m)
 {
-	struct kc_mark k = {(unsigned)m.line + 1, (unsigned)m.column + 1};
+	struct kc_mark k = { (unsigned)m.line + 1, (unsigned)m.column + 1 };
 	return k;
 }
 
@@ -70,7 +70,8 @@ static int node_push(struct node *parent, struct node *child)
 {
 	if (parent->n == parent->cap) {
 		size_t cap = parent->cap ? parent->cap * 2 : 8;
-		struct node **p = realloc(parent->items, cap * sizeof(*p));
+		/* an array of pointers to nodes */
+		struct node **p = realloc(parent->items, cap * sizeof(*p)); // NOLINT(bugprone-sizeof-expression)
 
 		if (!p)
 			return -1;
@@ -151,9 +152,7 @@ static struct node *build(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev, int
 			}
 		}
 	}
-	default:
-		fail_at(c, n->mark, "unexpected YAML event");
-		goto fail;
+	default: fail_at(c, n->mark, "unexpected YAML event"); goto fail;
 	}
 fail:
 	node_free(n);
@@ -179,11 +178,11 @@ static struct node *parse_document(struct ctx *c, const char *data, size_t len)
 		}
 		switch (ev.type) {
 		case YAML_STREAM_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT:
-			break;
+		case YAML_DOCUMENT_END_EVENT: break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (root) {
-				fail_at(c, mark_of(ev.start_mark), "a second YAML document; the config is one document");
+				fail_at(c, mark_of(ev.start_mark),
+					"a second YAML document; the config is one document");
 				yaml_event_delete(&ev);
 				goto fail;
 			}
@@ -192,7 +191,7 @@ static struct node *parse_document(struct ctx *c, const char *data, size_t len)
 			yaml_event_delete(&ev);
 			yaml_parser_delete(&p);
 			if (!root) {
-				struct kc_mark m = {1, 1};
+				struct kc_mark m = { 1, 1 };
 				fail_at(c, m, "the file is empty; see pam_kubeconfig.yaml(5) for the format");
 			}
 			return root;
@@ -246,8 +245,7 @@ static int check_keys(struct ctx *c, const struct node *map, const char *what, c
 			for (size_t j = 0; allowed[j] && off < sizeof(list); j++)
 				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", j ? ", " : "",
 							allowed[j]);
-			return fail_at(c, k->mark, "unknown key '%s' in %s; expected one of: %s", k->value, what,
-				       list);
+			return fail_at(c, k->mark, "unknown key '%s' in %s; expected one of: %s", k->value, what, list);
 		}
 	}
 	return 0;
@@ -261,8 +259,7 @@ static const struct node *get(const struct node *map, const char *key)
 	return NULL;
 }
 
-static int get_str(struct ctx *c, const struct node *map, const char *what, const char *key, char **out,
-		   bool required)
+static int get_str(struct ctx *c, const struct node *map, const char *what, const char *key, char **out, bool required)
 {
 	const struct node *v = get(map, key);
 
@@ -342,14 +339,13 @@ static bool valid_cluster_name(const char *s)
 	return true;
 }
 
-static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, bool for_auth,
-			 struct kc_eks_ref *e)
+static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, bool for_auth, struct kc_eks_ref *e)
 {
-	static const char *const discovery_keys[] = {"cluster_name", "region",	     "discovery_ttl",
-						     "endpoint",     "endpoint_ca", NULL};
-	static const char *const auth_keys[] = {"cluster_name",	 "region",	 "role_arn",
-						"credentials_file", "profile",	 "sts_endpoint",
-						"imds_endpoint",    "endpoint_ca", NULL};
+	static const char *const discovery_keys[] = { "cluster_name", "region",	     "discovery_ttl",
+						      "endpoint",     "endpoint_ca", NULL };
+	static const char *const auth_keys[] = { "cluster_name",     "region",	    "role_arn",
+						 "credentials_file", "profile",	    "sts_endpoint",
+						 "imds_endpoint",    "endpoint_ca", NULL };
 
 	e->discovery_ttl = 3600;
 	if (check_keys(c, v, what, for_auth ? auth_keys : discovery_keys) < 0 ||
@@ -378,7 +374,7 @@ static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, 
 static int load_ca(struct ctx *c, const struct node *v, struct kc_cluster *cl, const char *data_b64)
 {
 	struct kc_err e;
-	kc_autobuf struct kc_buf pem = {0};
+	kc_autobuf struct kc_buf pem = { 0 };
 
 	if (data_b64) {
 		unsigned char *raw;
@@ -397,8 +393,7 @@ static int load_ca(struct ctx *c, const struct node *v, struct kc_cluster *cl, c
 			return fail_at(c, *mark_of_key(v, "certificate_authority"),
 				       "'certificate_authority' must be an absolute path (got '%s')", cl->ca_file);
 		if (kc_read_root_file(cl->ca_file, 1u << 20, 022, false, &pem, &e) < 0)
-			return fail_at(c, *mark_of_key(v, "certificate_authority"), "certificate_authority: %s",
-				       e.msg);
+			return fail_at(c, *mark_of_key(v, "certificate_authority"), "certificate_authority: %s", e.msg);
 		cl->ca_pem = (unsigned char *)pem.data;
 		cl->ca_pem_len = pem.len;
 		pem.data = NULL;
@@ -411,17 +406,17 @@ static int load_ca(struct ctx *c, const struct node *v, struct kc_cluster *cl, c
 
 static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster *cl)
 {
-	static const char *const keys[] = {"name",
-					   "context",
-					   "server",
-					   "certificate_authority",
-					   "certificate_authority_data",
-					   "insecure_skip_tls_verify",
-					   "proxy",
-					   "eks",
-					   "auth",
-					   NULL};
-	static const char *const auth_keys[] = {"token_file", "client_certificate", "client_key", "eks", NULL};
+	static const char *const keys[] = { "name",
+					    "context",
+					    "server",
+					    "certificate_authority",
+					    "certificate_authority_data",
+					    "insecure_skip_tls_verify",
+					    "proxy",
+					    "eks",
+					    "auth",
+					    NULL };
+	static const char *const auth_keys[] = { "token_file", "client_certificate", "client_key", "eks", NULL };
 	const struct node *auth, *eks;
 	char *ca_data = NULL;
 	int rc = -1;
@@ -437,8 +432,8 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 	    get_str(c, v, "a cluster", "proxy", &cl->proxy, false) < 0)
 		goto out;
 	if (!valid_cluster_name(cl->name)) {
-		fail_at(c, *mark_of_key(v, "name"),
-			"cluster name '%s' may hold only letters, digits, '-', '_' and '.'", cl->name);
+		fail_at(c, *mark_of_key(v, "name"), "cluster name '%s' may hold only letters, digits, '-', '_' and '.'",
+			cl->name);
 		goto out;
 	}
 	cl->insecure_mark = *mark_of_key(v, "insecure_skip_tls_verify");
@@ -448,8 +443,9 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 		if (parse_eks_ref(c, eks, "cluster eks", false, &cl->eks) < 0)
 			goto out;
 		if (cl->server || cl->ca_file || ca_data) {
-			fail_at(c, eks->mark, "cluster '%s' has both eks (discovery) and server/certificate_authority; "
-					      "keep one",
+			fail_at(c, eks->mark,
+				"cluster '%s' has both eks (discovery) and server/certificate_authority; "
+				"keep one",
 				cl->name);
 			goto out;
 		}
@@ -500,8 +496,7 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 		goto out;
 	kinds = !!cl->token_file + !!(cl->client_certificate || cl->client_key) + !!get(auth, "eks");
 	if (kinds != 1) {
-		fail_at(c, auth->mark,
-			"auth needs exactly one of: token_file, client_certificate + client_key, eks");
+		fail_at(c, auth->mark, "auth needs exactly one of: token_file, client_certificate + client_key, eks");
 		goto out;
 	}
 	if (cl->token_file) {
@@ -533,18 +528,20 @@ out:
 
 static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struct node *v, struct kc_mapping *m)
 {
-	static const char *const keys[] = {"user",   "group",	    "cluster",	    "serviceaccount",
-					   "create", "clusterrole", "cluster_wide", NULL};
+	static const char *const keys[] = { "user",   "group",	     "cluster",	     "serviceaccount",
+					    "create", "clusterrole", "cluster_wide", NULL };
 	char *sa = NULL;
 	char *slash;
 	char why[256];
 	int rc = -1;
 
 	m->mark = v->mark;
-	if (check_keys(c, v, "a mapping rule", keys) < 0 || get_str(c, v, "a mapping rule", "user", &m->user, false) < 0 ||
+	if (check_keys(c, v, "a mapping rule", keys) < 0 ||
+	    get_str(c, v, "a mapping rule", "user", &m->user, false) < 0 ||
 	    get_str(c, v, "a mapping rule", "group", &m->group, false) < 0 ||
 	    get_str(c, v, "a mapping rule", "cluster", &m->cluster, true) < 0 ||
-	    get_str(c, v, "a mapping rule", "serviceaccount", &sa, true) < 0 || get_bool(c, v, "create", &m->create) < 0 ||
+	    get_str(c, v, "a mapping rule", "serviceaccount", &sa, true) < 0 ||
+	    get_bool(c, v, "create", &m->create) < 0 ||
 	    get_str(c, v, "a mapping rule", "clusterrole", &m->clusterrole, false) < 0 ||
 	    get_bool(c, v, "cluster_wide", &m->cluster_wide) < 0)
 		goto out;
@@ -554,14 +551,14 @@ static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struc
 		goto out;
 	}
 	if (!kc_config_cluster(cfg, m->cluster)) {
-		fail_at(c, *mark_of_key(v, "cluster"), "unknown cluster '%s'; it must be the name of an entry under clusters:",
-			m->cluster);
+		fail_at(c, *mark_of_key(v, "cluster"),
+			"unknown cluster '%s'; it must be the name of an entry under clusters:", m->cluster);
 		goto out;
 	}
 	slash = strchr(sa, '/');
 	if (!slash || strchr(slash + 1, '/')) {
-		fail_at(c, m->sa_mark, "'serviceaccount' must be NAMESPACE/NAME, e.g. bastion-users/u-{user_safe} (got '%s')",
-			sa);
+		fail_at(c, m->sa_mark,
+			"'serviceaccount' must be NAMESPACE/NAME, e.g. bastion-users/u-{user_safe} (got '%s')", sa);
 		goto out;
 	}
 	*slash = '\0';
@@ -646,10 +643,11 @@ static int parse_kubeconfig_path(struct ctx *c, const struct node *v, const char
 
 static int parse_root(struct ctx *c, const struct node *root, struct kc_config *cfg)
 {
-	static const char *const keys[] = {"min_uid", "host_id", "kubeconfig", "token", "network", "clusters", "mappings", NULL};
-	static const char *const kc_keys[] = {"path", "set_env", "remove_on_logout", NULL};
-	static const char *const token_keys[] = {"ttl", "audiences", "revoke_on_logout", "refresh_before", NULL};
-	static const char *const net_keys[] = {"connect_timeout", "request_timeout", "after_failure", NULL};
+	static const char *const keys[] = { "min_uid", "host_id",  "kubeconfig", "token",
+					    "network", "clusters", "mappings",	 NULL };
+	static const char *const kc_keys[] = { "path", "set_env", "remove_on_logout", NULL };
+	static const char *const token_keys[] = { "ttl", "audiences", "revoke_on_logout", "refresh_before", NULL };
+	static const char *const net_keys[] = { "connect_timeout", "request_timeout", "after_failure", NULL };
 	const struct node *v;
 	long connect = 2, request = 5;
 
@@ -675,7 +673,8 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 		free(cfg->host_id);
 		cfg->host_id = (c->flags & KC_LOAD_NO_FILES) ? strdup("test-host") : default_host_id();
 		if (!cfg->host_id)
-			return fail_at(c, root->mark, "no host_id given and /etc/machine-id is unreadable; set host_id");
+			return fail_at(c, root->mark,
+				       "no host_id given and /etc/machine-id is unreadable; set host_id");
 	}
 
 	cfg->set_env = true;
@@ -711,19 +710,23 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 			return fail_at(c, *mark_of_key(v, "ttl"),
 				       "'ttl' is below the 10m minimum the API server accepts; write 10m or more");
 		if (cfg->ttl > 0xffffffffL)
-			return fail_at(c, *mark_of_key(v, "ttl"), "'ttl' is too long; tokens should be short-lived, e.g. 8h");
+			return fail_at(c, *mark_of_key(v, "ttl"),
+				       "'ttl' is too long; tokens should be short-lived, e.g. 8h");
 		if ((rb = get(v, "refresh_before")) &&
 		    (rb->kind != N_SCALAR || kc_parse_percent(rb->value, &cfg->refresh_before) < 0))
-			return fail_at(c, rb->mark, "'refresh_before' must be a share of the lifetime from 1%% to 99%%, e.g. 20%%");
+			return fail_at(c, rb->mark,
+				       "'refresh_before' must be a share of the lifetime from 1%% to 99%%, e.g. 20%%");
 		if ((a = get(v, "audiences"))) {
 			if (a->kind != N_SEQ)
-				return fail_at(c, a->mark, "'audiences' must be a list, e.g. [\"https://kubernetes.default.svc\"]");
+				return fail_at(c, a->mark,
+					       "'audiences' must be a list, e.g. [\"https://kubernetes.default.svc\"]");
 			cfg->audiences = calloc(a->n + 1, sizeof(char *));
 			if (!cfg->audiences)
 				return -1;
 			for (size_t i = 0; i < a->n; i++) {
 				if (a->items[i]->kind != N_SCALAR || !*a->items[i]->value)
-					return fail_at(c, a->items[i]->mark, "each audience must be a non-empty string");
+					return fail_at(c, a->items[i]->mark,
+						       "each audience must be a non-empty string");
 				if (!(cfg->audiences[i] = strdup(a->items[i]->value)))
 					return -1;
 				cfg->n_audiences++;
@@ -738,9 +741,11 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 		    get_duration(c, v, "after_failure", &cfg->after_failure) < 0)
 			return -1;
 		if (connect < 1 || connect > 60)
-			return fail_at(c, *mark_of_key(v, "connect_timeout"), "'connect_timeout' must be from 1s to 60s");
+			return fail_at(c, *mark_of_key(v, "connect_timeout"),
+				       "'connect_timeout' must be from 1s to 60s");
 		if (request < 1 || request > 60)
-			return fail_at(c, *mark_of_key(v, "request_timeout"), "'request_timeout' must be from 1s to 60s");
+			return fail_at(c, *mark_of_key(v, "request_timeout"),
+				       "'request_timeout' must be from 1s to 60s");
 	}
 	cfg->connect_timeout_ms = connect * 1000;
 	cfg->request_timeout_ms = request * 1000;
@@ -757,7 +762,8 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 			return -1;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cfg->clusters[j].name, cfg->clusters[i].name) == 0)
-				return fail_at(c, v->items[i]->mark, "a second cluster named '%s'; names must be unique",
+				return fail_at(c, v->items[i]->mark,
+					       "a second cluster named '%s'; names must be unique",
 					       cfg->clusters[i].name);
 	}
 
@@ -777,10 +783,9 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 	return 0;
 }
 
-struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags,
-				  struct kc_err *err)
+struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err)
 {
-	struct ctx c = {name, err, flags, 0};
+	struct ctx c = { name, err, flags, 0 };
 	struct kc_config *cfg;
 	struct node *root;
 
@@ -810,7 +815,7 @@ struct kc_config *kc_config_parse(const char *name, const char *data, size_t len
 
 struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err *err)
 {
-	kc_autobuf struct kc_buf data = {0};
+	kc_autobuf struct kc_buf data = { 0 };
 	struct kc_err e;
 
 	err->msg[0] = '\0';
@@ -916,11 +921,12 @@ int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 		const struct kc_mapping *m = &cfg->mappings[i];
 
 		if (strcmp(m->sa_namespace, "kube-system") == 0) {
-			kc_buf_printf(out,
-				      "%s:%u:%u: warning: a rule maps to kube-system: the right to mint tokens there is "
-				      "the right to act as every controller; use a namespace made for it, e.g. "
-				      "bastion-access\n",
-				      cfg->path, m->sa_mark.line, m->sa_mark.col);
+			kc_buf_printf(
+				out,
+				"%s:%u:%u: warning: a rule maps to kube-system: the right to mint tokens there is "
+				"the right to act as every controller; use a namespace made for it, e.g. "
+				"bastion-access\n",
+				cfg->path, m->sa_mark.line, m->sa_mark.col);
 			n++;
 		}
 	}

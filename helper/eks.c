@@ -21,7 +21,7 @@ int kc_eks_token(const struct kc_aws_credentials *cred, const char *cluster_name
 	const char *p;
 	struct kc_sigv4_header h[2];
 	struct kc_sigv4_result r;
-	kc_autobuf struct kc_buf url = {.secret = true};
+	kc_autobuf struct kc_buf url = { .secret = true };
 	char *b64;
 
 	*token = NULL;
@@ -32,11 +32,13 @@ int kc_eks_token(const struct kc_aws_credentials *cred, const char *cluster_name
 	p = strstr(url_base, "://");
 	p = p ? p + 3 : url_base;
 	snprintf(host, sizeof(host), "%.*s", (int)strcspn(p, "/"), p);
-	h[0] = (struct kc_sigv4_header){"host", host};
-	h[1] = (struct kc_sigv4_header){"x-k8s-aws-id", cluster_name};
+	h[0] = (struct kc_sigv4_header){ "host", host };
+	h[1] = (struct kc_sigv4_header){ "x-k8s-aws-id", cluster_name };
 	{
-		struct kc_sigv4_request req = {"GET", "/", "Action=GetCallerIdentity&Version=2011-06-15", h, 2, NULL, 0};
-		struct kc_sigv4_options o = {region, "sts", now, true, 60, true, false, false};
+		struct kc_sigv4_request req = {
+			"GET", "/", "Action=GetCallerIdentity&Version=2011-06-15", h, 2, NULL, 0
+		};
+		struct kc_sigv4_options o = { region, "sts", now, true, 60, true, false, false };
 
 		if (kc_sigv4_sign(&req, cred, &o, &r, err) < 0)
 			return -1;
@@ -45,8 +47,9 @@ int kc_eks_token(const struct kc_aws_credentials *cred, const char *cluster_name
 	 * Date, Expires, SignedHeaders, Security-Token, and the Signature last. */
 	kc_buf_printf(&url, "%s/?Action=GetCallerIdentity&Version=2011-06-15", url_base);
 	{
-		const struct kc_sigv4_param *order[] = {&r.algorithm,		 &r.credential,	    &r.date, &r.expires,
-							&r.signed_headers_param, &r.security_token, &r.signature_param};
+		const struct kc_sigv4_param *order[] = { &r.algorithm,	    &r.credential,	     &r.date,
+							 &r.expires,	    &r.signed_headers_param, &r.security_token,
+							 &r.signature_param };
 
 		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 			if (order[i]->value)
@@ -79,7 +82,8 @@ char *kc_eks_exec_credential(const char *token, time_t now)
 
 	kc_format_time(now + KC_EKS_TOKEN_LIFETIME, when, sizeof(when));
 	j = json_pack("{s:s, s:s, s:{}, s:{s:s, s:s}}", "kind", "ExecCredential", "apiVersion",
-		      "client.authentication.k8s.io/v1beta1", "spec", "status", "expirationTimestamp", when, "token", token);
+		      "client.authentication.k8s.io/v1beta1", "spec", "status", "expirationTimestamp", when, "token",
+		      token);
 	if (!j)
 		return NULL;
 	text = json_dumps(j, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
@@ -108,11 +112,14 @@ static int parse_cluster(const char *data, size_t len, struct kc_eks_cluster *ou
 	json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *endpoint = NULL, *ca = NULL, *arn = NULL;
 
-	if (!j || json_unpack(j, "{s:{s?s, s?{s?s}, s?s}}", "cluster", "endpoint", &endpoint, "certificateAuthority",
-			      "data", &ca, "arn", &arn) < 0 ||
+	if (!j ||
+	    json_unpack(j, "{s:{s?s, s?{s?s}, s?s}}", "cluster", "endpoint", &endpoint, "certificateAuthority", "data",
+			&ca, "arn", &arn) < 0 ||
 	    !endpoint || !ca || !arn) {
 		json_decref(j);
-		return kc_seterr(err, "DescribeCluster: the answer lacks cluster.endpoint, certificateAuthority.data or arn"),
+		return kc_seterr(
+			       err,
+			       "DescribeCluster: the answer lacks cluster.endpoint, certificateAuthority.data or arn"),
 		       -1;
 	}
 	if (strncmp(endpoint, "https://", 8) != 0 ||
@@ -120,18 +127,23 @@ static int parse_cluster(const char *data, size_t len, struct kc_eks_cluster *ou
 	    !memmem(out->ca_pem, out->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27)) {
 		json_decref(j);
 		kc_eks_cluster_free(out);
-		return kc_seterr(err, "DescribeCluster: the endpoint is not https:// or the CA is not a PEM certificate"),
+		return kc_seterr(err,
+				 "DescribeCluster: the endpoint is not https:// or the CA is not a PEM certificate"),
 		       -1;
 	}
 	out->endpoint = strdup(endpoint);
 	out->arn = strdup(arn);
 	json_decref(j);
-	return out->endpoint && out->arn ? 0 : (kc_seterr(err, "out of memory"), -1);
+	if (!out->endpoint || !out->arn) {
+		kc_eks_cluster_free(out);
+		return kc_seterr(err, "out of memory"), -1;
+	}
+	return 0;
 }
 
 static void cache_name(const struct kc_eks_ref *ref, char out[80])
 {
-	kc_autobuf struct kc_buf k = {0};
+	kc_autobuf struct kc_buf k = { 0 };
 	char hex[65];
 
 	kc_buf_printf(&k, "%s|%s|%s", ref->cluster_name, ref->region, ref->endpoint ? ref->endpoint : "");
@@ -178,7 +190,8 @@ int kc_eks_describe_cluster(const struct kc_config *cfg, const struct kc_eks_ref
 			    const struct kc_aws_credentials *cred, struct kc_eks_cluster *out, struct kc_err *err)
 {
 	char name[80], base[512], host[300], path[400];
-	kc_autobuf struct kc_buf resp = {0}, url = {0}, auth = {.secret = true}, date = {0}, token = {.secret = true};
+	kc_autobuf struct kc_buf resp = { 0 }, url = { 0 }, auth = { .secret = true }, date = { 0 },
+				 token = { .secret = true };
 	struct kc_sigv4_header h[1];
 	struct kc_sigv4_result sig;
 	const char *headers[5];
@@ -199,10 +212,10 @@ int kc_eks_describe_cluster(const struct kc_config *cfg, const struct kc_eks_ref
 	p = p ? p + 3 : base;
 	snprintf(host, sizeof(host), "%.*s", (int)strcspn(p, "/"), p);
 	snprintf(path, sizeof(path), "/clusters/%s", ref->cluster_name);
-	h[0] = (struct kc_sigv4_header){"host", host};
+	h[0] = (struct kc_sigv4_header){ "host", host };
 	{
-		struct kc_sigv4_request r = {"GET", path, NULL, h, 1, NULL, 0};
-		struct kc_sigv4_options o = {ref->region, "eks", time(NULL), false, 0, true, false, false};
+		struct kc_sigv4_request r = { "GET", path, NULL, h, 1, NULL, 0 };
+		struct kc_sigv4_options o = { ref->region, "eks", time(NULL), false, 0, true, false, false };
 
 		if (kc_sigv4_sign(&r, cred, &o, &sig, err) < 0)
 			return -1;
@@ -220,8 +233,15 @@ int kc_eks_describe_cluster(const struct kc_config *cfg, const struct kc_eks_ref
 	headers[nh] = NULL;
 	kc_buf_printf(&url, "%s%s", base, path);
 	{
-		struct kc_http_call c = {"GET", url.data, headers, NULL, 0, ref->endpoint_ca, false,
-					 cfg->connect_timeout_ms, cfg->request_timeout_ms};
+		struct kc_http_call c = { "GET",
+					  url.data,
+					  headers,
+					  NULL,
+					  0,
+					  ref->endpoint_ca,
+					  false,
+					  cfg->connect_timeout_ms,
+					  cfg->request_timeout_ms };
 
 		status = kc_http(&c, &resp, err);
 	}
@@ -242,7 +262,7 @@ int kc_eks_discover(const struct kc_config *cfg, struct kc_cluster *cl, struct k
 	struct kc_aws_credentials cred;
 	struct kc_eks_cluster found;
 	const struct kc_eks_ref *auth = cl->auth == KC_AUTH_EKS ? &cl->auth_eks : NULL;
-	struct kc_eks_ref fallback = {0};
+	struct kc_eks_ref fallback = { 0 };
 	int rc;
 
 	if (!cl->has_eks || cl->server)

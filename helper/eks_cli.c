@@ -46,7 +46,13 @@ static int cli_credentials(const char *profile_opt, struct kc_aws_credentials *o
 		out->access_key_id = strdup(env("AWS_ACCESS_KEY_ID"));
 		out->secret_access_key = strdup(env("AWS_SECRET_ACCESS_KEY"));
 		out->session_token = env("AWS_SESSION_TOKEN") ? strdup(env("AWS_SESSION_TOKEN")) : NULL;
-		return out->access_key_id && out->secret_access_key ? 0 : -1;
+		if (!out->access_key_id || !out->secret_access_key ||
+		    (env("AWS_SESSION_TOKEN") && !out->session_token)) {
+			kc_aws_credentials_clear(out);
+			kc_seterr(err, "out of memory");
+			return -1;
+		}
+		return 0;
 	}
 	path = env("AWS_SHARED_CREDENTIALS_FILE") ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
 						  : home_file(".aws/credentials");
@@ -73,7 +79,7 @@ static int cli_credentials(const char *profile_opt, struct kc_aws_credentials *o
 int kc_cmd_eks_token(const char *cluster_name, const char *region, const char *role_arn, const char *profile)
 {
 	struct kc_aws_credentials cred, assumed;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	char *token = NULL, *out;
 	time_t now = time(NULL);
 
@@ -87,7 +93,7 @@ int kc_cmd_eks_token(const char *cluster_name, const char *region, const char *r
 	}
 	if (role_arn) {
 		char url[256];
-		struct kc_aws_endpoint sts = {url, env("AWS_CA_BUNDLE"), 2000, 10000};
+		struct kc_aws_endpoint sts = { url, env("AWS_CA_BUNDLE"), 2000, 10000 };
 		int rc;
 
 		if (env("AWS_ENDPOINT_URL_STS"))

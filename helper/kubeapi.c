@@ -15,7 +15,7 @@ struct kc_kube {
 	CURL *curl;
 	const struct kc_cluster *cl;
 	struct curl_slist *headers; /* holds the bearer token: wiped before freeing */
-	struct kc_buf credential;   /* token, or client key PEM */
+	struct kc_buf credential; /* token, or client key PEM */
 	struct kc_buf client_cert;
 	unsigned requests;
 	long request_timeout_ms;
@@ -57,7 +57,7 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 	k->headers = curl_slist_append(k->headers, "User-Agent: pam-kubeconfig");
 	switch (cl->auth) {
 	case KC_AUTH_TOKEN: {
-		kc_autobuf struct kc_buf hdr = {.secret = true};
+		kc_autobuf struct kc_buf hdr = { .secret = true };
 		size_t n;
 
 		if (kc_read_root_file(cl->token_file, KC_CREDENTIAL_MAX, 077, true, &k->credential, &e) < 0) {
@@ -84,8 +84,8 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 			kc_seterr(err, "cluster %s: %s", cl->name, e.msg);
 			goto fail;
 		}
-		cert = (struct curl_blob){k->client_cert.data, k->client_cert.len, CURL_BLOB_COPY};
-		key = (struct curl_blob){k->credential.data, k->credential.len, CURL_BLOB_NOCOPY};
+		cert = (struct curl_blob){ k->client_cert.data, k->client_cert.len, CURL_BLOB_COPY };
+		key = (struct curl_blob){ k->credential.data, k->credential.len, CURL_BLOB_NOCOPY };
 		curl_easy_setopt(k->curl, CURLOPT_SSLCERT_BLOB, &cert);
 		curl_easy_setopt(k->curl, CURLOPT_SSLCERTTYPE, "PEM");
 		curl_easy_setopt(k->curl, CURLOPT_SSLKEY_BLOB, &key);
@@ -94,7 +94,7 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 	}
 	case KC_AUTH_EKS: {
 		struct kc_aws_credentials cred;
-		kc_autobuf struct kc_buf hdr = {.secret = true};
+		kc_autobuf struct kc_buf hdr = { .secret = true };
 		char *token = NULL;
 		int rc;
 
@@ -116,9 +116,7 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 		k->headers = curl_slist_append(k->headers, hdr.data);
 		break;
 	}
-	default:
-		kc_seterr(err, "cluster %s: no auth configured", cl->name);
-		goto fail;
+	default: kc_seterr(err, "cluster %s: no auth configured", cl->name); goto fail;
 	}
 	if (!k->headers)
 		goto oom;
@@ -138,7 +136,7 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		struct curl_blob ca = {cl->ca_pem, cl->ca_pem_len, CURL_BLOB_COPY};
+		struct curl_blob ca = { cl->ca_pem, cl->ca_pem_len, CURL_BLOB_COPY };
 
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -193,8 +191,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_t *body, json_t **resp,
 		  struct kc_err *err)
 {
-	kc_autobuf struct kc_buf url = {0};
-	kc_autobuf struct kc_buf in = {.secret = true};
+	kc_autobuf struct kc_buf url = { 0 };
+	kc_autobuf struct kc_buf in = { .secret = true };
 	char *out = NULL;
 	json_error_t jerr;
 	long status = 0;
@@ -284,7 +282,7 @@ void kc_status_error(const char *cluster, long status, json_t *resp, const struc
 	char target[KC_ERR_MAX / 2];
 	char detail[300] = "";
 
-	if (resp && json_is_object(resp)) {
+	if (json_is_object(resp)) {
 		json_t *m = json_object_get(resp, "message"), *r = json_object_get(resp, "reason");
 
 		message = json_is_string(m) ? json_string_value(m) : NULL;
@@ -299,26 +297,24 @@ void kc_status_error(const char *cluster, long status, json_t *resp, const struc
 
 	switch (status) {
 	case 401:
-		kc_seterr(err, "cluster %s: the API server does not accept the helper's credentials (401); check auth "
-			       "for this cluster in the config",
+		kc_seterr(err,
+			  "cluster %s: the API server does not accept the helper's credentials (401); check auth "
+			  "for this cluster in the config",
 			  cluster);
 		break;
 	case 403:
 		kc_seterr(err, "cluster %s: the helper's identity may not %s %s for %s (403); run pam-kubeconfig rbac",
 			  cluster, w->verb, w->resource, target);
 		break;
-	case 404:
-		kc_seterr(err, "cluster %s: %s %s not found (404)%s", cluster, w->resource, target, detail);
-		break;
+	case 404: kc_seterr(err, "cluster %s: %s %s not found (404)%s", cluster, w->resource, target, detail); break;
 	default:
-		kc_seterr(err, "cluster %s: %s %s %s failed with HTTP %ld%s%s%s", cluster, w->verb, w->resource,
-			  target, status, reason ? " " : "", reason ? reason : "", detail);
+		kc_seterr(err, "cluster %s: %s %s %s failed with HTTP %ld%s%s%s", cluster, w->verb, w->resource, target,
+			  status, reason ? " " : "", reason ? reason : "", detail);
 		break;
 	}
 }
 
-void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *w,
-			  struct kc_err *err)
+void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *w, struct kc_err *err)
 {
 	kc_status_error(k->cl->name, status, resp, w, err);
 }
@@ -352,23 +348,25 @@ static void read_jwt_claims(const char *token, struct kc_minted *out)
 	json_decref(claims);
 }
 
-int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl,
-			    time_t asked, struct kc_minted *out, struct kc_err *err)
+int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl, time_t asked,
+			    struct kc_minted *out, struct kc_err *err)
 {
 	const char *token = NULL, *expiry = NULL;
 	json_error_t jerr;
 
 	memset(out, 0, sizeof(*out));
-	if (!resp || json_unpack_ex(resp, &jerr, 0, "{s:{s:s, s:s}}", "status", "token", &token, "expirationTimestamp",
-				    &expiry) < 0 ||
+	if (!resp ||
+	    json_unpack_ex(resp, &jerr, 0, "{s:{s:s, s:s}}", "status", "token", &token, "expirationTimestamp",
+			   &expiry) < 0 ||
 	    !*token) {
 		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s holds no token (%s)", cluster, ns, name,
 			  resp ? jerr.text : "no body");
 		return -1;
 	}
 	if (kc_parse_time(expiry, &out->expiry) < 0 || out->expiry <= time(NULL)) {
-		kc_seterr(err, "cluster %s: the TokenRequest answer for %s/%s has an expiry in the past or unreadable "
-			       "('%.40s')",
+		kc_seterr(err,
+			  "cluster %s: the TokenRequest answer for %s/%s has an expiry in the past or unreadable "
+			  "('%.40s')",
 			  cluster, ns, name, expiry);
 		return -1;
 	}
@@ -384,11 +382,10 @@ int kc_token_response_parse(const char *cluster, const char *ns, const char *nam
 	return 0;
 }
 
-int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, long ttl,
-			  char *const *audiences, size_t n_audiences, const char *bound_secret,
-			  struct kc_minted *out, struct kc_err *err)
+int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, long ttl, char *const *audiences,
+			  size_t n_audiences, const char *bound_secret, struct kc_minted *out, struct kc_err *err)
 {
-	struct kc_action what = {"create", "serviceaccounts/token", ns, name};
+	struct kc_action what = { "create", "serviceaccounts/token", ns, name };
 	char path[512];
 	json_t *req, *spec, *auds, *resp = NULL;
 	time_t asked = time(NULL);
@@ -401,9 +398,9 @@ int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, l
 		json_array_append_new(auds, json_string(audiences[i]));
 	spec = json_pack("{s:I, s:o}", "expirationSeconds", (json_int_t)ttl, "audiences", auds);
 	if (spec && bound_secret)
-		json_object_set_new(spec, "boundObjectRef",
-				    json_pack("{s:s, s:s, s:s}", "kind", "Secret", "apiVersion", "v1", "name",
-					      bound_secret));
+		json_object_set_new(
+			spec, "boundObjectRef",
+			json_pack("{s:s, s:s, s:s}", "kind", "Secret", "apiVersion", "v1", "name", bound_secret));
 	req = json_pack("{s:s, s:s, s:o}", "apiVersion", "authentication.k8s.io/v1", "kind", "TokenRequest", "spec",
 			spec);
 	if (!req) {
@@ -429,7 +426,7 @@ out:
 
 void kc_revocation_secret_name(const char *host_id, const char *user, char *out, size_t len)
 {
-	kc_autobuf struct kc_buf in = {0};
+	kc_autobuf struct kc_buf in = { 0 };
 	char hex[65];
 
 	kc_buf_puts(&in, host_id);
@@ -439,10 +436,10 @@ void kc_revocation_secret_name(const char *host_id, const char *user, char *out,
 	snprintf(out, len, "pam-kubeconfig-%.20s", hex);
 }
 
-int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const char *user,
-			  const char *host, struct kc_err *err)
+int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const char *user, const char *host,
+			  struct kc_err *err)
 {
-	struct kc_action what = {"create", "secrets", ns, name};
+	struct kc_action what = { "create", "secrets", ns, name };
 	char path[300];
 	json_t *req, *resp = NULL;
 	long status;
@@ -470,7 +467,7 @@ int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, c
 
 int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, struct kc_err *err)
 {
-	struct kc_action what = {"delete", "secrets", ns, name};
+	struct kc_action what = { "delete", "secrets", ns, name };
 	char path[300];
 	json_t *resp = NULL;
 	long status;
@@ -498,7 +495,8 @@ void kc_binding_name(const char *ns, const char *name, bool cluster_wide, char *
 
 static int ensure_service_account(struct kc_kube *k, const char *ns, const char *name, struct kc_err *err)
 {
-	struct kc_action get = {"get", "serviceaccounts", ns, name}, create = {"create", "serviceaccounts", ns, name};
+	struct kc_action get = { "get", "serviceaccounts", ns, name },
+			 create = { "create", "serviceaccounts", ns, name };
 	char path[400];
 	json_t *resp = NULL, *req;
 	long status;
@@ -534,7 +532,7 @@ static int ensure_binding(struct kc_kube *k, const char *ns, const char *name, c
 			  struct kc_err *err)
 {
 	const char *resource = cluster_wide ? "clusterrolebindings" : "rolebindings";
-	struct kc_action get = {"get", resource, cluster_wide ? NULL : ns, NULL};
+	struct kc_action get = { "get", resource, cluster_wide ? NULL : ns, NULL };
 	char bname[KC_ERR_MAX / 4], base[400], path[700];
 	json_t *resp = NULL, *req;
 	const char *have_kind = NULL, *have_role = NULL;
@@ -577,9 +575,9 @@ static int ensure_binding(struct kc_kube *k, const char *ns, const char *name, c
 	resp = NULL;
 	req = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:s}]}", "apiVersion",
 			"rbac.authorization.k8s.io/v1", "kind", cluster_wide ? "ClusterRoleBinding" : "RoleBinding",
-			"metadata", "name", bname, "labels", "app.kubernetes.io/managed-by", "pam-kubeconfig", "roleRef",
-			"apiGroup", "rbac.authorization.k8s.io", "kind", "ClusterRole", "name", role, "subjects", "kind",
-			"ServiceAccount", "name", name, "namespace", ns);
+			"metadata", "name", bname, "labels", "app.kubernetes.io/managed-by", "pam-kubeconfig",
+			"roleRef", "apiGroup", "rbac.authorization.k8s.io", "kind", "ClusterRole", "name", role,
+			"subjects", "kind", "ServiceAccount", "name", name, "namespace", ns);
 	if (!req) {
 		kc_seterr(err, "out of memory");
 		return -1;
@@ -593,10 +591,11 @@ static int ensure_binding(struct kc_kube *k, const char *ns, const char *name, c
 	if (status != 201 && status != 409) {
 		get.verb = "create";
 		if (status == 403)
-			kc_seterr(err,
-				  "cluster %s: the helper's identity may not create %s %s binding ClusterRole %s (403); "
-				  "run pam-kubeconfig rbac (it must be allowed to bind that role)",
-				  k->cl->name, resource, bname, role);
+			kc_seterr(
+				err,
+				"cluster %s: the helper's identity may not create %s %s binding ClusterRole %s (403); "
+				"run pam-kubeconfig rbac (it must be allowed to bind that role)",
+				k->cl->name, resource, bname, role);
 		else
 			kc_kube_status_error(k, status, resp, &get, err);
 		json_decref(resp);
@@ -606,8 +605,8 @@ static int ensure_binding(struct kc_kube *k, const char *ns, const char *name, c
 	return 0;
 }
 
-int kc_kube_reconcile(struct kc_kube *k, const char *ns, const char *name, const char *clusterrole,
-		      bool cluster_wide, struct kc_err *err)
+int kc_kube_reconcile(struct kc_kube *k, const char *ns, const char *name, const char *clusterrole, bool cluster_wide,
+		      struct kc_err *err)
 {
 	if (ensure_service_account(k, ns, name, err) < 0)
 		return -1;
@@ -616,10 +615,10 @@ int kc_kube_reconcile(struct kc_kube *k, const char *ns, const char *name, const
 	return 0;
 }
 
-int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const char *resource,
-		  const char *subresource, const char *ns, const char *name, bool *allowed, struct kc_err *err)
+int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const char *resource, const char *subresource,
+		  const char *ns, const char *name, bool *allowed, struct kc_err *err)
 {
-	struct kc_action what = {"create", "selfsubjectaccessreviews", NULL, NULL};
+	struct kc_action what = { "create", "selfsubjectaccessreviews", NULL, NULL };
 	json_t *req, *attrs, *resp = NULL;
 	int ok = 0;
 	long status;

@@ -17,8 +17,8 @@ static void sanitize(const char *in, char *out, size_t size)
 	out[i] = '\0';
 }
 
-int kc_kubeconfig_emit(const char *hostname, const char *host_id, const char *user,
-		       const struct kc_kubeconfig_entry *e, size_t n, struct kc_buf *out)
+int kc_kubeconfig_emit(const char *hostname, const char *host_id, const char *user, const struct kc_kubeconfig_entry *e,
+		       size_t n, struct kc_buf *out)
 {
 	char host[256], id[128], who[256], when[32];
 	time_t first = 0;
@@ -34,8 +34,7 @@ int kc_kubeconfig_emit(const char *hostname, const char *host_id, const char *us
 	kc_format_time(first, when, sizeof(when));
 	kc_buf_printf(out,
 		      "# Written by pam-kubeconfig on %s for %s at login; tokens expire %s.\n"
-		      "# Replaced at each login and removed at the last logout: do not edit.\n"
-		      KC_HOST_ID_TAG "%s\n",
+		      "# Replaced at each login and removed at the last logout: do not edit.\n" KC_HOST_ID_TAG "%s\n",
 		      host, who, when, id);
 
 	if (kc_yaml_begin(&y, out) < 0)

@@ -25,11 +25,11 @@
 /* One cluster's work for one login or refresh. */
 struct job {
 	const struct kc_target *t;
-	char secret[64];   /* "" when tokens are not bound */
+	char secret[64]; /* "" when tokens are not bound */
 	bool create_secret; /* no finished session of this user holds it yet */
-	bool delete_first;  /* a revocation of it is pending: finish it first */
-	bool skipped;	    /* inside the after_failure window */
-	bool secret_made;   /* created (or found) by this run */
+	bool delete_first; /* a revocation of it is pending: finish it first */
+	bool skipped; /* inside the after_failure window */
+	bool secret_made; /* created (or found) by this run */
 	bool delete_done;
 	bool ok;
 	struct kc_minted minted;
@@ -43,7 +43,7 @@ static const char *orz(const char *s)
 
 static int load_config(const char *path, struct kc_config **cfg)
 {
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 
 	*cfg = kc_config_load(path, 0, &err);
 	if (!*cfg) {
@@ -57,7 +57,7 @@ static int load_config(const char *path, struct kc_config **cfg)
 
 static void cache_name(const char *kind, const struct kc_cluster *cl, const char *extra, char *out, size_t len)
 {
-	kc_autobuf struct kc_buf key = {0};
+	kc_autobuf struct kc_buf key = { 0 };
 	char hex[65];
 
 	kc_buf_puts(&key, cl->name);
@@ -167,7 +167,7 @@ static void run_job(const struct kc_config *cfg, const struct kc_identity *id, s
 {
 	const struct kc_target *t = j->t;
 	const struct kc_cluster *cl = t->cluster;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	struct kc_kube *k = NULL;
 	int probe_fd = -1;
 
@@ -195,8 +195,8 @@ static void run_job(const struct kc_config *cfg, const struct kc_identity *id, s
 		j->secret_made = true;
 	}
 	if (t->rule->create && !reconciled_recently(t)) {
-		if (kc_kube_reconcile(k, t->sa_namespace, t->sa_name, t->rule->clusterrole, t->rule->cluster_wide, &err) <
-		    0)
+		if (kc_kube_reconcile(k, t->sa_namespace, t->sa_name, t->rule->clusterrole, t->rule->cluster_wide,
+				      &err) < 0)
 			goto out;
 		mark_reconciled(t);
 	}
@@ -230,7 +230,8 @@ static void audit_mint(const struct kc_session_args *a, const char *user, const 
 	kc_format_time(j->minted.expiry, when, sizeof(when));
 	kc_format_duration(j->minted.lifetime, life, sizeof(life));
 	kc_format_duration(asked, want, sizeof(want));
-	kc_audit("mint user=%s session=%s rhost=%s service=%s cluster=%s serviceaccount=%s/%s expires=%s lifetime=%s%s%s%s "
+	kc_audit("mint user=%s session=%s rhost=%s service=%s cluster=%s serviceaccount=%s/%s expires=%s "
+		 "lifetime=%s%s%s%s "
 		 "jti=%s",
 		 user, a ? orz(a->session) : "refresh", a ? orz(a->rhost) : "-", a ? orz(a->service) : "-",
 		 j->t->cluster->name, j->t->sa_namespace, j->t->sa_name, when, life,
@@ -255,14 +256,14 @@ static int build_file(const struct kc_config *cfg, const struct kc_identity *id,
 
 		if (!jobs[i].ok)
 			continue;
-		e[m] = (struct kc_kubeconfig_entry){cl->context,
-						    cl->server,
-						    cl->ca_pem,
-						    cl->ca_pem_len,
-						    jobs[i].t->sa_namespace,
-						    jobs[i].t->sa_name,
-						    jobs[i].minted.token,
-						    jobs[i].minted.expiry};
+		e[m] = (struct kc_kubeconfig_entry){ cl->context,
+						     cl->server,
+						     cl->ca_pem,
+						     cl->ca_pem_len,
+						     jobs[i].t->sa_namespace,
+						     jobs[i].t->sa_name,
+						     jobs[i].minted.token,
+						     jobs[i].minted.expiry };
 		m++;
 	}
 	rc = kc_kubeconfig_emit(host, cfg->host_id, id->name, e, m, out);
@@ -324,10 +325,10 @@ static void release_pending(struct kc_user_state *st, const char *cluster, const
 	kc_state_put_pending(st, p, &e);
 }
 
-static void add_pending(struct kc_user_state *st, const char *cluster, const char *ns, const char *secret,
-			bool claim, const char *why)
+static void add_pending(struct kc_user_state *st, const char *cluster, const char *ns, const char *secret, bool claim,
+			const char *why)
 {
-	struct kc_pending p = {0};
+	struct kc_pending p = { 0 };
 	struct kc_err e;
 
 	snprintf(p.cluster, sizeof(p.cluster), "%s", cluster);
@@ -350,7 +351,7 @@ static int revoke_claimed(const struct kc_config *cfg, uid_t uid, struct kc_pend
 	struct kc_err err;
 	int failed = 0;
 	bool *done = calloc(n ? n : 1, sizeof(bool));
-	char (*why)[KC_ERR_MAX] = calloc(n ? n : 1, KC_ERR_MAX);
+	char(*why)[KC_ERR_MAX] = calloc(n ? n : 1, KC_ERR_MAX);
 
 	if (!done || !why) {
 		free(done);
@@ -363,8 +364,9 @@ static int revoke_claimed(const struct kc_config *cfg, uid_t uid, struct kc_pend
 
 		err.msg[0] = '\0';
 		if (!cl) {
-			snprintf(why[i], KC_ERR_MAX, "cluster %s is no longer in the config; delete Secret %s/%s by hand",
-				 list[i].cluster, list[i].sa_namespace, list[i].secret);
+			snprintf(why[i], KC_ERR_MAX,
+				 "cluster %s is no longer in the config; delete Secret %s/%s by hand", list[i].cluster,
+				 list[i].sa_namespace, list[i].secret);
 		} else if ((k = kc_kube_open(cfg, cl, &err))) {
 			kc_kube_set_deadline(k, kc_now_ms() + cfg->request_timeout_ms);
 			if (kc_kube_delete_secret(k, list[i].sa_namespace, list[i].secret, &err) == 0)
@@ -409,12 +411,12 @@ int kc_cmd_open(const struct kc_session_args *a)
 {
 	struct kc_identity id;
 	struct kc_config *cfg = NULL;
-	struct kc_writer w = {.pid = -1, .to_child = -1, .from_child = -1};
+	struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
 	struct kc_target *targets = NULL;
 	struct job *jobs = NULL;
-	struct kc_session_record rec = {0};
+	struct kc_session_record rec = { 0 };
 	struct kc_user_state st;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	size_t n_jobs = 0, n_ok = 0;
 	long long started;
 	int rc = KC_EXIT_ERROR;
@@ -460,7 +462,8 @@ int kc_cmd_open(const struct kc_session_args *a)
 			continue;
 		jobs[n_jobs].t = &targets[i];
 		if (cfg->revoke_on_logout)
-			kc_revocation_secret_name(cfg->host_id, id.name, jobs[n_jobs].secret, sizeof(jobs[n_jobs].secret));
+			kc_revocation_secret_name(cfg->host_id, id.name, jobs[n_jobs].secret,
+						  sizeof(jobs[n_jobs].secret));
 		n_jobs++;
 	}
 	if (n_jobs == 0)
@@ -483,9 +486,10 @@ int kc_cmd_open(const struct kc_session_args *a)
 			goto out;
 		}
 		for (size_t i = 0; i < n_jobs; i++) {
-			struct kc_pending *p = jobs[i].secret[0] ? kc_state_find_pending(&st, jobs[i].t->cluster->name,
-											 jobs[i].t->sa_namespace, jobs[i].secret)
-								 : NULL;
+			struct kc_pending *p = jobs[i].secret[0]
+						       ? kc_state_find_pending(&st, jobs[i].t->cluster->name,
+									       jobs[i].t->sa_namespace, jobs[i].secret)
+						       : NULL;
 
 			if (p && kc_process_alive(p->revoker, p->revoker_start))
 				busy = true;
@@ -536,7 +540,8 @@ int kc_cmd_open(const struct kc_session_args *a)
 		struct job *j = &jobs[i];
 
 		if (j->delete_first)
-			release_pending(&st, j->t->cluster->name, j->t->sa_namespace, j->secret, j->delete_done, j->error);
+			release_pending(&st, j->t->cluster->name, j->t->sa_namespace, j->secret, j->delete_done,
+					j->error);
 		if (j->ok)
 			fill_grant(&rec.grants[rec.n_grants++], j);
 		else if (j->secret_made &&
@@ -547,7 +552,7 @@ int kc_cmd_open(const struct kc_session_args *a)
 	if (n_ok == 0) {
 		kc_state_drop_session(&st, a->session);
 	} else {
-		kc_autobuf struct kc_buf file = {.secret = true};
+		kc_autobuf struct kc_buf file = { .secret = true };
 
 		if (kc_state_put_session(&st, &rec, &err) < 0 || build_file(cfg, &id, jobs, n_jobs, &file) < 0 ||
 		    kc_writer_write(&w, cfg->kubeconfig_path, &file, &err) < 0) {
@@ -626,11 +631,11 @@ int kc_cmd_close(const struct kc_session_args *a)
 {
 	struct kc_identity id;
 	struct kc_config *cfg = NULL;
-	struct kc_writer w = {.pid = -1, .to_child = -1, .from_child = -1};
+	struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
 	struct kc_user_state st;
 	struct kc_session_record *rec;
 	struct kc_pending *todo = NULL;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	size_t n_todo = 0;
 	int rc = KC_EXIT_ERROR, locked;
 
@@ -683,7 +688,8 @@ int kc_cmd_close(const struct kc_session_args *a)
 		for (size_t g = 0; g < mine.n_grants; g++) {
 			const struct kc_grant *gr = &mine.grants[g];
 
-			if (gr->secret[0] && !kc_state_secret_in_use(&st, gr->cluster, gr->sa_namespace, gr->secret, NULL) &&
+			if (gr->secret[0] &&
+			    !kc_state_secret_in_use(&st, gr->cluster, gr->sa_namespace, gr->secret, NULL) &&
 			    !kc_state_find_pending(&st, gr->cluster, gr->sa_namespace, gr->secret))
 				add_pending(&st, gr->cluster, gr->sa_namespace, gr->secret, false, "logout");
 		}
@@ -716,7 +722,7 @@ out:
 int kc_cmd_gc(const char *config)
 {
 	struct kc_config *cfg = NULL;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	uid_t *uids = NULL;
 	size_t n_uids = 0;
 	int rc, failed = 0;
@@ -731,8 +737,8 @@ int kc_cmd_gc(const char *config)
 	for (size_t u = 0; u < n_uids; u++) {
 		struct kc_user_state st;
 		struct kc_pending *todo = NULL;
-		struct kc_identity id = {0};
-		struct kc_writer w = {.pid = -1, .to_child = -1, .from_child = -1};
+		struct kc_identity id = { 0 };
+		struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
 		struct passwd *pw = getpwuid(uids[u]);
 		bool have_writer = false;
 		size_t n;
@@ -779,9 +785,9 @@ static bool account_expired(const char *user)
 static int refresh_user(const struct kc_config *cfg, uid_t uid)
 {
 	struct kc_user_state st;
-	struct kc_err err = {""};
-	struct kc_identity id = {0};
-	struct kc_writer w = {.pid = -1, .to_child = -1, .from_child = -1};
+	struct kc_err err = { "" };
+	struct kc_identity id = { 0 };
+	struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
 	struct kc_grant *held = NULL;
 	struct kc_target *targets = NULL;
 	struct job *jobs = NULL;
@@ -810,9 +816,13 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 				dup |= strcmp(held[h].cluster, gr->cluster) == 0;
 			if (dup || gr->expiry == 0)
 				continue;
-			held = realloc(held, (n_held + 1) * sizeof(*held));
-			if (!held)
-				break;
+			{
+				struct kc_grant *more = realloc(held, (n_held + 1) * sizeof(*held));
+
+				if (!more)
+					break;
+				held = more;
+			}
 			held[n_held++] = *gr;
 		}
 	kc_state_unlock(&st);
@@ -830,14 +840,15 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 		const struct kc_target *t = NULL;
 
 		for (size_t c = 0; c < cfg->n_clusters && !gone; c++)
-			if (targets[c].rule && !targets[c].error[0] && strcmp(targets[c].cluster->name, gr->cluster) == 0 &&
+			if (targets[c].rule && !targets[c].error[0] &&
+			    strcmp(targets[c].cluster->name, gr->cluster) == 0 &&
 			    strcmp(targets[c].sa_namespace, gr->sa_namespace) == 0 &&
 			    strcmp(targets[c].sa_name, gr->sa_name) == 0)
 				t = &targets[c];
 		if (!t) {
 			changed = true;
-			kc_audit("refresh uid=%u cluster=%s serviceaccount=%s/%s: no longer mapped; revoking", (unsigned)uid,
-				 gr->cluster, gr->sa_namespace, gr->sa_name);
+			kc_audit("refresh uid=%u cluster=%s serviceaccount=%s/%s: no longer mapped; revoking",
+				 (unsigned)uid, gr->cluster, gr->sa_namespace, gr->sa_name);
 			continue;
 		}
 		if (gr->expiry - now < gr->lifetime * cfg->refresh_before / 100)
@@ -885,9 +896,10 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 	}
 	/* Secrets of clusters no longer mapped: revoke. */
 	for (size_t h = 0; h < n_held; h++) {
-		if (held[h].secret[0] && !kc_state_secret_in_use(&st, held[h].cluster, held[h].sa_namespace, held[h].secret,
-								  NULL))
-			add_pending(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, false, "no longer mapped");
+		if (held[h].secret[0] &&
+		    !kc_state_secret_in_use(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, NULL))
+			add_pending(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, false,
+				    "no longer mapped");
 	}
 	if (!gone) {
 		size_t n_ok = 0;
@@ -895,7 +907,7 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 		for (size_t i = 0; i < n_jobs; i++)
 			n_ok += jobs[i].ok;
 		if (n_ok > 0) {
-			kc_autobuf struct kc_buf file = {.secret = true};
+			kc_autobuf struct kc_buf file = { .secret = true };
 
 			if (build_file(cfg, &id, jobs, n_jobs, &file) < 0 ||
 			    kc_writer_write(&w, cfg->kubeconfig_path, &file, &err) < 0) {
@@ -935,7 +947,7 @@ out:
 int kc_cmd_refresh(const char *config)
 {
 	struct kc_config *cfg = NULL;
-	struct kc_err err = {""};
+	struct kc_err err = { "" };
 	uid_t *uids = NULL;
 	size_t n = 0;
 	int rc, failed = 0;

@@ -33,14 +33,14 @@ static const char usage_text[] =
  * limits still go up to the hard ones. */
 static void sane_limits(void)
 {
-	struct rlimit fsize = {RLIM_INFINITY, RLIM_INFINITY}, nofile;
+	struct rlimit fsize = { RLIM_INFINITY, RLIM_INFINITY }, nofile;
 
 	if (setrlimit(RLIMIT_FSIZE, &fsize) < 0 && getrlimit(RLIMIT_FSIZE, &fsize) == 0) {
 		fsize.rlim_cur = fsize.rlim_max;
 		setrlimit(RLIMIT_FSIZE, &fsize);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1024) {
-		struct rlimit want = {1024, nofile.rlim_max < 1024 ? 1024 : nofile.rlim_max};
+		struct rlimit want = { 1024, nofile.rlim_max < 1024 ? 1024 : nofile.rlim_max };
 
 		if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
 			nofile.rlim_cur = nofile.rlim_max;
@@ -59,23 +59,46 @@ static int usage(const char *why)
 	return KC_EXIT_USAGE;
 }
 
-enum { OPT_USER = 1, OPT_SESSION, OPT_CONFIG, OPT_RHOST, OPT_TTY, OPT_SERVICE, OPT_PID, OPT_DEBUG, OPT_ONLINE,
-       OPT_INSECURE, OPT_HELP, OPT_CLUSTER_NAME, OPT_REGION, OPT_ROLE_ARN, OPT_PROFILE };
+enum {
+	OPT_USER = 1,
+	OPT_SESSION,
+	OPT_CONFIG,
+	OPT_RHOST,
+	OPT_TTY,
+	OPT_SERVICE,
+	OPT_PID,
+	OPT_DEBUG,
+	OPT_ONLINE,
+	OPT_INSECURE,
+	OPT_HELP,
+	OPT_CLUSTER_NAME,
+	OPT_REGION,
+	OPT_ROLE_ARN,
+	OPT_PROFILE
+};
 
 static const struct option options[] = {
-	{"user", required_argument, NULL, OPT_USER},	   {"session", required_argument, NULL, OPT_SESSION},
-	{"config", required_argument, NULL, OPT_CONFIG},   {"rhost", required_argument, NULL, OPT_RHOST},
-	{"tty", required_argument, NULL, OPT_TTY},	   {"service", required_argument, NULL, OPT_SERVICE},
-	{"pid", required_argument, NULL, OPT_PID},	   {"debug", no_argument, NULL, OPT_DEBUG},
-	{"online", no_argument, NULL, OPT_ONLINE},	   {"allow-insecure", no_argument, NULL, OPT_INSECURE},
-	{"help", no_argument, NULL, OPT_HELP},		   {"cluster-name", required_argument, NULL, OPT_CLUSTER_NAME},
-	{"region", required_argument, NULL, OPT_REGION},   {"role-arn", required_argument, NULL, OPT_ROLE_ARN},
-	{"profile", required_argument, NULL, OPT_PROFILE}, {NULL, 0, NULL, 0},
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "rhost", required_argument, NULL, OPT_RHOST },
+	{ "tty", required_argument, NULL, OPT_TTY },
+	{ "service", required_argument, NULL, OPT_SERVICE },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "online", no_argument, NULL, OPT_ONLINE },
+	{ "allow-insecure", no_argument, NULL, OPT_INSECURE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "cluster-name", required_argument, NULL, OPT_CLUSTER_NAME },
+	{ "region", required_argument, NULL, OPT_REGION },
+	{ "role-arn", required_argument, NULL, OPT_ROLE_ARN },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
-	struct kc_session_args a = {.config = KC_DEFAULT_CONFIG};
+	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
 	const char *cmd, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;

@@ -191,8 +191,9 @@ int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len
 		} else if (strncmp(p, "{user_safe}", 11) == 0) {
 			p += 11;
 		} else {
-			snprintf(why, len, "unknown placeholder in the %s '%s'; the only ones are {user} and {user_safe}",
-				 what, tmpl);
+			snprintf(why, len,
+				 "unknown placeholder in the %s '%s'; the only ones are {user} and {user_safe}", what,
+				 tmpl);
 			return -1;
 		}
 	}
@@ -234,7 +235,8 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 		struct kc_target *t = NULL;
 
 		for (size_t c = 0; c < cfg->n_clusters; c++)
-			if (targets[c].cluster->name == m->cluster || strcmp(targets[c].cluster->name, m->cluster) == 0) {
+			if (targets[c].cluster->name == m->cluster ||
+			    strcmp(targets[c].cluster->name, m->cluster) == 0) {
 				t = &targets[c];
 				break;
 			}

@@ -53,8 +53,7 @@ static struct kc_rbac_ns *ns_entry(struct kc_rbac *r, const char *ns)
 	return p;
 }
 
-int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_rbac *out,
-		    struct kc_err *err)
+int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_rbac *out, struct kc_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	out->cluster = cl;
@@ -119,7 +118,7 @@ static void flow_list(struct kc_yaml *y, const char *key, const char *const *ite
 static void rule(struct kc_yaml *y, const char *group, const char *resource, const struct kc_strset *names,
 		 const char *const *verbs, size_t n_verbs)
 {
-	const char *groups[] = {group}, *resources[] = {resource};
+	const char *groups[] = { group }, *resources[] = { resource };
 
 	kc_yaml_map_start(y);
 	flow_list(y, "apiGroups", groups, 1);
@@ -190,10 +189,10 @@ static int binding(struct kc_buf *out, const char *kind, const char *role_kind, 
 
 static int emit_namespace(struct kc_buf *out, const struct kc_rbac_ns *n, const char *identity)
 {
-	static const char *const create[] = {"create"}, *const create_delete[] = {"create", "delete"},
-				 *const get_create[] = {"get", "create"},
-				 *const get_create_delete[] = {"get", "create", "delete"}, *const bind[] = {"bind"};
-	const char *const ns_name[] = {n->ns};
+	static const char *const create[] = { "create" }, *const create_delete[] = { "create", "delete" },
+				 *const get_create[] = { "get", "create" },
+				 *const get_create_delete[] = { "get", "create", "delete" }, *const bind[] = { "bind" };
+	const char *const ns_name[] = { n->ns };
 	char comment[1024];
 	struct kc_yaml y;
 
@@ -245,7 +244,7 @@ static int emit_namespace(struct kc_buf *out, const struct kc_rbac_ns *n, const 
 
 static int emit_cluster_wide(struct kc_buf *out, const struct kc_rbac *r, const char *identity)
 {
-	static const char *const get_create_delete[] = {"get", "create", "delete"}, *const bind[] = {"bind"};
+	static const char *const get_create_delete[] = { "get", "create", "delete" }, *const bind[] = { "bind" };
 	struct kc_yaml y;
 
 	if (document(out,
@@ -276,11 +275,12 @@ int kc_rbac_manifest(const struct kc_config *cfg, const char *identity, struct k
 
 		if (kc_rbac_compute(cfg, &cfg->clusters[c], &r, err) < 0)
 			return -1;
-		kc_buf_printf(out,
-			      "# Least privilege for the helper's identity (Kubernetes user \"%s\") on cluster \"%s\",\n"
-			      "# as the mappings of %s need it. Produced by `pam-kubeconfig rbac`;\n"
-			      "# apply to that cluster with `kubectl apply -f`.\n",
-			      identity, cfg->clusters[c].name, cfg->path);
+		kc_buf_printf(
+			out,
+			"# Least privilege for the helper's identity (Kubernetes user \"%s\") on cluster \"%s\",\n"
+			"# as the mappings of %s need it. Produced by `pam-kubeconfig rbac`;\n"
+			"# apply to that cluster with `kubectl apply -f`.\n",
+			identity, cfg->clusters[c].name, cfg->path);
 		for (size_t i = 0; i < r.n_ns && rc == 0; i++)
 			rc = emit_namespace(out, &r.ns[i], identity);
 		if (rc == 0 && r.cluster_bind_roles.n)

@@ -42,7 +42,7 @@ void kc_session_record_free(struct kc_session_record *r)
 
 static void pending_file(const char *cluster, const char *ns, const char *secret, char *out, size_t len)
 {
-	kc_autobuf struct kc_buf key = {0};
+	kc_autobuf struct kc_buf key = { 0 };
 	char hex[65];
 
 	kc_buf_puts(&key, cluster);
@@ -89,7 +89,7 @@ out:
 static json_t *read_json_at(int dir, const char *name)
 {
 	char buf[65536];
-	kc_autobuf struct kc_buf data = {0};
+	kc_autobuf struct kc_buf data = { 0 };
 	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	ssize_t n;
@@ -134,7 +134,8 @@ static int parse_session(json_t *j, struct kc_session_record *r)
 	r->grants = calloc(json_array_size(grants) + 1, sizeof(*r->grants));
 	if (!r->grants)
 		return -1;
-	json_array_foreach(grants, i, g) {
+	json_array_foreach(grants, i, g)
+	{
 		struct kc_grant *gr = &r->grants[r->n_grants];
 		const char *cluster, *ns, *sa, *secret;
 		json_int_t expiry, lifetime;
@@ -253,13 +254,16 @@ int kc_state_lock(uid_t uid, bool create, struct kc_user_state *st, struct kc_er
 			if (!j || parse_session(j, &r) < 0) {
 				unlinkat(st->dir_fd, de->d_name, 0); /* unreadable: nothing to keep */
 			} else if (record_live(&r, boot)) {
-				push_session(st, &r);
+				if (push_session(st, &r) < 0)
+					kc_session_record_free(&r);
 			} else {
 				struct kc_session_record *p = realloc(stale, (n_stale + 1) * sizeof(*p));
 
 				if (p) {
 					stale = p;
 					stale[n_stale++] = r;
+				} else {
+					kc_session_record_free(&r);
 				}
 				unlinkat(st->dir_fd, de->d_name, 0);
 				st->n_pruned++;
@@ -278,10 +282,11 @@ int kc_state_lock(uid_t uid, bool create, struct kc_user_state *st, struct kc_er
 	for (size_t i = 0; i < n_stale; i++) {
 		for (size_t g = 0; g < stale[i].n_grants; g++) {
 			const struct kc_grant *gr = &stale[i].grants[g];
-			struct kc_pending pe = {0};
+			struct kc_pending pe = { 0 };
 			struct kc_err e;
 
-			if (!gr->secret[0] || kc_state_secret_in_use(st, gr->cluster, gr->sa_namespace, gr->secret, NULL) ||
+			if (!gr->secret[0] ||
+			    kc_state_secret_in_use(st, gr->cluster, gr->sa_namespace, gr->secret, NULL) ||
 			    kc_state_find_pending(st, gr->cluster, gr->sa_namespace, gr->secret))
 				continue;
 			copy_str(pe.cluster, sizeof(pe.cluster), gr->cluster);
@@ -331,10 +336,10 @@ int kc_state_put_session(struct kc_user_state *st, const struct kc_session_recor
 	for (size_t i = 0; i < r->n_grants; i++) {
 		const struct kc_grant *g = &r->grants[i];
 
-		json_array_append_new(grants, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "cluster", g->cluster,
-							"namespace", g->sa_namespace, "serviceaccount", g->sa_name,
-							"secret", g->secret, "expiry", (json_int_t)g->expiry, "lifetime",
-							(json_int_t)g->lifetime));
+		json_array_append_new(grants,
+				      json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "cluster", g->cluster, "namespace",
+						g->sa_namespace, "serviceaccount", g->sa_name, "secret", g->secret,
+						"expiry", (json_int_t)g->expiry, "lifetime", (json_int_t)g->lifetime));
 	}
 	snprintf(start, sizeof(start), "%llu", r->pid_start);
 	j = json_pack("{s:s, s:I, s:s, s:s, s:I, s:o}", "id", r->id, "pid", (json_int_t)r->pid, "pid_start", start,
@@ -387,7 +392,8 @@ struct kc_pending *kc_state_find_pending(struct kc_user_state *st, const char *c
 	for (size_t i = 0; i < st->n_pending; i++) {
 		struct kc_pending *p = &st->pending[i];
 
-		if (strcmp(p->cluster, cluster) == 0 && strcmp(p->sa_namespace, ns) == 0 && strcmp(p->secret, secret) == 0)
+		if (strcmp(p->cluster, cluster) == 0 && strcmp(p->sa_namespace, ns) == 0 &&
+		    strcmp(p->secret, secret) == 0)
 			return p;
 	}
 	return NULL;
@@ -401,9 +407,9 @@ int kc_state_put_pending(struct kc_user_state *st, const struct kc_pending *p, s
 	int rc;
 
 	snprintf(start, sizeof(start), "%llu", p->revoker_start);
-	j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s}", "cluster", p->cluster, "namespace", p->sa_namespace, "secret",
-		      p->secret, "revoker", (json_int_t)p->revoker, "revoker_start", start, "since", (json_int_t)p->since,
-		      "error", p->error);
+	j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s}", "cluster", p->cluster, "namespace", p->sa_namespace,
+		      "secret", p->secret, "revoker", (json_int_t)p->revoker, "revoker_start", start, "since",
+		      (json_int_t)p->since, "error", p->error);
 	if (!j)
 		return kc_seterr(err, "out of memory"), -1;
 	pending_file(p->cluster, p->sa_namespace, p->secret, name, sizeof(name));
@@ -428,7 +434,8 @@ int kc_state_drop_pending(struct kc_user_state *st, const char *cluster, const c
 	for (size_t i = 0; i < st->n_pending; i++) {
 		struct kc_pending *p = &st->pending[i];
 
-		if (strcmp(p->cluster, cluster) == 0 && strcmp(p->sa_namespace, ns) == 0 && strcmp(p->secret, secret) == 0) {
+		if (strcmp(p->cluster, cluster) == 0 && strcmp(p->sa_namespace, ns) == 0 &&
+		    strcmp(p->secret, secret) == 0) {
 			st->pending[i] = st->pending[--st->n_pending];
 			return 0;
 		}

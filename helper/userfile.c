@@ -30,10 +30,12 @@ static int check_dir(int fd, uid_t uid, const char *what, struct kc_err *err)
 		return kc_seterr(err, "cannot stat %s: %s", what, strerror(errno)), -1;
 	if (st.st_uid != uid)
 		return kc_seterr(err, "%s is owned by uid %u, not by the user (%u); refusing to write there", what,
-				 (unsigned)st.st_uid, (unsigned)uid), -1;
+				 (unsigned)st.st_uid, (unsigned)uid),
+		       -1;
 	if (st.st_mode & 022)
 		return kc_seterr(err, "%s is writable by group or others (mode %04o); run chmod go-w on it", what,
-				 (unsigned)(st.st_mode & 07777)), -1;
+				 (unsigned)(st.st_mode & 07777)),
+		       -1;
 	return 0;
 }
 
@@ -71,8 +73,7 @@ static int open_home(const char *home, uid_t uid, struct kc_err *err)
 
 /* Walks to the directory holding the file, creating missing ones (0700) when
  * create is set. Returns its fd and points *leaf at the file name. */
-static int open_parent(int home_fd, uid_t uid, const char *relpath, bool create, const char **leaf,
-		       struct kc_err *err)
+static int open_parent(int home_fd, uid_t uid, const char *relpath, bool create, const char **leaf, struct kc_err *err)
 {
 	int dir = dup(home_fd);
 	const char *p = relpath;
@@ -115,7 +116,8 @@ static int open_parent(int home_fd, uid_t uid, const char *relpath, bool create,
 				return -2; /* nothing there: nothing to remove */
 			}
 			if (is_symlink_at(dir, comp))
-				kc_seterr(err, "%s is a symbolic link; refusing to follow it (remove it and log in again)",
+				kc_seterr(err,
+					  "%s is a symbolic link; refusing to follow it (remove it and log in again)",
 					  shown);
 			else if (errno == ENOTDIR)
 				kc_seterr(err, "%s is not a directory; move it away and log in again", shown);
@@ -154,18 +156,22 @@ int kc_userfile_write(const char *home, uid_t uid, const char *relpath, const ch
 		 rnd[4], rnd[5], rnd[6], rnd[7]);
 	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return kc_seterr(err, "cannot create a file in the directory of ~/%s: %s", relpath, strerror(errno)), -1;
+		return kc_seterr(err, "cannot create a file in the directory of ~/%s: %s", relpath, strerror(errno)),
+		       -1;
 	/* Exactly 0600 whatever the umask. */
 	if (fchmod(fd, 0600) < 0 || kc_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		kc_seterr(err, "cannot write ~/%s: %s", relpath, strerror(errno));
 		goto fail;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		kc_seterr(err, "cannot write ~/%s: %s", relpath, strerror(errno));
-		goto fail;
+	{
+		int closed = close(fd);
+
+		fd = -1; // NOLINT(clang-analyzer-deadcode.DeadStores): read by kc_autoclose
+		if (closed < 0) {
+			kc_seterr(err, "cannot write ~/%s: %s", relpath, strerror(errno));
+			goto fail;
+		}
 	}
-	fd = -1;
 	if (renameat(dir, tmp, dir, leaf) < 0) {
 		kc_seterr(err, "cannot replace ~/%s: %s%s", relpath, strerror(errno),
 			  errno == EISDIR ? " (it is a directory; move it away)" : "");
@@ -285,7 +291,7 @@ static int drop_to(const struct kc_identity *id)
 
 static void writer_main(const struct kc_identity *id, int in, int out)
 {
-	struct kc_buf op = {0}, path = {0}, aux = {0}, data = {.secret = true};
+	struct kc_buf op = { 0 }, path = { 0 }, aux = { 0 }, data = { .secret = true };
 	struct kc_err err;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -338,7 +344,7 @@ static void writer_main(const struct kc_identity *id, int in, int out)
 static int read_reply(struct kc_writer *w, struct kc_err *err)
 {
 	char status;
-	kc_autobuf struct kc_buf msg = {0};
+	kc_autobuf struct kc_buf msg = { 0 };
 
 	if (kc_read_all(w->from_child, &status, 1) != 1 || read_msg(w->from_child, &msg) < 0) {
 		kc_seterr(err, "the writer process ended unexpectedly");

@@ -123,17 +123,10 @@ int kc_parse_duration(const char *s, long *seconds)
 		if (errno || end == s)
 			return -1;
 		switch (*end) {
-		case 'h':
-			unit = 3600;
-			break;
-		case 'm':
-			unit = 60;
-			break;
-		case 's':
-			unit = 1;
-			break;
-		default:
-			return -1;
+		case 'h': unit = 3600; break;
+		case 'm': unit = 60; break;
+		case 's': unit = 1; break;
+		default: return -1;
 		}
 		if (n > LONG_MAX / unit / 2 || total > LONG_MAX / 2)
 			return -1;
@@ -347,11 +340,10 @@ static int open_root_file(const char *path, size_t max, mode_t forbid_mode, stru
 		goto fail;
 	}
 	if (st->st_mode & forbid_mode) {
-		kc_seterr(err, "%s has mode %04o; it must not be %s (chmod %s %s)", path,
-			  (unsigned)(st->st_mode & 07777),
-			  (forbid_mode & 044) ? "readable or writable by group or others"
-					      : "writable by group or others",
-			  (forbid_mode & 044) ? "0600" : "go-w", path);
+		kc_seterr(
+			err, "%s has mode %04o; it must not be %s (chmod %s %s)", path, (unsigned)(st->st_mode & 07777),
+			(forbid_mode & 044) ? "readable or writable by group or others" : "writable by group or others",
+			(forbid_mode & 044) ? "0600" : "go-w", path);
 		goto fail;
 	}
 	if ((size_t)st->st_size > max) {

@@ -97,15 +97,14 @@ static void scalar(struct kc_yaml *y, const char *s, int plain_implicit, yaml_sc
 	yaml_event_t ev;
 
 	emit(y, &ev,
-	     yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain_implicit, 1,
-					  style));
+	     yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain_implicit, 1, style));
 }
 
 /* Would a YAML 1.1 or 1.2 reader take this plain scalar for something other
  * than a string (bool, null, number)? Then it must be quoted. */
 static bool reads_as_non_string(const char *s)
 {
-	static const char *const words[] = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~", NULL};
+	static const char *const words[] = { "y", "n", "yes", "no", "true", "false", "on", "off", "null", "~", NULL };
 
 	if (!*s || strchr("0123456789+-.", *s))
 		return true;

@@ -15,8 +15,8 @@
 
 /* Where an AWS call goes and whom it trusts. */
 struct kc_aws_endpoint {
-	const char *url;	/* https://sts.us-west-2.amazonaws.com */
-	const char *ca_file;	/* tests only: trust this CA alone; NULL: the system store */
+	const char *url; /* https://sts.us-west-2.amazonaws.com */
+	const char *ca_file; /* tests only: trust this CA alone; NULL: the system store */
 	long connect_timeout_ms;
 	long timeout_ms;
 };

@@ -10,7 +10,7 @@
 #include "kc_util.h"
 
 #define KC_DEFAULT_CONFIG "/etc/pam_kubeconfig/config.yaml"
-#define KC_CONFIG_MAX (4u << 20)   /* 4 MiB: room for tens of thousands of rules */
+#define KC_CONFIG_MAX (4u << 20) /* 4 MiB: room for tens of thousands of rules */
 #define KC_CREDENTIAL_MAX (64u << 10)
 #define KC_MIN_TTL 600
 
@@ -27,10 +27,10 @@ struct kc_eks_ref {
 	char *role_arn;
 	char *credentials_file;
 	char *profile;
-	char *endpoint;      /* tests only: EKS API override */
-	char *sts_endpoint;  /* tests only */
+	char *endpoint; /* tests only: EKS API override */
+	char *sts_endpoint; /* tests only */
 	char *imds_endpoint; /* tests only */
-	char *endpoint_ca;   /* tests only: CA file for an HTTPS stand-in */
+	char *endpoint_ca; /* tests only: CA file for an HTTPS stand-in */
 	long discovery_ttl;
 };
 
@@ -39,7 +39,7 @@ struct kc_cluster {
 	char *context;
 	bool context_given; /* else discovery names the context after the ARN */
 	char *server;
-	char *ca_file;	      /* certificate_authority */
+	char *ca_file; /* certificate_authority */
 	unsigned char *ca_pem; /* the PEM bytes, from the file or from certificate_authority_data */
 	size_t ca_pem_len;
 	bool insecure_skip_tls_verify;
@@ -55,11 +55,11 @@ struct kc_cluster {
 };
 
 struct kc_mapping {
-	char *user;  /* exact name or "*"; NULL for a group rule */
+	char *user; /* exact name or "*"; NULL for a group rule */
 	char *group; /* group name; NULL for a user rule */
 	char *cluster;
 	char *sa_namespace; /* template: may hold {user} / {user_safe} */
-	char *sa_name;	    /* template */
+	char *sa_name; /* template */
 	bool create;
 	char *clusterrole; /* NULL: bind nothing */
 	bool cluster_wide;
@@ -94,8 +94,7 @@ struct kc_config {
 #define KC_LOAD_NO_FILES 1u
 struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err *err);
 /* The same from memory; name is used in messages. */
-struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags,
-				  struct kc_err *err);
+struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err);
 void kc_config_free(struct kc_config *cfg);
 
 const struct kc_cluster *kc_config_cluster(const struct kc_config *cfg, const char *name);

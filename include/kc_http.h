@@ -17,7 +17,7 @@ struct kc_http_call {
 	const char *body;
 	size_t body_len;
 	const char *ca_file; /* trust this CA alone; NULL: the system store (public AWS endpoints) */
-	bool plain_http;     /* IMDS is plain HTTP on a link-local address */
+	bool plain_http; /* IMDS is plain HTTP on a link-local address */
 	long connect_timeout_ms;
 	long timeout_ms;
 };

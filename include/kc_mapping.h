@@ -8,7 +8,7 @@
 
 #include "kc_config.h"
 
-#define KC_NS_MAX 64	 /* DNS-1123 label: 63 + NUL */
+#define KC_NS_MAX 64 /* DNS-1123 label: 63 + NUL */
 #define KC_NAME_MAX 254 /* DNS-1123 subdomain: 253 + NUL */
 
 /* A Unix user as the mapping sees it. Filled by kc_identity_load(); caller frees
@@ -47,7 +47,7 @@ int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len
 /* Checks placeholders and that the fixed parts can form a valid name. */
 int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len);
 
-bool kc_valid_dns_label(const char *s);	    /* namespaces */
+bool kc_valid_dns_label(const char *s); /* namespaces */
 bool kc_valid_dns_subdomain(const char *s); /* ServiceAccount names */
 
 #endif

@@ -21,10 +21,10 @@ void kc_strset_free(struct kc_strset *s);
 struct kc_rbac_ns {
 	char *ns;
 	struct kc_strset token_names; /* serviceaccounts/token create, by name */
-	bool token_any;		      /* ... namespace-wide ("*" rules create them) */
-	bool secrets;		      /* create/delete the revocation Secrets */
-	bool reconcile;		      /* get/create serviceaccounts, get/create/delete rolebindings */
-	struct kc_strset bind_roles;  /* ClusterRoles bound by RoleBindings here */
+	bool token_any; /* ... namespace-wide ("*" rules create them) */
+	bool secrets; /* create/delete the revocation Secrets */
+	bool reconcile; /* get/create serviceaccounts, get/create/delete rolebindings */
+	struct kc_strset bind_roles; /* ClusterRoles bound by RoleBindings here */
 };
 
 struct kc_rbac {
@@ -36,8 +36,7 @@ struct kc_rbac {
 
 /* Needs for one cluster. A templated namespace cannot be limited by a Role and
  * is an error. Caller frees with kc_rbac_free(). */
-int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_rbac *out,
-		    struct kc_err *err);
+int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_rbac *out, struct kc_err *err);
 void kc_rbac_free(struct kc_rbac *r);
 
 /* The manifest (Namespaces, Roles, RoleBindings, ClusterRole/Binding) for every

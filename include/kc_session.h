@@ -27,8 +27,8 @@ struct kc_grant {
 
 struct kc_session_record {
 	char id[KC_SESSION_ID_MAX + 1];
-	pid_t pid;			/* the session's process (sshd's) */
-	unsigned long long pid_start;	/* its start time, against pid reuse */
+	pid_t pid; /* the session's process (sshd's) */
+	unsigned long long pid_start; /* its start time, against pid reuse */
 	char boot_id[64];
 	time_t opened;
 	struct kc_grant *grants;

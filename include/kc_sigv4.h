@@ -15,7 +15,7 @@ struct kc_aws_credentials {
 	char *access_key_id;
 	char *secret_access_key;
 	char *session_token; /* NULL without one */
-	time_t expiration;   /* 0: does not expire */
+	time_t expiration; /* 0: does not expire */
 };
 void kc_aws_credentials_clear(struct kc_aws_credentials *c);
 
@@ -26,7 +26,7 @@ struct kc_sigv4_header {
 
 struct kc_sigv4_request {
 	const char *method;
-	const char *path;  /* raw, not encoded */
+	const char *path; /* raw, not encoded */
 	const char *query; /* raw query string without '?', or NULL */
 	const struct kc_sigv4_header *headers;
 	size_t n_headers;
@@ -38,10 +38,10 @@ struct kc_sigv4_options {
 	const char *region;
 	const char *service;
 	time_t when;
-	bool presign;		 /* query string instead of Authorization header */
-	long expires;		 /* presign: X-Amz-Expires */
-	bool normalize_path;	 /* remove dot segments and repeated slashes */
-	bool sign_body;		 /* header signing: add x-amz-content-sha256 */
+	bool presign; /* query string instead of Authorization header */
+	long expires; /* presign: X-Amz-Expires */
+	bool normalize_path; /* remove dot segments and repeated slashes */
+	bool sign_body; /* header signing: add x-amz-content-sha256 */
 	bool omit_session_token; /* add the token after signing (not signed) */
 };
 
@@ -55,8 +55,8 @@ struct kc_sigv4_result {
 	struct kc_buf canonical_request;
 	struct kc_buf string_to_sign;
 	char signature[65];
-	char amz_date[17];	     /* 20150830T123600Z */
-	char content_sha256[65];     /* set when sign_body */
+	char amz_date[17]; /* 20150830T123600Z */
+	char content_sha256[65]; /* set when sign_body */
 	struct kc_buf signed_headers;
 	struct kc_buf authorization; /* header signing: the Authorization value */
 	/* presign: the X-Amz-* parameters, Algorithm, Credential, Date, Expires,

@@ -25,7 +25,7 @@ void kc_yaml_map_end(struct kc_yaml *y);
 void kc_yaml_seq_start(struct kc_yaml *y);
 void kc_yaml_flow_seq_start(struct kc_yaml *y);
 void kc_yaml_seq_end(struct kc_yaml *y);
-void kc_yaml_str(struct kc_yaml *y, const char *s);   /* quoted when YAML would read it otherwise */
+void kc_yaml_str(struct kc_yaml *y, const char *s); /* quoted when YAML would read it otherwise */
 void kc_yaml_plain(struct kc_yaml *y, const char *s); /* true, false, numbers */
 void kc_yaml_kv(struct kc_yaml *y, const char *key, const char *value);
 

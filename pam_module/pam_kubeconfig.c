@@ -165,9 +165,24 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	clean_item(pamh, PAM_SERVICE, service, sizeof(service));
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	{
-		const char *argv[] = {"pam-kubeconfig", open ? "open" : "close", "--user", user, "--session", session,
-				"--config", o->config, "--rhost", rhost, "--tty", tty, "--service", service,
-				"--pid", pid, o->debug ? "--debug" : NULL, NULL};
+		const char *argv[] = { "pam-kubeconfig",
+				       open ? "open" : "close",
+				       "--user",
+				       user,
+				       "--session",
+				       session,
+				       "--config",
+				       o->config,
+				       "--rhost",
+				       rhost,
+				       "--tty",
+				       tty,
+				       "--service",
+				       service,
+				       "--pid",
+				       pid,
+				       o->debug ? "--debug" : NULL,
+				       NULL };
 
 		res = malloc(sizeof(*res));
 		if (!res)
@@ -182,7 +197,8 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	}
 	relay_stderr(pamh, res->err);
 	if (res->timed_out) {
-		pam_syslog(pamh, LOG_ERR, "the helper did not finish within %d s; killed (timeout=)", o->timeout_ms / 1000);
+		pam_syslog(pamh, LOG_ERR, "the helper did not finish within %d s; killed (timeout=)",
+			   o->timeout_ms / 1000);
 		rc = PAM_SESSION_ERR;
 	} else if (res->exit_status == 0) {
 		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;

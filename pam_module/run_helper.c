@@ -41,7 +41,7 @@ static void close_from(int lowfd)
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static void exec_child(const char *path, const char *const argv[], int out_fd, int err_fd)
 {
-	static const char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL};
+	static const char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
 	sigset_t none;
 	int null_fd;
 
@@ -71,7 +71,7 @@ static void append(char *buf, size_t *len, const char *data, size_t n)
 int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, struct kc_helper_result *res)
 {
 	struct sigaction dfl, saved;
-	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	size_t out_len = 0, err_len = 0;
 	long long deadline = now_ms() + timeout_ms;
 	pid_t pid;
@@ -105,7 +105,7 @@ int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, st
 	out_pipe[1] = err_pipe[1] = -1;
 
 	while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
-		struct pollfd p[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+		struct pollfd p[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
 		long long left = deadline - now_ms();
 		int n;
 

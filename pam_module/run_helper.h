@@ -8,7 +8,7 @@
 #define KC_HELPER_OUTPUT_MAX (64u << 10)
 
 struct kc_helper_result {
-	int exit_status;      /* 0..255, or -1 when killed, timed out or not started */
+	int exit_status; /* 0..255, or -1 when killed, timed out or not started */
 	bool timed_out;
 	char out[KC_HELPER_OUTPUT_MAX + 1]; /* stdout */
 	char err[KC_HELPER_OUTPUT_MAX + 1]; /* stderr */

@@ -25,6 +25,17 @@ HELPER = BUILD / "pam-kubeconfig"
 MODULE = BUILD / "pam_kubeconfig.so"
 DRIVER = BUILD / "tests" / "kc-session-driver"
 STATE_DIR = Path("/var/lib/pam_kubeconfig")
+SAN = os.environ.get("SAN") == "1"
+# Uninstrumented programs that load our ASan-built module need the runtime first.
+ASAN_PRELOAD = (subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+                if SAN else None)
+
+
+def preload_env():
+    env = dict(os.environ)
+    if ASAN_PRELOAD:
+        env["LD_PRELOAD"] = ASAN_PRELOAD
+    return env
 
 
 # ---- the security case table (docs/SECURITY.md is produced from a full run) ----

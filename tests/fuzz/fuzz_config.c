@@ -13,10 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (cfg) {
 		/* and map a few users through whatever it says */
-		static char *groups[] = {(char *)"ops", (char *)"k8s-admins"};
-		struct kc_identity id = {(char *)"First.Last", 1000, 1000, (char *)"/home/x", groups, 2};
+		static char *groups[] = { (char *)"ops", (char *)"k8s-admins" };
+		struct kc_identity id = { (char *)"First.Last", 1000, 1000, (char *)"/home/x", groups, 2 };
 		struct kc_target *t = calloc(cfg->n_clusters, sizeof(*t));
-		struct kc_buf warnings = {0};
+		struct kc_buf warnings = { 0 };
 
 		if (t)
 			kc_map_user(cfg, &id, t);

@@ -28,9 +28,7 @@ static char *value_of(const char *text, size_t len, const char *key, int nth)
 			depth++;
 			key_next = 1;
 			break;
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			break;
+		case YAML_MAPPING_END_EVENT: depth--; break;
 		case YAML_SCALAR_EVENT:
 			if (take) {
 				found = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
@@ -40,9 +38,7 @@ static char *value_of(const char *text, size_t len, const char *key, int nth)
 			}
 			key_next = !key_next;
 			break;
-		case YAML_STREAM_END_EVENT:
-			done = 1;
-			break;
+		case YAML_STREAM_END_EVENT: done = 1; break;
 		default:
 			if (take)
 				done = 1;
@@ -69,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *copy = malloc(size + 1), *f[6];
 	const char *p;
-	struct kc_buf out = {0};
+	struct kc_buf out = { 0 };
 	size_t n = 0;
 
 	if (!copy)
@@ -83,8 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		/* YAML cannot carry every byte (control characters, invalid UTF-8): the
 		 * emitter refuses those, and a refusal is a fine outcome. */
-		struct kc_kubeconfig_entry e = {f[0], f[1], (const unsigned char *)"-----BEGIN CERTIFICATE-----\n", 28,
-						f[2], "sa", f[3], 1795942539};
+		struct kc_kubeconfig_entry e = {
+			f[0], f[1],	 (const unsigned char *)"-----BEGIN CERTIFICATE-----\n", 28, f[2], "sa",
+			f[3], 1795942539
+		};
 
 		if (kc_kubeconfig_emit(f[4], "host-id", f[5], &e, 1, &out) == 0) {
 			char host[128];

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int init;
-	struct kc_action what = {"create", "serviceaccounts/token", "team-a", "alice"};
+	struct kc_action what = { "create", "serviceaccounts/token", "team-a", "alice" };
 	struct kc_minted minted;
 	struct kc_err err;
 	json_t *resp;

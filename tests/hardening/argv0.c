@@ -4,8 +4,8 @@
 
 int main(int argc, char **argv)
 {
-	char *none[] = {NULL};
-	char *env[] = {NULL};
+	char *none[] = { NULL };
+	char *env[] = { NULL };
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: kc-argv0 PROGRAM\n");

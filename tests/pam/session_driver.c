@@ -18,15 +18,9 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 		return PAM_BUF_ERR;
 	for (int i = 0; i < n; i++) {
 		switch (msg[i]->msg_style) {
-		case PAM_TEXT_INFO:
-			printf("INFO %s\n", msg[i]->msg);
-			break;
-		case PAM_ERROR_MSG:
-			printf("ERROR %s\n", msg[i]->msg);
-			break;
-		default: /* no prompts in a session phase */
-			free(r);
-			return PAM_CONV_ERR;
+		case PAM_TEXT_INFO: printf("INFO %s\n", msg[i]->msg); break;
+		case PAM_ERROR_MSG: printf("ERROR %s\n", msg[i]->msg); break;
+		default: /* no prompts in a session phase */ free(r); return PAM_CONV_ERR;
 		}
 	}
 	fflush(stdout);
@@ -41,7 +35,7 @@ static void on_sigchld(int sig)
 
 int main(int argc, char **argv)
 {
-	struct pam_conv c = {conv, NULL};
+	struct pam_conv c = { conv, NULL };
 	pam_handle_t *pamh = NULL;
 	const char *rhost = "127.0.0.1";
 	int hold = 0, flags = 0, i, rc, rc_close;

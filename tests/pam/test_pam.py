@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DRIVER, STATE_DIR, Driver, driver_once, helper, kubeconfig_of, run, security, token_in)
+from conftest import (DRIVER, STATE_DIR, Driver, driver_once, helper, kubeconfig_of, preload_env, run, security,
+                      token_in)
 
 # Alone in a stack, libpam reports the module's own result: success 0,
 # PAM_IGNORE as 6 (no module decided), PAM_SESSION_ERR as 14.
@@ -54,7 +55,7 @@ def test_open_and_close_with_pamtester(cluster, workdir, users, pam_service):
     cfg = mapped_config(workdir, user)
     svc = pam_service(f"config={cfg}", control="required", extra_after="")
     mark = cluster.audit_mark()
-    p = run(["pamtester", svc, user, "open_session", "close_session"], check=False)
+    p = run(["pamtester", svc, user, "open_session", "close_session"], check=False, env=preload_env())
     assert p.returncode == 0, p.stdout + p.stderr
     assert "successfully opened a session" in p.stdout and "successfully been closed" in p.stdout
     assert not kubeconfig_of(users, user).exists()

@@ -10,43 +10,42 @@
 
 #include "kc_config.h"
 
-static const char good[] =
-	"min_uid: 2000\n"
-	"host_id: bastion-1\n"
-	"kubeconfig:\n"
-	"  path: \"~/.kube/config-test\"\n"
-	"  set_env: false\n"
-	"token:\n"
-	"  ttl: 1h30m\n"
-	"  audiences: [\"https://kubernetes.default.svc\"]\n"
-	"  refresh_before: 25%\n"
-	"network:\n"
-	"  request_timeout: 3s\n"
-	"clusters:\n"
-	"  - name: prod\n"
-	"    server: https://127.0.0.1:6443\n"
-	"    certificate_authority_data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
-	"    auth:\n"
-	"      token_file: /etc/pam_kubeconfig/prod.token\n"
-	"  - name: stage\n"
-	"    context: staging\n"
-	"    server: https://127.0.0.1:7443\n"
-	"    certificate_authority: /etc/pam_kubeconfig/stage-ca.pem\n"
-	"    auth:\n"
-	"      client_certificate: /etc/a.crt\n"
-	"      client_key: /etc/a.key\n"
-	"mappings:\n"
-	"  - user: alice\n"
-	"    cluster: prod\n"
-	"    serviceaccount: team-a/alice\n"
-	"  - group: admins\n"
-	"    cluster: stage\n"
-	"    serviceaccount: bastion-access/admin\n"
-	"  - user: \"*\"\n"
-	"    cluster: prod\n"
-	"    serviceaccount: bastion-users/u-{user_safe}\n"
-	"    create: true\n"
-	"    clusterrole: view\n";
+static const char good[] = "min_uid: 2000\n"
+			   "host_id: bastion-1\n"
+			   "kubeconfig:\n"
+			   "  path: \"~/.kube/config-test\"\n"
+			   "  set_env: false\n"
+			   "token:\n"
+			   "  ttl: 1h30m\n"
+			   "  audiences: [\"https://kubernetes.default.svc\"]\n"
+			   "  refresh_before: 25%\n"
+			   "network:\n"
+			   "  request_timeout: 3s\n"
+			   "clusters:\n"
+			   "  - name: prod\n"
+			   "    server: https://127.0.0.1:6443\n"
+			   "    certificate_authority_data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
+			   "    auth:\n"
+			   "      token_file: /etc/pam_kubeconfig/prod.token\n"
+			   "  - name: stage\n"
+			   "    context: staging\n"
+			   "    server: https://127.0.0.1:7443\n"
+			   "    certificate_authority: /etc/pam_kubeconfig/stage-ca.pem\n"
+			   "    auth:\n"
+			   "      client_certificate: /etc/a.crt\n"
+			   "      client_key: /etc/a.key\n"
+			   "mappings:\n"
+			   "  - user: alice\n"
+			   "    cluster: prod\n"
+			   "    serviceaccount: team-a/alice\n"
+			   "  - group: admins\n"
+			   "    cluster: stage\n"
+			   "    serviceaccount: bastion-access/admin\n"
+			   "  - user: \"*\"\n"
+			   "    cluster: prod\n"
+			   "    serviceaccount: bastion-users/u-{user_safe}\n"
+			   "    create: true\n"
+			   "    clusterrole: view\n";
 
 static struct kc_config *parse(const char *text, struct kc_err *err)
 {
@@ -116,19 +115,19 @@ struct bad {
 static void test_errors(void **state)
 {
 	static const struct bad cases[] = {
-		{"min_uid: 1000\nbogus: 1\n", "t.yaml:2:1: unknown key 'bogus' in the top level"},
-		{"min_uid: 1000\nmin_uid: 10\n", "t.yaml:2:1: duplicate key 'min_uid'"},
-		{"min_uid: [1]\n", "t.yaml:1:10: 'min_uid' must be a number"},
-		{"token:\n  ttl: 5m\n", "t.yaml:2:8: 'ttl' is below the 10m minimum"},
-		{"token:\n  ttl: forever\n", "t.yaml:2:8: 'ttl' must be a duration"},
-		{"a: &x 1\nb: *x\n", "t.yaml:2:4: YAML aliases"},
-		{"key: [unclosed\n", "t.yaml:2:1: YAML syntax error"},
-		{"kubeconfig:\n  path: /etc/passwd\n", "'path' must start with ~/"},
-		{"kubeconfig:\n  path: ~/../x\n", "may not contain . or .."},
-		{"kubeconfig:\n  set_env: yes\n", "t.yaml:2:12: 'set_env' must be true or false"},
-		{"token:\n  refresh_before: 20\n", "'refresh_before' must be a share"},
-		{"clusters: []\n", "'clusters' must be a list with at least one cluster"},
-		{"---\na: 1\n---\nb: 2\n", "a second YAML document"},
+		{ "min_uid: 1000\nbogus: 1\n", "t.yaml:2:1: unknown key 'bogus' in the top level" },
+		{ "min_uid: 1000\nmin_uid: 10\n", "t.yaml:2:1: duplicate key 'min_uid'" },
+		{ "min_uid: [1]\n", "t.yaml:1:10: 'min_uid' must be a number" },
+		{ "token:\n  ttl: 5m\n", "t.yaml:2:8: 'ttl' is below the 10m minimum" },
+		{ "token:\n  ttl: forever\n", "t.yaml:2:8: 'ttl' must be a duration" },
+		{ "a: &x 1\nb: *x\n", "t.yaml:2:4: YAML aliases" },
+		{ "key: [unclosed\n", "t.yaml:2:1: YAML syntax error" },
+		{ "kubeconfig:\n  path: /etc/passwd\n", "'path' must start with ~/" },
+		{ "kubeconfig:\n  path: ~/../x\n", "may not contain . or .." },
+		{ "kubeconfig:\n  set_env: yes\n", "t.yaml:2:12: 'set_env' must be true or false" },
+		{ "token:\n  refresh_before: 20\n", "'refresh_before' must be a share" },
+		{ "clusters: []\n", "'clusters' must be a list with at least one cluster" },
+		{ "---\na: 1\n---\nb: 2\n", "a second YAML document" },
 	};
 
 	(void)state;
@@ -151,13 +150,16 @@ static void test_cluster_and_mapping_errors(void **state)
 				   "    auth: {token_file: /t}\n"
 				   "mappings:\n";
 	static const struct bad cases[] = {
-		{"  - user: a\n    cluster: nope\n    serviceaccount: ns/a\n", "t.yaml:8:14: unknown cluster 'nope'"},
-		{"  - user: a\n    cluster: prod\n    serviceaccount: nsa\n", "'serviceaccount' must be NAMESPACE/NAME"},
-		{"  - user: a\n    cluster: prod\n    serviceaccount: ns/{uid}\n", "unknown placeholder"},
-		{"  - user: a\n    cluster: prod\n    serviceaccount: NS/a\n", "not a valid Kubernetes namespace"},
-		{"  - user: a\n    group: g\n    cluster: prod\n    serviceaccount: ns/a\n", "exactly one of 'user:' or 'group:'"},
-		{"  - user: a\n    cluster: prod\n    serviceaccount: ns/a\n    clusterrole: view\n", "add 'create: true'"},
-		{"  - user: a\n    cluster: prod\n    serviceaccount: ns/a\n    color: red\n", "unknown key 'color'"},
+		{ "  - user: a\n    cluster: nope\n    serviceaccount: ns/a\n", "t.yaml:8:14: unknown cluster 'nope'" },
+		{ "  - user: a\n    cluster: prod\n    serviceaccount: nsa\n",
+		  "'serviceaccount' must be NAMESPACE/NAME" },
+		{ "  - user: a\n    cluster: prod\n    serviceaccount: ns/{uid}\n", "unknown placeholder" },
+		{ "  - user: a\n    cluster: prod\n    serviceaccount: NS/a\n", "not a valid Kubernetes namespace" },
+		{ "  - user: a\n    group: g\n    cluster: prod\n    serviceaccount: ns/a\n",
+		  "exactly one of 'user:' or 'group:'" },
+		{ "  - user: a\n    cluster: prod\n    serviceaccount: ns/a\n    clusterrole: view\n",
+		  "add 'create: true'" },
+		{ "  - user: a\n    cluster: prod\n    serviceaccount: ns/a\n    color: red\n", "unknown key 'color'" },
 	};
 
 	(void)state;
@@ -193,7 +195,7 @@ static void test_deep_nesting_refused(void **state)
 static void test_kube_system_warning(void **state)
 {
 	struct kc_err err;
-	struct kc_buf out = {0};
+	struct kc_buf out = { 0 };
 	struct kc_config *cfg = parse("clusters:\n"
 				      "  - name: a\n"
 				      "    server: https://h\n"

@@ -47,11 +47,11 @@ static void test_round_trip(void **state)
 {
 	static const unsigned char ca[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 	struct kc_kubeconfig_entry e[2] = {
-		{"arn:aws:eks:us-west-2:111122223333:cluster/prod", "https://x.eks.amazonaws.com", ca, sizeof(ca) - 1,
-		 "team-a", "alice", "eyJhbGciOi.J9.sig", 1795942539},
-		{"yes", "https://127.0.0.1:6443", ca, sizeof(ca) - 1, "bastion-users", "u-a", "123", 1795942000},
+		{ "arn:aws:eks:us-west-2:111122223333:cluster/prod", "https://x.eks.amazonaws.com", ca, sizeof(ca) - 1,
+		  "team-a", "alice", "eyJhbGciOi.J9.sig", 1795942539 },
+		{ "yes", "https://127.0.0.1:6443", ca, sizeof(ca) - 1, "bastion-users", "u-a", "123", 1795942000 },
 	};
-	struct kc_buf out = {0};
+	struct kc_buf out = { 0 };
 	char host[128];
 	char *v;
 
@@ -85,8 +85,8 @@ static void test_round_trip(void **state)
 
 static void test_header_is_safe(void **state)
 {
-	struct kc_kubeconfig_entry e = {"c", "https://h", NULL, 0, "ns", "sa", "t", 1};
-	struct kc_buf out = {0};
+	struct kc_kubeconfig_entry e = { "c", "https://h", NULL, 0, "ns", "sa", "t", 1 };
+	struct kc_buf out = { 0 };
 	char host[128];
 
 	(void)state;

@@ -59,15 +59,16 @@ static void test_templates(void **state)
 	assert_int_equal(kc_template_check("U_{user}", false, why, sizeof(why)), -1);
 }
 
-static const char cfg_text[] = "clusters:\n"
-			       "  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
-			       "  - {name: b, server: https://b, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
-			       "mappings:\n"
-			       "  - {user: alice, cluster: a, serviceaccount: team-a/alice}\n"
-			       "  - {group: ops, cluster: a, serviceaccount: bastion-access/ops}\n"
-			       "  - {group: ops, cluster: b, serviceaccount: bastion-access/ops-b}\n"
-			       "  - {user: \"*\", cluster: a, serviceaccount: \"bastion-users/u-{user_safe}\"}\n"
-			       "  - {user: \"*\", cluster: b, serviceaccount: \"bastion-users/{user}\"}\n";
+static const char cfg_text[] =
+	"clusters:\n"
+	"  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+	"  - {name: b, server: https://b, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+	"mappings:\n"
+	"  - {user: alice, cluster: a, serviceaccount: team-a/alice}\n"
+	"  - {group: ops, cluster: a, serviceaccount: bastion-access/ops}\n"
+	"  - {group: ops, cluster: b, serviceaccount: bastion-access/ops-b}\n"
+	"  - {user: \"*\", cluster: a, serviceaccount: \"bastion-users/u-{user_safe}\"}\n"
+	"  - {user: \"*\", cluster: b, serviceaccount: \"bastion-users/{user}\"}\n";
 
 static struct kc_config *load(void)
 {
@@ -82,10 +83,10 @@ static struct kc_config *load(void)
 static void test_first_match_per_cluster(void **state)
 {
 	struct kc_config *cfg = load();
-	char *groups[] = {(char *)"alice", (char *)"ops"};
-	struct kc_identity alice = {(char *)"alice", 1000, 1000, (char *)"/home/alice", groups, 2};
-	char *none[] = {(char *)"carol"};
-	struct kc_identity carol = {(char *)"Carol.X", 1001, 1001, (char *)"/home/carol", none, 1};
+	char *groups[] = { (char *)"alice", (char *)"ops" };
+	struct kc_identity alice = { (char *)"alice", 1000, 1000, (char *)"/home/alice", groups, 2 };
+	char *none[] = { (char *)"carol" };
+	struct kc_identity carol = { (char *)"Carol.X", 1001, 1001, (char *)"/home/carol", none, 1 };
 	struct kc_target t[2];
 
 	(void)state;
@@ -106,14 +107,15 @@ static void test_first_match_per_cluster(void **state)
 
 static void test_no_match(void **state)
 {
-	static const char text[] = "clusters:\n"
-				   "  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
-				   "mappings:\n"
-				   "  - {user: alice, cluster: a, serviceaccount: team-a/alice}\n";
+	static const char text[] =
+		"clusters:\n"
+		"  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+		"mappings:\n"
+		"  - {user: alice, cluster: a, serviceaccount: team-a/alice}\n";
 	struct kc_err err;
 	struct kc_config *cfg = kc_config_parse("m.yaml", text, strlen(text), KC_LOAD_NO_FILES, &err);
-	char *groups[] = {(char *)"bob"};
-	struct kc_identity bob = {(char *)"bob", 1000, 1000, (char *)"/home/bob", groups, 1};
+	char *groups[] = { (char *)"bob" };
+	struct kc_identity bob = { (char *)"bob", 1000, 1000, (char *)"/home/bob", groups, 1 };
 	struct kc_target t[1];
 
 	(void)state;
@@ -126,10 +128,8 @@ static void test_no_match(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_user_safe),
-		cmocka_unit_test(test_dns_names),
-		cmocka_unit_test(test_templates),
-		cmocka_unit_test(test_first_match_per_cluster),
+		cmocka_unit_test(test_user_safe), cmocka_unit_test(test_dns_names),
+		cmocka_unit_test(test_templates), cmocka_unit_test(test_first_match_per_cluster),
 		cmocka_unit_test(test_no_match),
 	};
 

@@ -131,8 +131,8 @@ static void run_case(void **state)
 	const char *akid, *secret, *token = NULL, *region, *service, *ts;
 	int normalize, sign_body, omit = 0;
 	json_int_t expires;
-	struct tm tm = {0};
-	struct kc_aws_credentials cred = {0};
+	struct tm tm = { 0 };
+	struct kc_aws_credentials cred = { 0 };
 	struct parsed req;
 	struct kc_err err;
 
@@ -150,12 +150,12 @@ static void run_case(void **state)
 	parse_request(dir, &req);
 
 	for (int presign = 0; presign <= 1; presign++) {
-		struct kc_sigv4_request r = {req.method, req.path, req.query, req.headers, req.n_headers, req.body,
-					     req.body_len};
-		struct kc_sigv4_options o = {region, service, timegm(&tm), presign, (long)expires, normalize, sign_body,
-					     omit};
+		struct kc_sigv4_request r = { req.method,    req.path, req.query,   req.headers,
+					      req.n_headers, req.body, req.body_len };
+		struct kc_sigv4_options o = { region,	     service,	timegm(&tm), presign,
+					      (long)expires, normalize, sign_body,   omit };
 		struct kc_sigv4_result res;
-		struct kc_buf signed_req = {0};
+		struct kc_buf signed_req = { 0 };
 		const char *mode = presign ? "query" : "header";
 		char name[64];
 
@@ -169,9 +169,10 @@ static void run_case(void **state)
 
 		/* The signed request, in the suite's layout. */
 		if (presign) {
-			const struct kc_sigv4_param *order[] = {&res.algorithm, &res.credential, &res.date,
-								&res.signed_headers_param, &res.expires,
-								&res.security_token, &res.signature_param};
+			const struct kc_sigv4_param *order[] = { &res.algorithm,      &res.credential,
+								 &res.date,	      &res.signed_headers_param,
+								 &res.expires,	      &res.security_token,
+								 &res.signature_param };
 
 			kc_buf_printf(&signed_req, "%s %s?", req.method, req.path);
 			if (req.query)
@@ -223,7 +224,7 @@ int main(void)
 		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
 			continue;
 		tests = realloc(tests, (n + 1) * sizeof(*tests));
-		tests[n] = (struct CMUnitTest){strdup(de->d_name), run_case, NULL, NULL, NULL};
+		tests[n] = (struct CMUnitTest){ strdup(de->d_name), run_case, NULL, NULL, NULL };
 		tests[n].initial_state = (void *)tests[n].name;
 		n++;
 	}

@@ -79,7 +79,7 @@ static void test_root_file_checks(void **state)
 {
 	char path[] = "/tmp/kc-unit-XXXXXX";
 	int fd = mkstemp(path);
-	struct kc_buf b = {0};
+	struct kc_buf b = { 0 };
 	struct kc_err err;
 
 	(void)state;
