@@ -4,6 +4,12 @@
 PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/pam-kubeconfig
+UNITDIR    ?= /lib/systemd/system
+STATEDIR   ?= /var/lib/pam_kubeconfig
+CACHEDIR   ?= /var/cache/pam_kubeconfig
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 PAMDIR     ?= $(or $(shell pkg-config --variable=securedir pam 2>/dev/null),/lib/$(MULTIARCH)/security)
 HELPER_PATH = $(SBINDIR)/pam-kubeconfig
@@ -38,7 +44,8 @@ MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down
+.PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
+	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0
 
@@ -46,9 +53,16 @@ $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -c $< -o $@
 
-$(B)/obj/%.pic.o: %.c $(wildcard include/*.h)
+# The helper's path is compiled into the module: a change of SBINDIR rebuilds it.
+$(B)/helper-path.h: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -DKC_HELPER_PATH='"$(HELPER_PATH)"' -c $< -o $@
+	@echo '#define KC_HELPER_PATH "$(HELPER_PATH)"' | cmp -s - $@ || \
+		echo '#define KC_HELPER_PATH "$(HELPER_PATH)"' > $@
+FORCE:
+
+$(B)/obj/%.pic.o: %.c $(wildcard include/*.h) $(wildcard pam_module/*.h) $(B)/helper-path.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -include $(B)/helper-path.h -c $< -o $@
 
 # The convenience library the binary, the unit tests and the fuzzers all link.
 $(B)/libkc.a: $(LIB_OBJS)
@@ -106,6 +120,14 @@ fuzz: fuzzers
 		rm -rf tests/fuzz/corpus/$$t && mv build/fuzz/min-$$t tests/fuzz/corpus/$$t; \
 	done
 
+$(B)/bench/cpu_bench: bench/cpu_bench.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
+
+# make bench: against the real test cluster; writes docs/benchmarks.md.
+bench: deps all $(B)/bench/cpu_bench
+	@B=$(B) bench/run
+
 # Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
 LINT_SRCS := $(wildcard helper/*.c pam_module/*.c)
 lint:
@@ -121,6 +143,34 @@ format:
 	@clang-format -i $(FORMAT_SRCS)
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "clang-format: clean"
+
+# make install DESTDIR=... PREFIX=/usr SBINDIR=... PAMDIR=... SYSCONFDIR=/etc
+install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(B)/pam-kubeconfig $(DESTDIR)$(SBINDIR)/pam-kubeconfig
+	install -m 0644 $(B)/pam_kubeconfig.so $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so
+	install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig/config.yaml.example
+	install -m 0644 man/pam_kubeconfig.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/pam_kubeconfig.8 man/pam-kubeconfig.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 config/rbac/minter.yaml config/firewall/imds.nft README.md \
+		$(DESTDIR)$(DOCDIR)/
+	install -m 0644 config/pam.d/sshd $(DESTDIR)$(DOCDIR)/pam.d-sshd
+	install -m 0755 config/firewall/imds.iptables $(DESTDIR)$(DOCDIR)/
+	for u in config/systemd/*; do \
+		sed 's|/usr/sbin/pam-kubeconfig|$(SBINDIR)/pam-kubeconfig|' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+	done
+	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(CACHEDIR)
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pam-kubeconfig $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so \
+		$(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig/config.yaml.example \
+		$(DESTDIR)$(MANDIR)/man5/pam_kubeconfig.yaml.5 $(DESTDIR)$(MANDIR)/man8/pam_kubeconfig.8 \
+		$(DESTDIR)$(MANDIR)/man8/pam-kubeconfig.8
+	rm -rf $(DESTDIR)$(DOCDIR)
+	for u in config/systemd/*; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig 2>/dev/null
 
 # Installs the Debian packages the build and tests need (root; skipped when present).
 deps:

@@ -918,15 +918,6 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 			kc_writer_remove(&w, cfg->kubeconfig_path, cfg->host_id, &err);
 		}
 	}
-	if (gone) {
-		/* No such user any more, or expired: every session's grants go. */
-		for (size_t s = 0; s < st.n_sessions; s++) {
-			struct kc_session_record r = st.sessions[s];
-
-			r.n_grants = 0;
-			kc_state_put_session(&st, &r, &err);
-		}
-	}
 	n_todo = claim_orphans(&st, &todo);
 	kc_state_unlock(&st);
 	kc_writer_finish(&w);

@@ -17,7 +17,7 @@
 
 #include "run_helper.h"
 
-#ifndef KC_HELPER_PATH
+#ifndef KC_HELPER_PATH /* the build passes $(SBINDIR)/pam-kubeconfig */
 #define KC_HELPER_PATH "/usr/sbin/pam-kubeconfig"
 #endif
 #define DEFAULT_CONFIG "/etc/pam_kubeconfig/config.yaml"

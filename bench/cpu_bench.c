@@ -1,0 +1,82 @@
+/* The CPU part of a login, for callgrind (instruction counts are stable on a
+ * noisy machine): parse a config, map a user, emit a kubeconfig; or presign EKS
+ * tokens.   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kc_aws.h"
+#include "kc_config.h"
+#include "kc_kubeconfig.h"
+#include "kc_mapping.h"
+
+static int login(const char *path, const char *user, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct kc_err err;
+		struct kc_config *cfg = kc_config_load(path, KC_LOAD_NO_FILES, &err);
+		char *groups[] = { (char *)user };
+		struct kc_identity id = { (char *)user, 1000, 1000, (char *)"/home/u", groups, 1 };
+		struct kc_target *t;
+		struct kc_buf out = { 0 };
+		size_t mapped;
+
+		if (!cfg) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 1;
+		}
+		t = calloc(cfg->n_clusters, sizeof(*t));
+		mapped = kc_map_user(cfg, &id, t);
+		for (size_t c = 0; c < cfg->n_clusters && mapped; c++) {
+			struct kc_kubeconfig_entry e = { t[c].cluster->context,
+							 "https://127.0.0.1:6443",
+							 (const unsigned char *)"-----BEGIN CERTIFICATE-----\nMIIB\n",
+							 33,
+							 t[c].sa_namespace,
+							 t[c].sa_name,
+							 "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+							 1795942539 };
+
+			if (t[c].rule) {
+				kc_kubeconfig_emit("bastion", "host", user, &e, 1, &out);
+				break;
+			}
+		}
+		if (!mapped) {
+			fprintf(stderr, "%s does not map\n", user);
+			return 1;
+		}
+		kc_buf_free(&out);
+		free(t);
+		kc_config_free(cfg);
+	}
+	return 0;
+}
+
+static int eks_tokens(int n)
+{
+	struct kc_aws_credentials c = { strdup("AKIDEXAMPLE"), strdup("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+					strdup("IQoJb3JpZ2luX2VjEXAMPLEsessiontoken"), 0 };
+
+	for (int i = 0; i < n; i++) {
+		struct kc_err err;
+		char *token;
+
+		if (kc_eks_token(&c, "prod", "us-west-2", NULL, 1795942539, &token, &err) < 0)
+			return 1;
+		kc_free_secret(token);
+	}
+	kc_aws_credentials_clear(&c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && strcmp(argv[1], "login") == 0)
+		return login(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 3 && strcmp(argv[1], "eks-token") == 0)
+		return eks_tokens(atoi(argv[2]));
+	fprintf(stderr, "usage: cpu_bench login CONFIG USER N | cpu_bench eks-token N\n");
+	return 2;
+}
