@@ -11,6 +11,7 @@
 
 #include <yaml.h>
 
+#include "kc_config_cache.h"
 #include "kc_mapping.h"
 
 #define MAX_DEPTH 32
@@ -315,17 +316,13 @@ static const struct kc_mark *mark_of_key(const struct node *map, const char *key
 
 /* ---- sections ------------------------------------------------------------ */
 
-static int check_file(struct ctx *c, const struct node *map, const char *key, const char *file, mode_t forbid,
-		      bool allow_empty)
+/* A file the config names: an absolute path, whose mark is kept for the file
+ * checks that run at every load (check_files). */
+static int file_key(struct ctx *c, const struct node *map, const char *key, const char *file, struct kc_mark *mark)
 {
-	struct kc_err e;
-
-	if (c->flags & KC_LOAD_NO_FILES)
-		return 0;
+	*mark = *mark_of_key(map, key);
 	if (file[0] != '/')
-		return fail_at(c, *mark_of_key(map, key), "'%s' must be an absolute path (got '%s')", key, file);
-	if (kc_check_root_file(file, KC_CREDENTIAL_MAX, forbid, allow_empty, &e) < 0)
-		return fail_at(c, *mark_of_key(map, key), "%s: %s", key, e.msg);
+		return fail_at(c, *mark, "'%s' must be an absolute path (got '%s')", key, file);
 	return 0;
 }
 
@@ -364,42 +361,31 @@ static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, 
 		if (!islower((unsigned char)*r) && !isdigit((unsigned char)*r) && *r != '-')
 			return fail_at(c, *mark_of_key(v, "region"), "'region' must look like us-west-2 (got '%s')",
 				       e->region);
-	if (e->credentials_file && check_file(c, v, "credentials_file", e->credentials_file, 077, false) < 0)
+	if (e->credentials_file && file_key(c, v, "credentials_file", e->credentials_file, &e->credentials_mark) < 0)
 		return -1;
-	if (e->endpoint_ca && check_file(c, v, "endpoint_ca", e->endpoint_ca, 022, false) < 0)
+	if (e->endpoint_ca && file_key(c, v, "endpoint_ca", e->endpoint_ca, &e->endpoint_ca_mark) < 0)
 		return -1;
 	return 0;
 }
 
+static bool holds_pem(const unsigned char *data, size_t len)
+{
+	return memmem(data, len, "-----BEGIN CERTIFICATE-----", 27) != NULL;
+}
+
+/* certificate_authority_data is decoded here; a certificate_authority file is
+ * read by check_files at every load. */
 static int load_ca(struct ctx *c, const struct node *v, struct kc_cluster *cl, const char *data_b64)
 {
-	struct kc_err e;
-	kc_autobuf struct kc_buf pem = { 0 };
-
-	if (data_b64) {
-		unsigned char *raw;
-		size_t rawlen;
-
-		if (kc_base64_decode(data_b64, strlen(data_b64), &raw, &rawlen) < 0 || rawlen == 0)
-			return fail_at(c, *mark_of_key(v, "certificate_authority_data"),
-				       "'certificate_authority_data' is not valid base64; paste the output of "
-				       "base64 -w0 ca.pem");
-		cl->ca_pem = raw;
-		cl->ca_pem_len = rawlen;
-	} else {
-		if (c->flags & KC_LOAD_NO_FILES)
-			return 0;
-		if (cl->ca_file[0] != '/')
-			return fail_at(c, *mark_of_key(v, "certificate_authority"),
-				       "'certificate_authority' must be an absolute path (got '%s')", cl->ca_file);
-		if (kc_read_root_file(cl->ca_file, 1u << 20, 022, false, &pem, &e) < 0)
-			return fail_at(c, *mark_of_key(v, "certificate_authority"), "certificate_authority: %s", e.msg);
-		cl->ca_pem = (unsigned char *)pem.data;
-		cl->ca_pem_len = pem.len;
-		pem.data = NULL;
-	}
-	if (!memmem(cl->ca_pem, cl->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27))
-		return fail_at(c, *mark_of_key(v, data_b64 ? "certificate_authority_data" : "certificate_authority"),
+	if (!data_b64)
+		return file_key(c, v, "certificate_authority", cl->ca_file, &cl->ca_mark);
+	cl->ca_mark = *mark_of_key(v, "certificate_authority_data");
+	if (kc_base64_decode(data_b64, strlen(data_b64), &cl->ca_pem, &cl->ca_pem_len) < 0 || cl->ca_pem_len == 0)
+		return fail_at(
+			c, cl->ca_mark,
+			"'certificate_authority_data' is not valid base64; paste the output of base64 -w0 ca.pem");
+	if (!holds_pem(cl->ca_pem, cl->ca_pem_len))
+		return fail_at(c, cl->ca_mark,
 			       "the certificate authority holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
 	return 0;
 }
@@ -501,7 +487,7 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 	}
 	if (cl->token_file) {
 		cl->auth = KC_AUTH_TOKEN;
-		if (check_file(c, auth, "token_file", cl->token_file, 077, false) < 0)
+		if (file_key(c, auth, "token_file", cl->token_file, &cl->token_mark) < 0)
 			goto out;
 	} else if (cl->client_certificate || cl->client_key) {
 		cl->auth = KC_AUTH_CERT;
@@ -509,8 +495,8 @@ static int parse_cluster(struct ctx *c, const struct node *v, struct kc_cluster 
 			fail_at(c, auth->mark, "client_certificate and client_key go together; give both");
 			goto out;
 		}
-		if (check_file(c, auth, "client_certificate", cl->client_certificate, 022, false) < 0 ||
-		    check_file(c, auth, "client_key", cl->client_key, 077, false) < 0)
+		if (file_key(c, auth, "client_certificate", cl->client_certificate, &cl->cert_mark) < 0 ||
+		    file_key(c, auth, "client_key", cl->client_key, &cl->key_mark) < 0)
 			goto out;
 	} else {
 		cl->auth = KC_AUTH_EKS;
@@ -783,7 +769,59 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 	return 0;
 }
 
-struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err)
+/* What depends on files other than the config (credential files' owner and
+ * mode, the CA file's bytes) is checked at every load, cached config or not. */
+static int check_file(struct ctx *c, struct kc_mark mark, const char *key, const char *file, mode_t forbid)
+{
+	struct kc_err e;
+
+	if (kc_check_root_file(file, KC_CREDENTIAL_MAX, forbid, false, &e) < 0)
+		return fail_at(c, mark, "%s: %s", key, e.msg);
+	return 0;
+}
+
+static int check_eks_files(struct ctx *c, const struct kc_eks_ref *e)
+{
+	if (e->credentials_file && check_file(c, e->credentials_mark, "credentials_file", e->credentials_file, 077) < 0)
+		return -1;
+	if (e->endpoint_ca && check_file(c, e->endpoint_ca_mark, "endpoint_ca", e->endpoint_ca, 022) < 0)
+		return -1;
+	return 0;
+}
+
+static int check_files(struct ctx *c, struct kc_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_clusters; i++) {
+		struct kc_cluster *cl = &cfg->clusters[i];
+
+		if (cl->ca_file) {
+			kc_autobuf struct kc_buf pem = { 0 };
+			struct kc_err e;
+
+			if (kc_read_root_file(cl->ca_file, 1u << 20, 022, false, &pem, &e) < 0)
+				return fail_at(c, cl->ca_mark, "certificate_authority: %s", e.msg);
+			if (!holds_pem((unsigned char *)pem.data, pem.len))
+				return fail_at(c, cl->ca_mark,
+					       "the certificate authority holds no PEM certificate "
+					       "(-----BEGIN CERTIFICATE-----)");
+			free(cl->ca_pem);
+			cl->ca_pem = (unsigned char *)pem.data;
+			cl->ca_pem_len = pem.len;
+			pem.data = NULL;
+		}
+		if ((cl->has_eks && check_eks_files(c, &cl->eks) < 0) ||
+		    (cl->auth == KC_AUTH_EKS && check_eks_files(c, &cl->auth_eks) < 0) ||
+		    (cl->token_file && check_file(c, cl->token_mark, "token_file", cl->token_file, 077) < 0) ||
+		    (cl->client_certificate &&
+		     check_file(c, cl->cert_mark, "client_certificate", cl->client_certificate, 022) < 0) ||
+		    (cl->client_key && check_file(c, cl->key_mark, "client_key", cl->client_key, 077) < 0))
+			return -1;
+	}
+	return 0;
+}
+
+/* The YAML alone: what a cache can stand in for. */
+static struct kc_config *parse_text(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err)
 {
 	struct ctx c = { name, err, flags, 0 };
 	struct kc_config *cfg;
@@ -813,32 +851,60 @@ struct kc_config *kc_config_parse(const char *name, const char *data, size_t len
 	return cfg;
 }
 
+static struct kc_config *with_files_checked(struct kc_config *cfg, unsigned flags, struct kc_err *err)
+{
+	struct ctx c = { cfg->path, err, flags, 0 };
+
+	if (!(flags & KC_LOAD_NO_FILES) && check_files(&c, cfg) < 0) {
+		kc_config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct kc_config *kc_config_parse(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err)
+{
+	struct kc_config *cfg = parse_text(name, data, len, flags, err);
+
+	return cfg ? with_files_checked(cfg, flags, err) : NULL;
+}
+
 struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err *err)
 {
 	kc_autobuf struct kc_buf data = { 0 };
+	kc_autoclose int fd = -1;
+	struct kc_config *cfg;
+	struct stat st;
 	struct kc_err e;
 
 	err->msg[0] = '\0';
-	if (!(flags & KC_LOAD_NO_FILES)) {
-		/* A problem with the file as a whole has no line: the message starts with the path. */
-		if (kc_read_root_file(path, KC_CONFIG_MAX, 022, false, &data, &e) < 0) {
-			kc_seterr(err, "%s", e.msg);
+	if (flags & KC_LOAD_NO_FILES) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || kc_read_fd(fd, KC_CONFIG_MAX + 1, &data, &e) < 0) {
+			kc_seterr(err, "cannot read %s: %s", path, fd < 0 ? strerror(errno) : e.msg);
 			return NULL;
 		}
-	} else {
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		char chunk[65536];
-		ssize_t n;
-
-		if (fd < 0) {
-			kc_seterr(err, "cannot open %s: %s", path, strerror(errno));
-			return NULL;
-		}
-		while ((n = read(fd, chunk, sizeof(chunk))) > 0 && data.len <= KC_CONFIG_MAX)
-			kc_buf_append(&data, chunk, (size_t)n);
-		close(fd);
+		return kc_config_parse(path, data.data ? data.data : "", data.len, flags, err);
 	}
-	return kc_config_parse(path, data.data ? data.data : "", data.len, flags, err);
+	/* A problem with the file as a whole has no line: the message starts with the path. */
+	fd = kc_open_root_file(path, KC_CONFIG_MAX, 022, &st, &e);
+	if (fd < 0) {
+		kc_seterr(err, "%s", e.msg);
+		return NULL;
+	}
+	/* An unchanged file (same inode, size, mtime and ctime) was parsed before. */
+	cfg = kc_config_cache_get(path, &st);
+	if (cfg)
+		return with_files_checked(cfg, flags, err);
+	if (kc_read_fd(fd, KC_CONFIG_MAX, &data, &e) < 0) {
+		kc_seterr(err, "%s", e.msg);
+		return NULL;
+	}
+	cfg = parse_text(path, data.data ? data.data : "", data.len, flags, err);
+	if (!cfg)
+		return NULL;
+	kc_config_cache_put(path, &st, cfg);
+	return with_files_checked(cfg, flags, err);
 }
 
 static void eks_ref_free(struct kc_eks_ref *e)

@@ -151,7 +151,8 @@ int main(int argc, char **argv)
 	}
 	kc_log_init(debug);
 	kc_json_secure_init();
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	/* eks-token only signs (libcurl initialises itself if --role-arn needs it). */
+	if (strcmp(cmd, "eks-token") != 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		kc_error("cannot initialise libcurl");
 		return KC_EXIT_ERROR;
 	}
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
 	} else {
 		rc = usage("unknown command");
 	}
-	curl_global_cleanup();
+	if (strcmp(cmd, "eks-token") != 0)
+		curl_global_cleanup();
 	return rc;
 }

@@ -311,8 +311,7 @@ fail:
 	return -1;
 }
 
-/* Opens path as a regular root-owned file, no symlink, and checks mode and size. */
-static int open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err)
+int kc_open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err)
 {
 	int fd;
 
@@ -359,7 +358,7 @@ fail:
 int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err)
 {
 	struct stat st;
-	int fd = open_root_file(path, max, forbid_mode, &st, err);
+	int fd = kc_open_root_file(path, max, forbid_mode, &st, err);
 
 	if (fd < 0)
 		return -1;
@@ -371,42 +370,54 @@ int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool al
 	return 0;
 }
 
-int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
-		      struct kc_err *err)
+int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err)
 {
-	struct stat st;
-	kc_autoclose int fd = open_root_file(path, max, forbid_mode, &st, err);
 	char chunk[4096];
+	int rc = -1;
 
-	if (fd < 0)
-		return -1;
-	out->secret = secret;
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			kc_seterr(err, "cannot read %s: %s", path, strerror(errno));
-			goto fail;
+			kc_seterr(err, "read: %s", strerror(errno));
+			goto out;
 		}
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
-			kc_seterr(err, "%s is larger than the %zu bytes allowed", path, max);
-			goto fail;
+			kc_seterr(err, "larger than the %zu bytes allowed", max);
+			goto out;
 		}
 		if (kc_buf_append(out, chunk, (size_t)n) < 0) {
-			kc_seterr(err, "out of memory reading %s", path);
-			goto fail;
+			kc_seterr(err, "out of memory");
+			goto out;
 		}
 	}
+	rc = 0;
+out:
 	explicit_bzero(chunk, sizeof(chunk));
+	if (rc < 0)
+		kc_buf_free(out);
+	return rc;
+}
+
+int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
+		      struct kc_err *err)
+{
+	struct stat st;
+	kc_autoclose int fd = kc_open_root_file(path, max, forbid_mode, &st, err);
+	struct kc_err e;
+
+	if (fd < 0)
+		return -1;
+	out->secret = secret;
+	if (kc_read_fd(fd, max, out, &e) < 0) {
+		kc_seterr(err, "%s: %s", path, e.msg);
+		return -1;
+	}
 	return 0;
-fail:
-	explicit_bzero(chunk, sizeof(chunk));
-	kc_buf_free(out);
-	return -1;
 }
 
 int kc_write_all(int fd, const void *buf, size_t len)

@@ -32,6 +32,7 @@ struct kc_eks_ref {
 	char *imds_endpoint; /* tests only */
 	char *endpoint_ca; /* tests only: CA file for an HTTPS stand-in */
 	long discovery_ttl;
+	struct kc_mark credentials_mark, endpoint_ca_mark; /* for the file checks */
 };
 
 struct kc_cluster {
@@ -52,6 +53,7 @@ struct kc_cluster {
 	char *client_key;
 	struct kc_eks_ref auth_eks;
 	struct kc_mark mark, auth_mark, insecure_mark;
+	struct kc_mark ca_mark, token_mark, cert_mark, key_mark; /* for the file checks */
 };
 
 struct kc_mapping {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,11 @@ int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *
  * secret buffer when secret is set. */
 int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
 		      struct kc_err *err);
+
+/* The same checks, returning the open fd (O_CLOEXEC) and its stat. */
+int kc_open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err);
+/* Reads fd to its end, at most max bytes, appending to out (wiped if secret). */
+int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err);
 
 /* Checks the same conditions without reading (for `check`). */
 int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err);

@@ -152,6 +152,23 @@ class Cluster:
         return len(self.audit_log.read_text().splitlines())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def leave_no_state():
+    """What the suite added under the product's state and cache directories goes
+    again at the end (each test removes its own users' records as well)."""
+    dirs = [STATE_DIR, Path("/var/cache/pam_kubeconfig")]
+    before = {d: set(os.listdir(d)) if d.exists() else None for d in dirs}
+    yield
+    for d, had in before.items():
+        if not d.exists():
+            continue
+        for name in set(os.listdir(d)) - (had or set()):
+            p = d / name
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if had is None:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def cluster():
     env_file = REPO / "build" / "test-cluster" / "env"
@@ -201,6 +218,13 @@ class Workdir:
         self.config.write_text(text)
         os.chmod(self.config, 0o644)
         return self.config
+
+    def alice_config(self, user, server=None, extra=""):
+        """A config mapping user to team-a/alice (a ServiceAccount the minter's
+        manifest names), which exists with view."""
+        self.cluster.ensure_sa("team-a", "alice", clusterrole="view")
+        return self.write_config(f"  - user: {user}\n    cluster: test\n    serviceaccount: team-a/alice\n",
+                                 clusters=[self.cluster_entry("test", server=server)], extra=extra)
 
     def cluster_entry(self, name, server=None, token=None, extra=""):
         return (f"  - name: {name}\n"

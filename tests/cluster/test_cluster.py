@@ -2,7 +2,6 @@
 identity bound by config/rbac/minter.yaml, bound tokens, the 24h cap, audit."""
 import os
 import socket
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -6,16 +6,18 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import socket
 import ssl
-import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import certs  # noqa: E402
 
 CREDS = {
     "AKIDINSTANCEROLE": ("instance/secret+key", "IQoJb3JpZ2luX2VjEXAMPLE/session+token="),
@@ -25,18 +27,11 @@ ROLE = "bastion-role"
 
 
 def make_ca(d: Path):
-    """A throwaway CA and a serving certificate for 127.0.0.1, for HTTPS stand-ins."""
-    d.mkdir(parents=True, exist_ok=True)
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
-    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", "/CN=standin CA", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=standin",
-        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey",
-        str(d / "ca.key"), "-CAcreateserial", "-days", "1", "-extfile", str(d / "ext"), "-out", str(d / "server.pem"))
-    os.chmod(d / "ca.pem", 0o644)
-    return d / "ca.pem"
+    """A throwaway CA and a serving certificate for 127.0.0.1 (server.pem/.key),
+    for the HTTPS stand-ins. Returns the CA's certificate."""
+    ca_cert, ca_key = certs.make_ca(d, "standin")
+    certs.sign_cert(d, "server", ca_cert, ca_key)
+    return ca_cert
 
 
 class Server:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import REPO, helper, kubeconfig_of, run, security, token_in  # noqa: E402
-from faultserver import FaultServer, make_ca, sign_cert  # noqa: E402
+from conftest import helper, kubeconfig_of, run, token_in  # noqa: E402
+from certs import make_ca, sign_cert  # noqa: E402
+from faultserver import FaultServer  # noqa: E402
 
 TLS_CASES = {
     "system-ca": "a certificate from a CA the system trust store holds but the config does not",

@@ -20,11 +20,7 @@ CANARY_DIR = None
 
 
 def mapped(cluster, workdir, user):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
-    return workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""")
+    return workdir.alice_config(user)
 
 
 def open_(user, cfg, session="h1", **kw):

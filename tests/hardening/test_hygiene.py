@@ -10,15 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, DRIVER, HELPER, driver_once, helper, kubeconfig_of, run, security
+from conftest import BUILD, DRIVER, HELPER, driver_once, helper, run, security
 
 
 def mapped(cluster, workdir, user, server=None, extra=""):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
-    return workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""", clusters=[workdir.cluster_entry("test", server=server)], extra=extra)
+    return workdir.alice_config(user, server=server, extra=extra)
 
 
 def find_helper(installed, timeout=5):

@@ -3,14 +3,11 @@ bound by `pam-kubeconfig rbac`'s output (config/rbac/minter.yaml)."""
 import os
 import re
 import secrets
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import (HELPER, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_in)
+from conftest import (REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_in)
 
 VIEW_RULE = """  - user: "*"
     cluster: test
@@ -42,12 +39,8 @@ def assert_parses(path):
 
 
 def test_open_writes_a_working_kubeconfig(cluster, workdir, users):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
-    cfg = workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""")
+    cfg = workdir.alice_config(user)
     p, session = open_session(user, cfg)
     assert p.returncode == 0, p.stderr
     kc = kubeconfig_of(users, user)
@@ -216,12 +209,8 @@ def test_one_cluster_down_still_gives_the_other(cluster, workdir, users):
 
 
 def test_shortened_lifetime_is_told(cluster, workdir, users):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
-    cfg = workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""", extra="token:\n  ttl: 100h\n")
+    cfg = workdir.alice_config(user, extra="token:\n  ttl: 100h\n")
     p, s = open_session(user, cfg)
     assert p.returncode == 0, p.stderr
     assert re.search(r"^MESSAGE=.*limits tokens to 24h \(not 100h\)", p.stdout, re.M), p.stdout
@@ -231,12 +220,8 @@ def test_shortened_lifetime_is_told(cluster, workdir, users):
 
 @security("a failed write keeps the previous file and leaves no temp file")
 def test_failed_write_keeps_the_previous_file(cluster, workdir, users):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
-    cfg = workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""")
+    cfg = workdir.alice_config(user)
     p, s = open_session(user, cfg)
     assert p.returncode == 0
     kc = kubeconfig_of(users, user)
@@ -267,12 +252,8 @@ def _snapshot_proc(stop, seen):
 
 @security("no secret in syslog, stderr, or any process's argv or environment during a login")
 def test_no_secret_in_logs_argv_or_environment(cluster, workdir, users, syslog):
-    cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
-    cfg = workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""")
+    cfg = workdir.alice_config(user)
     syslog.clear()
     seen, stop = set(), threading.Event()
     watcher = threading.Thread(target=_snapshot_proc, args=(stop, seen))

@@ -1,12 +1,9 @@
 """Tier 4, PAM: the real libpam loads the module (our session driver, which
 holds sessions open, and pamtester), against the real test cluster."""
 import os
-import re
 import secrets
-import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,11 +16,7 @@ PAM_SUCCESS, PAM_IGNORED_ALONE, PAM_SESSION_ERR = 0, 6, 14
 
 
 def mapped_config(workdir, user, server=None, extra=""):
-    workdir.cluster.ensure_sa("team-a", "alice", clusterrole="view")
-    return workdir.write_config(f"""  - user: {user}
-    cluster: test
-    serviceaccount: team-a/alice
-""", clusters=[workdir.cluster_entry("test", server=server)], extra=extra)
+    return workdir.alice_config(user, server=server, extra=extra)
 
 
 def records(users, user):
