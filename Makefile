@@ -138,7 +138,7 @@ lint:
 	@clang-tidy -quiet $(LINT_SRCS) -- -std=gnu11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) 2>/dev/null
 	@echo "clang-tidy: clean"
 
-FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
 	@clang-format -i $(FORMAT_SRCS)
 format-check:

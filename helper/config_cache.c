@@ -40,7 +40,7 @@ static void put_mark(struct kc_buf *b, struct kc_mark m)
 
 static void put_eks(struct kc_buf *b, const struct kc_eks_ref *e)
 {
-	const char *s[] = { e->cluster_name, e->region,	       e->role_arn,	 e->credentials_file, e->profile,
+	const char *s[] = { e->cluster_name, e->region,	      e->role_arn,	e->credentials_file, e->profile,
 			    e->endpoint,     e->sts_endpoint, e->imds_endpoint, e->endpoint_ca };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
@@ -115,7 +115,7 @@ static struct kc_mark get_mark(struct reader *r)
 
 static void get_eks(struct reader *r, struct kc_eks_ref *e)
 {
-	char **s[] = { &e->cluster_name, &e->region,	     &e->role_arn,	&e->credentials_file, &e->profile,
+	char **s[] = { &e->cluster_name, &e->region,	   &e->role_arn,      &e->credentials_file, &e->profile,
 		       &e->endpoint,	 &e->sts_endpoint, &e->imds_endpoint, &e->endpoint_ca };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
@@ -179,7 +179,8 @@ void kc_config_cache_put(const char *path, const struct stat *st, const struct k
 		/* certificate_authority_data only: a CA file is read at every load */
 		put_bytes(&b, cl->ca_pem, cl->ca_pem_len, cl->ca_pem && !cl->ca_file);
 		put_str(&b, cl->proxy);
-		put_u64(&b, (uint64_t)cl->context_given << 2 | (uint64_t)cl->insecure_skip_tls_verify << 1 | cl->has_eks);
+		put_u64(&b,
+			(uint64_t)cl->context_given << 2 | (uint64_t)cl->insecure_skip_tls_verify << 1 | cl->has_eks);
 		put_eks(&b, &cl->eks);
 		put_u64(&b, (uint64_t)cl->auth);
 		put_str(&b, cl->token_file);

@@ -24,9 +24,13 @@ def mapped(cluster, workdir, user):
 
 
 def open_(user, cfg, session="h1", **kw):
+    """An open run with --debug; whatever happens, no secret reaches its output."""
     start = time.monotonic()
-    p = helper("open", "--user", user, "--session", session, "--config", cfg, **kw)
-    return p, time.monotonic() - start
+    p = helper("open", "--user", user, "--session", session, "--config", cfg, "--debug", **kw)
+    took = time.monotonic() - start
+    token = Path(cfg).with_name("minter.token").read_text().strip()
+    assert token not in p.stdout and token not in p.stderr
+    return p, took
 
 
 def tree_digest(path):
@@ -134,7 +138,7 @@ def test_config_is_a_directory(cluster, workdir, users):
     assert no_temp_files(kube) and (kube / "config-eks").is_dir()
 
 
-@pytest.mark.parametrize("mode", [0o775, 0o757])
+@pytest.mark.parametrize("mode", [0o775, 0o757], ids=["0775", "0757"])
 @security("the home is group- or world-writable")
 def test_home_writable_by_others(cluster, workdir, users, mode):
     user = users.make()
@@ -155,7 +159,7 @@ def test_home_owned_by_someone_else(cluster, workdir, users):
     assert not (users.home(user) / ".kube").exists()
 
 
-@pytest.mark.parametrize("home", ["", "relative/home", "/"])
+@pytest.mark.parametrize("home", ["", "relative/home", "/"], ids=["empty", "relative", "root"])
 @security("pw_dir is empty, relative or /")
 def test_bad_pw_dir(cluster, workdir, users, home):
     user = users.make()
@@ -209,7 +213,7 @@ def test_full_filesystem_keeps_previous_file(cluster, workdir, users):
         run(["umount", home])
 
 
-@pytest.mark.parametrize("mask", [0o000, 0o077])
+@pytest.mark.parametrize("mask", [0o000, 0o077], ids=["umask-000", "umask-077"])
 @security("umask 000 and 077")
 def test_umask_gives_exact_modes(cluster, workdir, users, mask):
     user = users.make()

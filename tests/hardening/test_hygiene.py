@@ -154,7 +154,7 @@ def _check(path):
     ("deep-nesting", "a: " + "[" * 10000 + "]" * 10000 + "\n", "nested more than 32 levels"),
     ("nul-byte", "min_uid: 1000\x00\nclusters: []\n", "YAML syntax error"),
     ("invalid-utf8", "min_uid: 1000\nhost_id: \"\xff\xfe\"\n", "YAML syntax error"),
-])
+], ids=["billion-laughs", "deep-nesting", "nul-byte", "invalid-utf8"])
 @security("config input: YAML bombs, deep nesting, NUL bytes, invalid UTF-8")
 def test_config_bombs_are_refused(tmp_path, name, text, message):
     path = tmp_path / "config.yaml"
@@ -191,7 +191,7 @@ def test_huge_files_are_refused_before_parsing(tmp_path, workdir):
     ("#!/bin/sh\nexit 3\n", "the helper fails with an unknown status"),
     ("#!/bin/sh\necho KUBECONFIG=/etc/shadow\nexit 1\n", "the helper fails after printing KUBECONFIG"),
     (None, "the helper is missing"),
-])
+], ids=["crashes", "unknown-status", "fails-after-printing-KUBECONFIG", "missing"])
 @security("an internal error is never reported as PAM_IGNORE or success (pam-u2f CVE-2025-23013)")
 def test_internal_errors_are_session_errors(installed, pam_service, users, helper_body, why):
     user = users.make()

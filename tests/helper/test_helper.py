@@ -24,7 +24,11 @@ def open_session(user, config, session=None, pid=None):
     # The session's process must outlive the call for the record to stay live:
     # by default the test's own process stands in for sshd's.
     args += ["--pid", str(pid or os.getpid())]
-    return helper(*args), session
+    p = helper(*args)
+    for line in p.stdout.splitlines():
+        if line.startswith("KUBECONFIG="):
+            assert_parses(line.split("=", 1)[1])  # every file written parses with the real kubectl
+    return p, session
 
 
 def close_session(user, config, session, pid=None):
@@ -294,3 +298,29 @@ def test_check_explain_and_online(cluster, workdir, users):
     p = helper("check", "--online", "--config", cfg)
     assert p.returncode == 1
     assert "missing: bind clusterroles admin in namespace bastion-users" in p.stderr
+
+
+def test_a_failed_cluster_is_skipped_for_after_failure(cluster, workdir, users, proxy):
+    """An outage costs the first login its timeout; the next ones skip the cluster
+    in milliseconds until network.after_failure has passed; then one probes."""
+    user = users.make()
+    cfg = workdir.alice_config(user, server=proxy.server,
+                               extra="network:\n  request_timeout: 2s\n  after_failure: 3s\n")
+    proxy.set("blackhole")
+    start = time.monotonic()
+    p, _ = open_session(user, cfg)
+    first = time.monotonic() - start
+    assert p.returncode == 1 and "no answer from" in p.stderr
+    start = time.monotonic()
+    p, _ = open_session(user, cfg)
+    skipped = time.monotonic() - start
+    assert p.returncode == 1 and "skipped: it failed less than 3s ago (network.after_failure)" in p.stderr
+    assert "MESSAGE=cluster test is unavailable (it failed moments ago)" in p.stdout
+    print(f"\nfirst login during the outage {first:.2f}s, the next {skipped * 1000:.0f} ms")
+    assert first >= 1.9 and skipped < 0.5
+    time.sleep(3.2)
+    proxy.set("forward")  # back: the probe after the window gets through, and clears the mark
+    p, _ = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    p, _ = open_session(user, cfg)
+    assert p.returncode == 0
