@@ -170,6 +170,7 @@ static void run_job(const struct kc_config *cfg, const struct kc_identity *id, s
 	struct kc_err err = { "" };
 	struct kc_kube *k = NULL;
 	int probe_fd = -1;
+	long long started = kc_now_ms();
 
 	if (cluster_skipped(cfg, cl, &probe_fd)) {
 		j->skipped = true;
@@ -216,6 +217,8 @@ out:
 	if (!j->ok)
 		snprintf(j->error, sizeof(j->error), "%s", err.msg[0] ? err.msg : "unknown error");
 	if (k) {
+		kc_debug("cluster %s: %s/%s %s in %lld ms with %u requests", cl->name, t->sa_namespace, t->sa_name,
+			 j->ok ? "minted" : "failed", kc_now_ms() - started, kc_kube_requests(k));
 		cluster_health(cl, kc_kube_unreachable(k) && !j->ok);
 		kc_kube_close(k);
 	}
@@ -460,6 +463,9 @@ int kc_cmd_open(const struct kc_session_args *a)
 		}
 		if (!targets[i].rule || targets[i].error[0])
 			continue;
+		kc_debug("user %s: cluster %s -> %s/%s (rule %zu at %s:%u)", id.name, targets[i].cluster->name,
+			 targets[i].sa_namespace, targets[i].sa_name, targets[i].rule_index + 1, cfg->path,
+			 targets[i].rule->mark.line);
 		jobs[n_jobs].t = &targets[i];
 		if (cfg->revoke_on_logout)
 			kc_revocation_secret_name(cfg->host_id, id.name, jobs[n_jobs].secret,
@@ -696,6 +702,8 @@ int kc_cmd_close(const struct kc_session_args *a)
 		free(grants);
 	}
 	n_todo = claim_orphans(&st, &todo);
+	kc_debug("user %s: session %s closed; %zu of theirs still open, %zu revocations to do", id.name, a->session,
+		 st.n_sessions, n_todo);
 	if (st.n_sessions == 0 && cfg->remove_on_logout) {
 		int r = kc_writer_remove(&w, cfg->kubeconfig_path, cfg->host_id, &err);
 
