@@ -55,6 +55,8 @@ static int load_config(const char *path, struct kc_config **cfg)
 
 /* ---- the after_failure window and the reconcile cache ------------------ */
 
+/* Keyed by what the config says about the cluster, never by what discovery
+ * fills in later: the same cluster has the same name before and after. */
 static void cache_name(const char *kind, const struct kc_cluster *cl, const char *extra, char *out, size_t len)
 {
 	kc_autobuf struct kc_buf key = { 0 };
@@ -62,7 +64,10 @@ static void cache_name(const char *kind, const struct kc_cluster *cl, const char
 
 	kc_buf_puts(&key, cl->name);
 	kc_buf_append(&key, "", 1);
-	kc_buf_puts(&key, cl->server ? cl->server : "");
+	if (cl->has_eks)
+		kc_buf_printf(&key, "eks:%s/%s", cl->eks.cluster_name, cl->eks.region);
+	else
+		kc_buf_puts(&key, cl->server);
 	kc_buf_append(&key, "", 1);
 	kc_buf_puts(&key, extra ? extra : "");
 	kc_sha256_hex(key.data, key.len, hex);

@@ -249,3 +249,27 @@ def test_check_online_fails_while_imds_is_open_to_users(cluster, workdir, users)
         imds.close()
         cache = Path("/var/cache/pam_kubeconfig/imds-probe")
         cache.unlink(missing_ok=True)
+
+
+def test_a_discovered_cluster_that_failed_is_skipped_too(cluster, workdir, users, tls):
+    """The after_failure mark is keyed by what the config names (EKS cluster and
+    region), not by the endpoint discovery fills in, so it holds for discovery."""
+    d, ca = tls
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    imds = Imds()
+    eks = Eks(d, f"down{os.getpid()}{time.monotonic_ns() % 100000}", f"https://127.0.0.1:{dead}", cluster.ca_file)
+    try:
+        user = users.make()
+        block = (f"    eks:\n      cluster_name: {eks.name}\n      region: us-west-2\n"
+                 f"      endpoint: {eks.url}\n      endpoint_ca: {ca}\n")
+        cfg = eks_config(workdir, cluster, user, f"        imds_endpoint: {imds.url}\n", cluster_block=block)
+        first = helper("open", "--user", user, "--session", "s1", "--config", cfg)
+        assert first.returncode == 1 and "cannot reach" in first.stderr, first.stderr
+        second = helper("open", "--user", user, "--session", "s2", "--config", cfg)
+        assert second.returncode == 1
+        assert "skipped: it failed less than 30s ago (network.after_failure)" in second.stderr, second.stderr
+    finally:
+        imds.close()
+        eks.close()
