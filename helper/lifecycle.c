@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "kc_config.h"
 #include "kc_kubeapi.h"
@@ -333,7 +334,8 @@ static void release_pending(struct kc_user_state *st, const char *cluster, const
 	kc_state_put_pending(st, p, &e);
 }
 
-static void add_pending(struct kc_user_state *st, const char *cluster, const char *ns, const char *secret, bool claim,
+/* A revocation nobody works on yet: this process's claim_orphans() takes it. */
+static void add_pending(struct kc_user_state *st, const char *cluster, const char *ns, const char *secret,
 			const char *why)
 {
 	struct kc_pending p = { 0 };
@@ -342,12 +344,8 @@ static void add_pending(struct kc_user_state *st, const char *cluster, const cha
 	snprintf(p.cluster, sizeof(p.cluster), "%s", cluster);
 	snprintf(p.sa_namespace, sizeof(p.sa_namespace), "%s", ns);
 	snprintf(p.secret, sizeof(p.secret), "%s", secret);
-	snprintf(p.error, sizeof(p.error), "%s", why ? why : "");
+	snprintf(p.error, sizeof(p.error), "%s", why);
 	p.since = time(NULL);
-	if (claim) {
-		p.revoker = getpid();
-		p.revoker_start = kc_proc_start_time(getpid());
-	}
 	kc_state_put_pending(st, &p, &e);
 }
 
@@ -557,7 +555,7 @@ int kc_cmd_open(const struct kc_session_args *a)
 			fill_grant(&rec.grants[rec.n_grants++], j);
 		else if (j->secret_made &&
 			 !kc_state_secret_in_use(&st, j->t->cluster->name, j->t->sa_namespace, j->secret, a->session))
-			add_pending(&st, j->t->cluster->name, j->t->sa_namespace, j->secret, false,
+			add_pending(&st, j->t->cluster->name, j->t->sa_namespace, j->secret,
 				    "made at a login whose token request failed");
 	}
 	if (n_ok == 0) {
@@ -702,7 +700,7 @@ int kc_cmd_close(const struct kc_session_args *a)
 			if (gr->secret[0] &&
 			    !kc_state_secret_in_use(&st, gr->cluster, gr->sa_namespace, gr->secret, NULL) &&
 			    !kc_state_find_pending(&st, gr->cluster, gr->sa_namespace, gr->secret))
-				add_pending(&st, gr->cluster, gr->sa_namespace, gr->secret, false, "logout");
+				add_pending(&st, gr->cluster, gr->sa_namespace, gr->secret, "logout");
 		}
 		free(grants);
 	}
@@ -730,56 +728,89 @@ out:
 	return rc;
 }
 
-/* ---- gc --------------------------------------------------------------------- */
+/* ---- gc and refresh: one child process per user ------------------------------ */
+
+/* Runs fn for every user with records, each in a child forked from this
+ * process, which has loaded the config but no secret: one user's network work
+ * (the helper's token, minted tokens) never sits in the memory that another
+ * user's writer is forked from. Returns how many users failed. */
+static int for_each_user(const struct kc_config *cfg, int (*fn)(const struct kc_config *, uid_t))
+{
+	struct kc_err err = { "" };
+	uid_t *uids = NULL;
+	size_t n = 0;
+	int failed = 0;
+
+	if (kc_state_list_uids(&uids, &n, &err) < 0) {
+		kc_error("%s", err.msg);
+		return 1;
+	}
+	for (size_t u = 0; u < n; u++) {
+		pid_t pid;
+		int status;
+
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0) {
+			kc_error("fork: %s", strerror(errno));
+			failed++;
+			continue;
+		}
+		if (pid == 0)
+			exit(fn(cfg, uids[u]) ? 1 : 0);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	free(uids);
+	return failed;
+}
+
+/* Prunes stale records of one user, removes the file when no session is left,
+ * and retries the revocations nobody is working on. */
+static int gc_user(const struct kc_config *cfg, uid_t uid)
+{
+	struct kc_user_state st;
+	struct kc_pending *todo = NULL;
+	struct kc_identity id = { 0 };
+	struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
+	struct kc_err err = { "" };
+	struct passwd *pw = getpwuid(uid);
+	bool have_writer = false;
+	size_t n;
+	int failed;
+
+	/* The writer first, before this process holds the lock. */
+	if (pw && kc_identity_load(pw->pw_name, &id, &err) == 0 && id.uid != 0)
+		have_writer = kc_writer_start(&id, &w, &err) == 0;
+	if (kc_state_lock(uid, false, &st, &err) != 0) {
+		kc_writer_finish(&w);
+		kc_identity_free(&id);
+		return 0;
+	}
+	if (st.n_sessions == 0 && st.n_pruned > 0 && cfg->remove_on_logout && have_writer &&
+	    kc_writer_remove(&w, cfg->kubeconfig_path, cfg->host_id, &err) < 0)
+		kc_error("uid %u: %s", (unsigned)uid, err.msg);
+	n = claim_orphans(&st, &todo);
+	kc_state_unlock(&st);
+	kc_writer_finish(&w);
+	kc_identity_free(&id);
+	failed = revoke_claimed(cfg, uid, todo, n);
+	free(todo);
+	return failed;
+}
 
 int kc_cmd_gc(const char *config)
 {
 	struct kc_config *cfg = NULL;
-	struct kc_err err = { "" };
-	uid_t *uids = NULL;
-	size_t n_uids = 0;
-	int rc, failed = 0;
+	int rc;
 
 	if ((rc = load_config(config, &cfg)) != KC_EXIT_OK)
 		return rc;
-	if (kc_state_list_uids(&uids, &n_uids, &err) < 0) {
-		kc_error("%s", err.msg);
-		kc_config_free(cfg);
-		return KC_EXIT_ERROR;
-	}
-	for (size_t u = 0; u < n_uids; u++) {
-		struct kc_user_state st;
-		struct kc_pending *todo = NULL;
-		struct kc_identity id = { 0 };
-		struct kc_writer w = { .pid = -1, .to_child = -1, .from_child = -1 };
-		struct passwd *pw = getpwuid(uids[u]);
-		bool have_writer = false;
-		size_t n;
-
-		/* The writer first, before this process holds the lock. */
-		if (pw && kc_identity_load(pw->pw_name, &id, &err) == 0 && id.uid != 0)
-			have_writer = kc_writer_start(&id, &w, &err) == 0;
-		if (kc_state_lock(uids[u], false, &st, &err) != 0) {
-			kc_writer_finish(&w);
-			kc_identity_free(&id);
-			continue;
-		}
-		if (st.n_sessions == 0 && st.n_pruned > 0 && cfg->remove_on_logout && have_writer) {
-			int r = kc_writer_remove(&w, cfg->kubeconfig_path, cfg->host_id, &err);
-
-			if (r < 0)
-				kc_error("uid %u: %s", (unsigned)uids[u], err.msg);
-		}
-		n = claim_orphans(&st, &todo);
-		kc_state_unlock(&st);
-		kc_writer_finish(&w);
-		kc_identity_free(&id);
-		failed += revoke_claimed(cfg, uids[u], todo, n);
-		free(todo);
-	}
-	free(uids);
+	rc = for_each_user(cfg, gc_user) ? KC_EXIT_ERROR : KC_EXIT_OK;
 	kc_config_free(cfg);
-	return failed ? KC_EXIT_ERROR : KC_EXIT_OK;
+	return rc;
 }
 
 /* ---- refresh ---------------------------------------------------------------- */
@@ -810,9 +841,11 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 	bool gone, renew = false, changed = false;
 	time_t now = time(NULL);
 	int rc = 0;
+	bool exists = pw && kc_identity_load(pw->pw_name, &id, &err) == 0 && id.uid != 0;
 
-	gone = !pw || kc_identity_load(pw->pw_name, &id, &err) < 0 || id.uid < cfg->min_uid || account_expired(id.name);
-	if (!gone && kc_writer_start(&id, &w, &err) < 0) {
+	/* An account that expired or left scope still has a home whose file goes. */
+	gone = !exists || id.uid < cfg->min_uid || account_expired(id.name);
+	if (exists && kc_writer_start(&id, &w, &err) < 0) {
 		kc_error("uid %u: %s", (unsigned)uid, err.msg);
 		kc_identity_free(&id);
 		return 1;
@@ -872,14 +905,13 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 	}
 	if (!renew && !changed)
 		goto out;
-	if (n_jobs > 0)
-		for (size_t i = 0; i < n_jobs; i++) {
-			run_job(cfg, &id, &jobs[i]);
-			if (jobs[i].ok)
-				audit_mint(NULL, id.name, &jobs[i], cfg->ttl);
-			else
-				kc_error("uid %u: refresh: %s", (unsigned)uid, jobs[i].error);
-		}
+	for (size_t i = 0; i < n_jobs; i++) {
+		run_job(cfg, &id, &jobs[i]);
+		if (jobs[i].ok)
+			audit_mint(NULL, id.name, &jobs[i], cfg->ttl);
+		else
+			kc_error("uid %u: refresh: %s", (unsigned)uid, jobs[i].error);
+	}
 
 	if (kc_state_lock(uid, false, &st, &err) != 0)
 		goto out;
@@ -911,10 +943,10 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 	for (size_t h = 0; h < n_held; h++) {
 		if (held[h].secret[0] &&
 		    !kc_state_secret_in_use(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, NULL))
-			add_pending(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, false,
-				    "no longer mapped");
+			add_pending(&st, held[h].cluster, held[h].sa_namespace, held[h].secret, "no longer mapped");
 	}
-	if (!gone) {
+	/* A user who is gone or maps nowhere has no job left: the file goes. */
+	{
 		size_t n_ok = 0;
 
 		for (size_t i = 0; i < n_jobs; i++)
@@ -927,7 +959,7 @@ static int refresh_user(const struct kc_config *cfg, uid_t uid)
 				kc_error("user %s: refresh: %s", id.name, err.msg);
 				rc = 1;
 			}
-		} else if (n_jobs == 0 && cfg->remove_on_logout) {
+		} else if (n_jobs == 0 && cfg->remove_on_logout && w.pid > 0) {
 			kc_writer_remove(&w, cfg->kubeconfig_path, cfg->host_id, &err);
 		}
 	}
@@ -951,21 +983,11 @@ out:
 int kc_cmd_refresh(const char *config)
 {
 	struct kc_config *cfg = NULL;
-	struct kc_err err = { "" };
-	uid_t *uids = NULL;
-	size_t n = 0;
-	int rc, failed = 0;
+	int rc;
 
 	if ((rc = load_config(config, &cfg)) != KC_EXIT_OK)
 		return rc;
-	if (kc_state_list_uids(&uids, &n, &err) < 0) {
-		kc_error("%s", err.msg);
-		kc_config_free(cfg);
-		return KC_EXIT_ERROR;
-	}
-	for (size_t i = 0; i < n; i++)
-		failed += refresh_user(cfg, uids[i]);
-	free(uids);
+	rc = for_each_user(cfg, refresh_user) ? KC_EXIT_ERROR : KC_EXIT_OK;
 	kc_config_free(cfg);
-	return failed ? KC_EXIT_ERROR : KC_EXIT_OK;
+	return rc;
 }

@@ -289,11 +289,23 @@ static int drop_to(const struct kc_identity *id)
 	return 0;
 }
 
+/* Nothing the helper had open reaches the user's process: only the two pipes
+ * and stderr stay. */
+static void close_inherited(int in, int out)
+{
+	int lo = in < out ? in : out, hi = in < out ? out : in;
+
+	close_range(3, (unsigned)lo - 1, 0);
+	close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0U, 0);
+}
+
 static void writer_main(const struct kc_identity *id, int in, int out)
 {
 	struct kc_buf op = { 0 }, path = { 0 }, aux = { 0 }, data = { .secret = true };
 	struct kc_err err;
 
+	close_inherited(in, out);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	umask(077);
 	/* stdout belongs to the helper's answer to the module; the writer has none. */

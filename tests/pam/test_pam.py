@@ -251,3 +251,21 @@ def test_caller_sigchld_handler_is_respected(cluster, workdir, users, pam_servic
         rc, lines, _ = driver_once(svc, user, "--sigchld", mode)
         assert rc == PAM_SUCCESS, (mode, lines)
         assert "close 0 Success" in lines
+
+
+def test_refresh_revokes_an_expired_account_and_removes_its_file(cluster, workdir, users):
+    user = users.make()
+    cfg = mapped_config(workdir, user)
+    holder = subprocess.Popen(["sleep", "600"])
+    try:
+        assert helper("open", "--user", user, "--session", "x1", "--config", cfg, "--pid",
+                      str(holder.pid)).returncode == 0
+        kc = kubeconfig_of(users, user)
+        token = token_in(kc)
+        run(["chage", "-E", "1", user])  # expired since 1970-01-02
+        assert helper("refresh", "--config", cfg).returncode == 0
+        cluster.wait_refused(token)
+        assert not kc.exists()
+    finally:
+        holder.kill()
+        holder.wait()
