@@ -1,8 +1,6 @@
 /* Commands for the administrator: check [--online], explain USER, rbac. */
 #include "kc_admin.h"
 
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -14,6 +12,7 @@
 #include "kc_lifecycle.h"
 #include "kc_mapping.h"
 #include "kc_rbac.h"
+#include "kc_userfile.h"
 
 /* One permission the helper needs (or must not have). */
 struct probe {
@@ -124,26 +123,24 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
  * child that has dropped to nobody for good. 1 yes, 0 no, -1 could not ask. */
 static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_ms)
 {
-	struct passwd *pw = getpwnam("nobody");
-	uid_t uid = pw ? pw->pw_uid : 65534;
-	gid_t gid = pw ? pw->pw_gid : 65534;
+	struct kc_identity nobody;
+	struct kc_err err;
 	pid_t pid;
 	int status;
 
+	if (kc_identity_load("nobody", &nobody, &err) < 0)
+		return -1;
 	fflush(NULL);
 	pid = fork();
-	if (pid < 0)
-		return -1;
 	if (pid == 0) {
 		struct kc_aws_credentials cred;
-		struct kc_err err;
 
-		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
-		    setresuid(0, 0, 0) == 0)
+		if (kc_drop_privileges(&nobody) < 0)
 			_exit(3);
 		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, timeout_ms, &cred, &err) == 0 ? 1 : 0);
 	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+	kc_identity_free(&nobody);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
 		return -1;
 	return WEXITSTATUS(status);
 }

@@ -214,13 +214,13 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 		}
 	}
 	curl_easy_setopt(k->curl, CURLOPT_URL, url.data);
+	if (out) {
+		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, out);
+		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(out));
+	} else {
+		curl_easy_setopt(k->curl, CURLOPT_HTTPGET, 1L); /* no body left from the call before */
+	}
 	curl_easy_setopt(k->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, out ? out : NULL);
-	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, out ? (long)strlen(out) : 0L);
-	curl_easy_setopt(k->curl, CURLOPT_HTTPGET, out ? 0L : 1L);
-	if (!out)
-		curl_easy_setopt(k->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(k->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
 	{
 		long timeout = k->request_timeout_ms;
 

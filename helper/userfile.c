@@ -136,8 +136,8 @@ fail:
 	return -1;
 }
 
-int kc_userfile_write(const char *home, uid_t uid, const char *relpath, const char *data, size_t len,
-		      struct kc_err *err)
+static int userfile_write(const char *home, uid_t uid, const char *relpath, const char *data, size_t len,
+			  struct kc_err *err)
 {
 	kc_autoclose int home_fd = -1, dir = -1, fd = -1;
 	const char *leaf = NULL;
@@ -184,7 +184,7 @@ fail:
 	return -1;
 }
 
-int kc_userfile_remove(const char *home, uid_t uid, const char *relpath, const char *host_id, struct kc_err *err)
+static int userfile_remove(const char *home, uid_t uid, const char *relpath, const char *host_id, struct kc_err *err)
 {
 	kc_autoclose int home_fd = -1, dir = -1, fd = -1;
 	const char *leaf = NULL;
@@ -258,8 +258,7 @@ static int write_msg(int fd, const void *data, size_t len)
 	return (kc_write_all(fd, &n, sizeof(n)) < 0 || kc_write_all(fd, data, len) < 0) ? -1 : 0;
 }
 
-/* Drops to the user for good and proves it cannot come back. */
-static int drop_to(const struct kc_identity *id)
+int kc_drop_privileges(const struct kc_identity *id)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
@@ -317,7 +316,7 @@ static void writer_main(const struct kc_identity *id, int in, int out)
 			close(null_fd);
 		}
 	}
-	if (drop_to(id) < 0) {
+	if (kc_drop_privileges(id) < 0) {
 		const char msg[] = "cannot drop privileges to the user; nothing written";
 		char status = 1;
 
@@ -338,9 +337,9 @@ static void writer_main(const struct kc_identity *id, int in, int out)
 
 		err.msg[0] = '\0';
 		if (op.len == 1 && op.data[0] == OP_WRITE)
-			rc = kc_userfile_write(id->home, id->uid, path.data, data.data, data.len, &err);
+			rc = userfile_write(id->home, id->uid, path.data, data.data, data.len, &err);
 		else if (op.len == 1 && op.data[0] == OP_REMOVE)
-			rc = kc_userfile_remove(id->home, id->uid, path.data, aux.data, &err);
+			rc = userfile_remove(id->home, id->uid, path.data, aux.data, &err);
 		else
 			rc = -1, kc_seterr(&err, "bad request");
 		kc_buf_free(&data);

@@ -29,9 +29,8 @@ int kc_writer_remove(struct kc_writer *w, const char *relpath, const char *host_
 /* Tells the writer to exit and reaps it. */
 void kc_writer_finish(struct kc_writer *w);
 
-/* The writer's own work, exposed for tests: run as the user already. */
-int kc_userfile_write(const char *home, uid_t uid, const char *relpath, const char *data, size_t len,
-		      struct kc_err *err);
-int kc_userfile_remove(const char *home, uid_t uid, const char *relpath, const char *host_id, struct kc_err *err);
+/* Drops this process to the user for good (initgroups, setresgid, setresuid) and
+ * proves it: ids, no root group left, no way back. Never for root. 0 or -1. */
+int kc_drop_privileges(const struct kc_identity *id);
 
 #endif
