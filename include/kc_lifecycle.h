@@ -6,12 +6,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-enum {
-	KC_EXIT_OK = 0,
-	KC_EXIT_ERROR = 1,
-	KC_EXIT_USAGE = 2,
-	KC_EXIT_IGNORE = 10, /* out of scope or not mapped: the module returns PAM_IGNORE */
-};
+#include "kc_protocol.h"
 
 struct kc_session_args {
 	const char *user;

@@ -15,6 +15,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 
+#include "kc_protocol.h"
 #include "run_helper.h"
 
 #ifndef KC_HELPER_PATH /* the build passes $(SBINDIR)/pam-kubeconfig */
@@ -22,7 +23,6 @@
 #endif
 #define DEFAULT_CONFIG "/etc/pam_kubeconfig/config.yaml"
 #define DATA_SESSION "pam_kubeconfig_session"
-#define EXIT_IGNORE 10
 
 struct options {
 	const char *config;
@@ -101,14 +101,14 @@ static int apply_stdout(pam_handle_t *pamh, int flags, const struct options *o, 
 	int rc = PAM_SUCCESS;
 
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (success && strncmp(line, "KUBECONFIG=/", 12) == 0) {
+		if (success && strncmp(line, KC_OUT_KUBECONFIG "/", sizeof(KC_OUT_KUBECONFIG)) == 0) {
 			if (pam_putenv(pamh, line) != PAM_SUCCESS) {
 				pam_syslog(pamh, LOG_ERR, "cannot set KUBECONFIG in the session");
 				rc = PAM_SESSION_ERR;
 			}
-		} else if (strncmp(line, "MESSAGE=", 8) == 0) {
+		} else if (strncmp(line, KC_OUT_MESSAGE, sizeof(KC_OUT_MESSAGE) - 1) == 0) {
 			if (!(flags & PAM_SILENT) && !o->quiet)
-				pam_info(pamh, "%s", line + 8);
+				pam_info(pamh, "%s", line + sizeof(KC_OUT_MESSAGE) - 1);
 		}
 	}
 	return rc;
@@ -202,7 +202,7 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 		rc = PAM_SESSION_ERR;
 	} else if (res->exit_status == 0) {
 		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
-	} else if (res->exit_status == EXIT_IGNORE) {
+	} else if (res->exit_status == KC_EXIT_IGNORE) {
 		rc = PAM_IGNORE;
 	} else {
 		if (open)

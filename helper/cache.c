@@ -1,0 +1,125 @@
+/* The cache store: entries by kind and key in one root-only directory. */
+#include "kc_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "kc_fileio.h"
+
+static const char *cache_dir = KC_CACHE_DIR;
+
+void kc_cache_use_dir(const char *dir)
+{
+	cache_dir = dir;
+}
+
+/* kind-<hash of kind and key>: any key, a fixed-length name, no collisions in practice. */
+static void entry_name(const char *kind, const char *key, const char *suffix, char out[96])
+{
+	kc_autobuf struct kc_buf in = { 0 };
+	char hex[65];
+
+	kc_buf_puts(&in, kind);
+	kc_buf_append(&in, "", 1);
+	kc_buf_puts(&in, key);
+	kc_sha256_hex(in.data ? in.data : "", in.len, hex);
+	snprintf(out, 96, "%.24s-%.32s%s", kind, hex, suffix);
+}
+
+static int open_dir(struct kc_err *err)
+{
+	return kc_open_state_dir(cache_dir, err);
+}
+
+int kc_cache_get(const char *kind, const char *key, long max_age, unsigned flags, struct kc_buf *out, time_t *stored,
+		 struct kc_err *err)
+{
+	char name[96];
+	struct stat st;
+	kc_autoclose int dir = open_dir(err);
+	int rc;
+
+	if (dir < 0)
+		return -1;
+	entry_name(kind, key, "", name);
+	out->secret = out->secret || (flags & KC_CACHE_SECRET);
+	rc = kc_read_at(dir, name, KC_CACHE_ENTRY_MAX, out, &st, err);
+	if (rc != 0)
+		return rc;
+	if (st.st_uid != 0 || (st.st_mode & 077)) {
+		kc_buf_free(out);
+		kc_seterr(err, "cache entry %s/%s is not root's own (mode %04o, uid %u); ignored", cache_dir, name,
+			  (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+		return -1;
+	}
+	if (max_age > 0 && (time(NULL) - st.st_mtime >= max_age || st.st_mtime > time(NULL) + 60)) {
+		kc_buf_free(out);
+		return 1;
+	}
+	if (stored)
+		*stored = st.st_mtime;
+	return 0;
+}
+
+int kc_cache_put(const char *kind, const char *key, const void *data, size_t len, struct kc_err *err)
+{
+	const struct kc_write_opts o = { .mode = 0600, .uid = 0, .gid = 0 };
+	char name[96];
+	kc_autoclose int dir = open_dir(err);
+
+	if (dir < 0)
+		return -1;
+	entry_name(kind, key, "", name);
+	return kc_write_at(dir, name, data, len, &o, err) == 0 ? 0 : -1;
+}
+
+time_t kc_cache_stored(const char *kind, const char *key)
+{
+	char name[96];
+	struct stat st;
+	struct kc_err e;
+	kc_autoclose int dir = open_dir(&e);
+
+	if (dir < 0)
+		return 0;
+	entry_name(kind, key, "", name);
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0)
+		return 0;
+	return st.st_mtime;
+}
+
+void kc_cache_drop(const char *kind, const char *key)
+{
+	char name[96];
+	struct kc_err e;
+	kc_autoclose int dir = open_dir(&e);
+
+	if (dir < 0)
+		return;
+	entry_name(kind, key, "", name);
+	unlinkat(dir, name, 0);
+}
+
+int kc_cache_trylock(const char *kind, const char *key)
+{
+	char name[96];
+	struct kc_err e;
+	kc_autoclose int dir = open_dir(&e);
+	int fd;
+
+	if (dir < 0)
+		return -1;
+	entry_name(kind, key, ".lock", name);
+	fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
