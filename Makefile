@@ -26,7 +26,7 @@ endif
 
 PKGS       := libcurl jansson yaml-0.1 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter -Wvla -Wwrite-strings
@@ -37,7 +37,7 @@ HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(CFLAGS)
 override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c))
+LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c helper/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 MOD_SRCS   := $(wildcard pam_module/*.c)
 MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
@@ -129,7 +129,7 @@ bench: deps all $(B)/bench/cpu_bench
 	@B=$(B) bench/run
 
 # Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
-LINT_SRCS := $(wildcard helper/*.c pam_module/*.c)
+LINT_SRCS := $(wildcard helper/*.c helper/*/*.c pam_module/*.c)
 lint:
 	@tests/lint/banned-functions
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \

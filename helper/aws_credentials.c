@@ -14,7 +14,7 @@
 #include "kc_http.h"
 #include "kc_json.h"
 #include "kc_log.h"
-#include "kc_session.h"
+#include "kc_cache.h"
 
 #define CACHE_MARGIN 300 /* refresh credentials this long before they expire */
 #define STS_VERSION "2011-06-15"

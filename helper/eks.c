@@ -12,7 +12,7 @@
 
 #include "kc_http.h"
 #include "kc_json.h"
-#include "kc_session.h"
+#include "kc_cache.h"
 
 int kc_eks_token(const struct kc_aws_credentials *cred, const char *cluster_name, const char *region,
 		 const char *sts_url, time_t now, char **token, struct kc_err *err)
