@@ -8,6 +8,7 @@ DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(DATADIR)/doc/pam-kubeconfig
 UNITDIR    ?= /lib/systemd/system
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
 STATEDIR   ?= /var/lib/pam_kubeconfig
 CACHEDIR   ?= /var/cache/pam_kubeconfig
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -147,7 +148,8 @@ format-check:
 # make install DESTDIR=... PREFIX=/usr SBINDIR=... PAMDIR=... SYSCONFDIR=/etc
 install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/pam-kubeconfig $(DESTDIR)$(SBINDIR)/pam-kubeconfig
 	install -m 0644 $(B)/pam_kubeconfig.so $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so
 	install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig/config.yaml.example
@@ -161,6 +163,7 @@ install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 		sed 's|/usr/sbin/pam-kubeconfig|$(SBINDIR)/pam-kubeconfig|' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
+	install -m 0644 config/tmpfiles.d/pam-kubeconfig.conf $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
 	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(CACHEDIR)
 
 uninstall:
@@ -170,6 +173,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/pam-kubeconfig.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	for u in config/systemd/*; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	rm -f $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig 2>/dev/null
 
 # Installs the Debian packages the build and tests need (root; skipped when present).

@@ -14,6 +14,7 @@
 #include "kc_rbac.h"
 #include "kc_asuser.h"
 #include "kc_cluster.h"
+#include "kc_hostcheck.h"
 
 /* One permission the helper needs (or must not have). */
 struct probe {
@@ -196,6 +197,7 @@ int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 	}
 	if (kc_config_warnings(cfg, &warnings) > 0)
 		fputs(warnings.data, stderr);
+	kc_check_host(cfg, stderr);
 	for (size_t i = 0; i < cfg->n_clusters; i++)
 		insecure |= cfg->clusters[i].insecure_skip_tls_verify;
 	if (insecure && !allow_insecure) {

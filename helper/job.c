@@ -19,17 +19,23 @@
 /* ---- the after_failure window and the reconcile marks, in the cache store ---- */
 
 /* Keyed by what the config says about the cluster, never by what discovery
- * fills in later: the same cluster has the same key before and after. */
+ * fills in later: the same cluster has the same key before and after. The
+ * parts are NUL-separated (no two tuples collide), then hashed into a string. */
 static void cluster_key(const struct kc_cluster *cl, const char *extra, struct kc_buf *key)
 {
-	kc_buf_puts(key, cl->name);
-	kc_buf_append(key, "", 1);
+	kc_autobuf struct kc_buf raw = { 0 };
+	char hex[65];
+
+	kc_buf_puts(&raw, cl->name);
+	kc_buf_append(&raw, "", 1);
 	if (cl->has_eks)
-		kc_buf_printf(key, "eks:%s/%s", cl->eks.cluster_name, cl->eks.region);
+		kc_buf_printf(&raw, "eks:%s/%s", cl->eks.cluster_name, cl->eks.region);
 	else
-		kc_buf_puts(key, cl->server);
-	kc_buf_append(key, "", 1);
-	kc_buf_puts(key, extra ? extra : "");
+		kc_buf_puts(&raw, cl->server);
+	kc_buf_append(&raw, "", 1);
+	kc_buf_puts(&raw, extra ? extra : "");
+	kc_sha256_hex(raw.data, raw.len, hex);
+	kc_buf_puts(key, hex);
 }
 
 /* Inside the window: skip. Past it, one caller probes (holding the probe
@@ -134,7 +140,7 @@ static int plan(struct job_ctx *c)
 
 	/* Without the account's name the Secret's name is unknown: recover nothing by guesswork. */
 	if (j->user)
-		kc_revocation_secret_name(j->cfg->host_id, j->user, c->secret, sizeof(c->secret));
+		kc_revocation_secret_name(j->cfg->host_id, j->user, j->cl->name, c->secret, sizeof(c->secret));
 	if (kc_state_sessions(j->state_dir, false, &c->sessions, &c->n_sessions, NULL, &e) < 0 ||
 	    kc_state_grants(j->state_dir, j->cl->name, c->secret, &c->grants, &c->n_grants, &e) < 0) {
 		snprintf(c->error, sizeof(c->error), "%s", e.msg);
@@ -392,14 +398,20 @@ void kc_job_run(struct kc_job *j)
 	if (lock < 0) {
 		snprintf(j->error, sizeof(j->error), "%s", e.msg);
 		j->failed = true;
+		j->pending = 1; /* whatever it had to revoke, it did not */
 		return;
 	}
 	if (plan(&c) == 0) {
 		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {
 			if (j->honour_down_window && in_down_window(j, &probe)) {
 				j->skipped = true;
+				snprintf(c.error, sizeof(c.error),
+					 "cluster %s: skipped: it failed less than %lds ago (network.after_failure)",
+					 j->cl->name, j->cfg->after_failure);
 				j->written =
 					c.plan.keep >= 0 && c.plan.old[c.plan.keep].sa_name[0] && c.plan.in.token_file;
+				for (size_t i = 0; i < c.plan.n_old; i++)
+					j->pending += c.plan.fate[i] != KC_FATE_KEEP && !c.plan.revoked[i];
 				goto out;
 			}
 			mark_interrupted(&c);

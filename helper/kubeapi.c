@@ -420,14 +420,18 @@ out:
 	return rc;
 }
 
-void kc_revocation_secret_name(const char *host_id, const char *user, char *out, size_t len)
+void kc_revocation_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len)
 {
 	kc_autobuf struct kc_buf in = { 0 };
 	char hex[65];
 
+	/* NULs between the parts: no two tuples collide. The cluster is in it so
+	 * that two config entries reaching one API server never share a Secret. */
 	kc_buf_puts(&in, host_id);
-	kc_buf_append(&in, "", 1); /* a NUL between the two: no pair of strings collides */
+	kc_buf_append(&in, "", 1);
 	kc_buf_puts(&in, user);
+	kc_buf_append(&in, "", 1);
+	kc_buf_puts(&in, cluster);
 	kc_sha256_hex(in.data, in.len, hex);
 	snprintf(out, len, "pam-kubeconfig-%.20s", hex);
 }

@@ -17,6 +17,7 @@
 
 #define EXIT_MARGIN_MS 300 /* for the answer and the exit, before the module's deadline */
 #define WRITER_START_MS 3000
+#define WRITER_RESERVE_MS 500
 #define HEARTBEAT_STALE 180
 
 void kc_harden_process(void)
@@ -93,8 +94,11 @@ static int start(struct login *l, bool for_open)
 		struct kc_user u = user_of(&l->id);
 		long long by = kc_now_ms() + WRITER_START_MS;
 
-		if (kc_writer_start(&u, by < l->deadline ? by : l->deadline, &l->w, &err) < 0)
+		/* No writer (the drop failed, or the user stopped it): nothing is sent at all. */
+		if (kc_writer_start(&u, by < l->deadline ? by : l->deadline, &l->w, &err) < 0) {
 			kc_error("user %s: %s", l->id.name, err.msg);
+			return KC_EXIT_ERROR;
+		}
 	}
 	l->cfg = kc_config_load(l->a->config, 0, &err);
 	if (!l->cfg) {
@@ -114,6 +118,14 @@ static void end(struct login *l)
 	kc_identity_free(&l->id);
 }
 
+/* The jobs leave the writer a moment of the budget for the user's file. */
+static long long jobs_deadline(const struct login *l)
+{
+	long long left = l->deadline - kc_now_ms();
+
+	return left > 4 * WRITER_RESERVE_MS ? l->deadline - WRITER_RESERVE_MS : l->deadline;
+}
+
 static void reconcile(struct login *l, struct kc_reconcile *r, bool is_login)
 {
 	struct kc_err err = { "" };
@@ -127,7 +139,7 @@ static void reconcile(struct login *l, struct kc_reconcile *r, bool is_login)
 				    .rotate = KC_ROTATE_DUE,
 				    .honour_down_window = true,
 				    .is_login = is_login,
-				    .deadline_ms = l->deadline };
+				    .deadline_ms = jobs_deadline(l) };
 	if (kc_reconcile_run(r, &err) < 0)
 		kc_error("user %s: %s", l->id.name, err.msg);
 }
@@ -157,6 +169,10 @@ static void say_cluster(const struct login *l, const struct kc_job *j)
 		kc_format_duration(l->cfg->ttl, want, sizeof(want));
 		kc_warn("user %s: cluster %s shortened the token lifetime to %s (asked %s)", l->id.name, j->cl->name,
 			life, want);
+		say("kubectl: context %s as %s/%s; the cluster limits tokens to %s (not %s): it renews itself while "
+		    "you are logged in",
+		    j->ep.context, t->sa_namespace, t->sa_name, life, want);
+		return;
 	}
 	say("kubectl: context %s as %s/%s (its token renews itself while you are logged in)", j->ep.context,
 	    t->sa_namespace, t->sa_name);
@@ -164,31 +180,22 @@ static void say_cluster(const struct login *l, const struct kc_job *j)
 
 static void write_kubeconfig(struct login *l, const struct kc_reconcile *r)
 {
-	struct kc_merge_entry *e = calloc(r->n_jobs + 1, sizeof(*e));
-	char(*paths)[160] = calloc(r->n_jobs + 1, sizeof(*paths));
-	struct kc_writer_result res = { 0 };
+	struct kc_writer_result res;
 	struct kc_err err = { "" };
-	size_t n;
+	char digest[65];
 
-	if (!e || !paths)
-		goto out;
-	n = kc_reconcile_entries(r, e, paths);
-	if (l->w.pid <= 0) {
-		say("your kubeconfig could not be written: %s", "the writer did not start (see the system log)");
-		goto out;
-	}
-	if (kc_writer_merge(&l->w, l->cfg->kubeconfig_path, ".kube/config", false, e, n, l->deadline, &res, &err) < 0) {
+	kc_reconcile_digest(r, digest);
+	if (kc_reconcile_write(r, &l->w, false, l->deadline, &res, &err) < 0) {
 		kc_error("user %s: %s", l->id.name, err.msg);
 		say("your kubeconfig could not be written: %s", err.msg);
 	} else if (res.status != KC_WRITE_OK) {
 		kc_error("user %s: ~/%s: %s", l->id.name, l->cfg->kubeconfig_path, res.message);
 		say("~/%s was left as it was: %s", l->cfg->kubeconfig_path, res.message);
+	} else {
+		kc_state_put_digest(l->dir, digest);
 	}
 	say_lines(res.notes.data);
-out:
 	kc_buf_free(&res.notes);
-	free(e);
-	free(paths);
 }
 
 static void warn_stale_heartbeat(void)

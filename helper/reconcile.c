@@ -58,7 +58,8 @@ size_t kc_reconcile_written(const struct kc_reconcile *r)
 	return n;
 }
 
-size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry *out, char (*paths)[160])
+size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry *out, char (*paths)[160],
+			    struct kc_buf *tokens)
 {
 	size_t n = 0;
 
@@ -76,9 +77,56 @@ size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry 
 						  .sa_namespace = j->target->sa_namespace,
 						  .token_file = paths[n],
 						  .token = NULL };
+		/* The old form, for clients without tokenFile: rotation does not reach them. */
+		if (r->cfg->inline_token && kc_tokenfile_read(r->uid, j->cl->name, &tokens[n]) == 0)
+			out[n].token = tokens[n].data;
 		n++;
 	}
 	return n;
+}
+
+int kc_reconcile_write(const struct kc_reconcile *r, struct kc_writer *w, bool remove_if_empty, long long deadline_ms,
+		       struct kc_writer_result *res, struct kc_err *err)
+{
+	struct kc_merge_entry *e = calloc(r->n_jobs + 1, sizeof(*e));
+	char(*paths)[160] = calloc(r->n_jobs + 1, sizeof(*paths));
+	struct kc_buf *tokens = calloc(r->n_jobs + 1, sizeof(*tokens));
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (!e || !paths || !tokens) {
+		kc_seterr(err, "out of memory");
+	} else {
+		size_t n = kc_reconcile_entries(r, e, paths, tokens);
+
+		rc = kc_writer_merge(w, r->cfg->kubeconfig_path, ".kube/config", remove_if_empty && n == 0, e, n,
+				     deadline_ms, res, err);
+	}
+	for (size_t i = 0; tokens && i < r->n_jobs; i++)
+		kc_buf_free(&tokens[i]);
+	free(tokens);
+	free(paths);
+	free(e);
+	return rc;
+}
+
+void kc_reconcile_digest(const struct kc_reconcile *r, char out[65])
+{
+	kc_autobuf struct kc_buf b = { .secret = true };
+
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		const struct kc_job *j = &r->jobs[i];
+
+		if (!j->wanted)
+			continue;
+		kc_buf_printf(&b, "%s\n%s\n%s\n%s\n%d\n", j->cl->name, j->ep.context ? j->ep.context : "",
+			      j->ep.server ? j->ep.server : "", j->target->sa_namespace, j->ep.insecure);
+		if (j->ep.ca_pem)
+			kc_buf_append(&b, j->ep.ca_pem, j->ep.ca_pem_len);
+		if (r->cfg->inline_token)
+			kc_tokenfile_read(r->uid, j->cl->name, &b);
+	}
+	kc_sha256_hex(b.data ? b.data : "", b.len, out);
 }
 
 bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id, bool in_scope, uid_t uid,
@@ -119,7 +167,7 @@ bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id,
 			snprintf(in.target.sa_namespace, sizeof(in.target.sa_namespace), "%s", t->sa_namespace);
 			snprintf(in.target.sa_name, sizeof(in.target.sa_name), "%s", t->sa_name);
 			if (cfg->revoke_on_logout)
-				kc_revocation_secret_name(cfg->host_id, id->name, in.target.secret,
+				kc_revocation_secret_name(cfg->host_id, id->name, cl->name, in.target.secret,
 							  sizeof(in.target.secret));
 		}
 		/* A grant file that cannot be read is due: the job will recover it. */

@@ -56,49 +56,20 @@ static bool load_user(const struct kc_config *cfg, uid_t uid, struct kc_identity
 	return id->uid >= cfg->min_uid && !account_expired(id->name);
 }
 
-/* A digest of what the user's kubeconfig entries would say, from the config and
- * the mapping alone: refresh rewrites the file only when it changes. */
-static void entries_digest(const struct kc_reconcile *r, char out[65])
-{
-	kc_autobuf struct kc_buf b = { 0 };
-
-	for (size_t i = 0; i < r->n_jobs; i++) {
-		const struct kc_job *j = &r->jobs[i];
-
-		if (!j->wanted)
-			continue;
-		kc_buf_printf(&b, "%s\n%s\n%s\n%s\n", j->cl->name, j->ep.context ? j->ep.context : "",
-			      j->ep.server ? j->ep.server : "", j->target->sa_namespace);
-		if (j->ep.ca_pem)
-			kc_buf_append(&b, j->ep.ca_pem, j->ep.ca_pem_len);
-	}
-	kc_sha256_hex(b.data ? b.data : "", b.len, out);
-}
-
 static void write_file(const struct kc_reconcile *r, struct kc_writer *w, int dir)
 {
-	struct kc_merge_entry *e = calloc(r->n_jobs + 1, sizeof(*e));
-	char(*paths)[160] = calloc(r->n_jobs + 1, sizeof(*paths));
-	struct kc_writer_result res = { 0 };
+	struct kc_writer_result res;
 	struct kc_err err = { "" };
 	char digest[65];
-	size_t n;
 
-	if (!e || !paths)
-		goto out;
-	n = kc_reconcile_entries(r, e, paths);
-	entries_digest(r, digest);
-	if (kc_writer_merge(w, r->cfg->kubeconfig_path, ".kube/config", n == 0 && r->cfg->remove_on_logout, e, n,
-			    r->deadline_ms, &res, &err) < 0)
+	kc_reconcile_digest(r, digest);
+	if (kc_reconcile_write(r, w, r->cfg->remove_on_logout, r->deadline_ms, &res, &err) < 0)
 		kc_error("uid %u: %s", (unsigned)r->uid, err.msg);
 	else if (res.status != KC_WRITE_OK)
 		kc_warn("uid %u: ~/%s: %s", (unsigned)r->uid, r->cfg->kubeconfig_path, res.message);
 	else
 		kc_state_put_digest(dir, digest);
-out:
 	kc_buf_free(&res.notes);
-	free(e);
-	free(paths);
 }
 
 /* Grants on clusters the config no longer names: their credentials are gone
@@ -159,7 +130,7 @@ static int user_child(const struct user_work *u)
 		if (r.jobs[i].error[0])
 			kc_error("uid %u: %s", (unsigned)u->uid, r.jobs[i].error);
 	}
-	entries_digest(&r, want);
+	kc_reconcile_digest(&r, want);
 	if (w.pid > 0 && (kc_state_get_digest(dir, have) < 0 || strcmp(want, have) != 0))
 		write_file(&r, &w, dir);
 	if (u->gc)

@@ -174,3 +174,18 @@ void kc_tokenfile_remove_all(uid_t uid)
 	closedir(d);
 	kc_tokenfile_prune(uid);
 }
+
+int kc_tokenfile_read(uid_t uid, const char *cluster, struct kc_buf *out)
+{
+	char name[128];
+	struct kc_err e;
+	kc_autoclose int dir = user_dir(uid, false, &e);
+
+	token_name(cluster, name, sizeof(name));
+	out->secret = true;
+	if (dir < 0 || kc_read_at(dir, name, 64u << 10, out, NULL, &e) != 0)
+		return -1;
+	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
+		out->data[--out->len] = '\0';
+	return out->len ? 0 : -1;
+}

@@ -98,7 +98,7 @@ void kc_binding_name(const char *ns, const char *name, bool cluster_wide, char *
 int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const char *resource, const char *subresource,
 		  const char *ns, const char *name, bool *allowed, struct kc_err *err);
 
-/* "pam-kubeconfig-" + a hash of host id and user: a valid name for any user. */
-void kc_revocation_secret_name(const char *host_id, const char *user, char *out, size_t len);
+/* "pam-kubeconfig-" + a hash of host id, user and cluster: a valid name for any user. */
+void kc_revocation_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len);
 
 #endif

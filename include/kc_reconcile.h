@@ -12,6 +12,7 @@
 #include "kc_job.h"
 #include "kc_mapping.h"
 #include "kc_merge.h"
+#include "kc_writer.h"
 
 struct kc_reconcile {
 	/* in */
@@ -39,8 +40,19 @@ size_t kc_reconcile_written(const struct kc_reconcile *r);
 
 /* The kubeconfig entries: every cluster mapped for a user with a live session,
  * in config order, the same on every bastion (no host id, no time). paths holds
- * the token file paths the entries point into. Returns how many. */
-size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry *out, char (*paths)[160]);
+ * the token file paths the entries point into; with kubeconfig.inline_token,
+ * tokens (secret buffers, one per cluster; caller frees) the tokens themselves.
+ * Returns how many. */
+size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry *out, char (*paths)[160],
+			    struct kc_buf *tokens);
+
+/* Merges those entries into the user's kubeconfig through the writer (with
+ * remove_if_empty and none left: removes what is ours). -1: no answer in time. */
+int kc_reconcile_write(const struct kc_reconcile *r, struct kc_writer *w, bool remove_if_empty, long long deadline_ms,
+		       struct kc_writer_result *res, struct kc_err *err);
+/* A digest of what the entries say (tokens too, when inline): refresh rewrites
+ * the file only when it changes. */
+void kc_reconcile_digest(const struct kc_reconcile *r, char out[65]);
 
 /* Would a reconciliation of this user send a request or change a file? Read
  * only, no lock, no network: refresh's way to skip users with nothing due. */

@@ -19,6 +19,8 @@ void kc_tokenfile_path(uid_t uid, const char *cluster, char *out, size_t len);
 
 int kc_tokenfile_write(uid_t uid, gid_t gid, const char *cluster, const char *token, size_t len, struct kc_err *err);
 bool kc_tokenfile_exists(uid_t uid, const char *cluster);
+/* The token itself, for kubeconfig.inline_token (out is made a secret buffer). */
+int kc_tokenfile_read(uid_t uid, const char *cluster, struct kc_buf *out);
 void kc_tokenfile_remove(uid_t uid, const char *cluster);
 /* Every token file of the user, and the directory. */
 void kc_tokenfile_remove_all(uid_t uid);

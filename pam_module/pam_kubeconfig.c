@@ -207,6 +207,10 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	} else if (res->exit_status == 0) {
 		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
 	} else if (res->exit_status == KC_EXIT_IGNORE) {
+		/* Out of scope: nothing was recorded, so no close is run for it. Any
+		 * other outcome (even a timeout) may have left a record: close runs. */
+		if (open)
+			pam_set_data(pamh, DATA_SESSION, NULL, NULL);
 		rc = PAM_IGNORE;
 	} else {
 		if (open)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import HELPER, REPO, Cluster, helper, kubeconfig_of, kubectl_as, run, token_in  # noqa: E402
+from conftest import HELPER, REPO, Cluster, helper, kubeconfig_of, kubectl_as, run, user_token  # noqa: E402
 from standins import CREDS, Eks, Imds, RecordingProxy, Sts, Webhook, make_ca, verify_eks_token  # noqa: E402
 
 FROZEN = "2026-11-29 01:00:00"
@@ -132,7 +132,7 @@ def test_full_login_with_the_instance_role_and_no_token_file(eks_cluster, workdi
         kc = kubeconfig_of(users, user)
         who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
         assert who.stdout == "system:serviceaccount:team-a:alice", who.stderr
-        token = token_in(kc)
+        token = user_token(users, user, "test-eks")
         close = helper("close", "--user", user, "--session", "eks1", "--config", cfg, "--pid", str(holder.pid))
         assert close.returncode == 0, close.stderr
         cluster.wait_refused(token)
