@@ -162,7 +162,6 @@ def test_three_clients_read_the_token_file(cluster, clients, tokenuser):
         who, p = clients.whoami(client, tokenuser.user, tokenuser.kubeconfig)
         assert who == WHO, f"{client} as {tokenuser.user}: {p.stdout}\n{p.stderr}"
         assert token not in p.stdout + p.stderr
-    # Another user cannot read the file, so cannot use the kubeconfig.
     tokenuser.home_holds_no_token()
 
 
@@ -228,7 +227,7 @@ def test_trailing_newline_breaks_only_the_python_client(cluster, clients, tokenu
     assert token not in p.stdout + p.stderr
 
 
-def _switch(cluster, w, mark, new_jti, since):
+def _switch(cluster, mark, new_jti, since):
     """Seconds from since to the first audit event of the watcher carrying
     new_jti, or None."""
     for stamp, jti, _verb, code in audit_credentials(cluster, mark, "kc-clientgo/watch"):
@@ -255,7 +254,7 @@ def test_clientgo_follows_a_rotated_file(cluster, clients, tokenuser):
         second, _ = tokenuser.mint()
         rotated = datetime.datetime.now(datetime.timezone.utc)
         tokenuser.install(second)
-        took = wait_for(lambda: _switch(cluster, w, mark, jwt_claims(second)["jti"], rotated), SWITCH_LIMIT + 5)
+        took = wait_for(lambda: _switch(cluster, mark, jwt_claims(second)["jti"], rotated), SWITCH_LIMIT + 5)
         log = w.stop()
     finally:
         w.stop()
@@ -285,7 +284,7 @@ def test_clientgo_after_the_old_token_is_revoked(cluster, clients, tokenuser):
         rotated = datetime.datetime.now(datetime.timezone.utc)
         tokenuser.install(second)
         tokenuser.revoke(secret)
-        took = wait_for(lambda: _switch(cluster, w, mark, jwt_claims(second)["jti"], rotated), SWITCH_LIMIT + 5)
+        took = wait_for(lambda: _switch(cluster, mark, jwt_claims(second)["jti"], rotated), SWITCH_LIMIT + 5)
         time.sleep(PERIOD + 2)  # one more request after the switch
         log = w.stop()
     finally:
@@ -295,8 +294,9 @@ def test_clientgo_after_the_old_token_is_revoked(cluster, clients, tokenuser):
           f"{took:.1f}s after the rename" if took else "")
     assert took is not None and took <= SWITCH_LIMIT, f"no request with the new jti within {SWITCH_LIMIT}s:\n{log}"
     assert all(" status=401 " in line for line in refused), log
-    # Recovered: the requests after the switch all succeed.
-    statuses = [status for status, _ in w.requests()]
-    assert statuses[-1] == "201" and "401" not in statuses[statuses.index("201", len(statuses) - 2):], log
+    # Refused more than once in a row: a 401 did not make it re-read the file.
+    assert len(refused) >= 2, log
+    # Recovered: the request that switched and the one after it succeed.
+    assert [status for status, _ in w.requests()][-2:] == ["201", "201"], log
     assert "watch ended" not in log, log
     tokenuser.home_holds_no_token()
