@@ -48,7 +48,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 .PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
-	$(B)/tests/kc-argv0
+	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -88,6 +88,11 @@ $(B)/tests/failsyscall.so: tests/hardening/failsyscall.c
 $(B)/tests/kc-argv0: tests/hardening/argv0.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $<
+
+# kc_sockcut() on its own, for the end-to-end test with a real kubectl watch.
+$(B)/tests/kc-sockcut: tests/hardening/sockcut_driver.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)

@@ -35,7 +35,11 @@ static int parse_addr(const char *s, struct kc_endpoint_addr *a)
 	return 0;
 }
 
-static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n)
+/* resolve: also what the server's name resolves to now. The first cut, inside a
+ * logout, goes by the addresses the helper itself connected to (no DNS wait); the
+ * second, detached, asks DNS too. */
+static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
+			bool resolve)
 {
 	struct kc_endpoint_addr list[MAX_ADDRS], *now = NULL;
 	size_t m = 0, n_now = 0;
@@ -44,7 +48,7 @@ static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char
 
 	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
 		m += parse_addr(addrs[i], &list[m]) == 0;
-	if (server && kc_endpoint_resolve(server, &now, &n_now, &e) == 0)
+	if ((resolve || m == 0) && server && kc_endpoint_resolve(server, &now, &n_now, &e) == 0)
 		for (size_t i = 0; i < n_now && m < MAX_ADDRS; i++)
 			list[m++] = now[i];
 	free(now);
@@ -104,7 +108,7 @@ void kc_cut_user(uid_t uid, const char *cluster, const char *server, char (*addr
 		 const char *state_hint)
 {
 	(void)state_hint;
-	cut_now(uid, cluster, server, addrs, n);
+	cut_now(uid, cluster, server, addrs, n, false);
 	schedule_again(uid, cluster, server, addrs, n);
 }
 
@@ -138,6 +142,6 @@ int kc_cmd_cut(uid_t uid, const char *cluster, const char *server, time_t since,
 		return 0;
 	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
 		snprintf(list[m++], sizeof(list[0]), "%s", addrs[i]);
-	cut_now(uid, cluster, strcmp(server, "-") == 0 ? NULL : server, list, m);
+	cut_now(uid, cluster, strcmp(server, "-") == 0 ? NULL : server, list, m, true);
 	return 0;
 }
