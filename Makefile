@@ -37,7 +37,7 @@ HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(CFLAGS)
 override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c))
+LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c helper/asuser/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 MOD_SRCS   := $(wildcard pam_module/*.c)
 MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
@@ -47,7 +47,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 .PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
-	$(B)/tests/kc-argv0
+	$(B)/tests/kc-argv0 $(B)/tests/kc-merge
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -87,6 +87,11 @@ $(B)/tests/failsyscall.so: tests/hardening/failsyscall.c
 $(B)/tests/kc-argv0: tests/hardening/argv0.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $<
+
+# The kubeconfig merge on a real file, for the tests that run kubectl and awscli on it.
+$(B)/tests/kc-merge: tests/helper/merge_tool.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
