@@ -70,7 +70,8 @@ void kc_ytree_del(struct kc_ynode *map, const char *key);
 bool kc_ytree_is(const struct kc_ynode *node, const char *s);
 /* An untagged null: an empty plain scalar, ~ or null (any case YAML allows). */
 bool kc_ytree_is_null(const struct kc_ynode *node);
-/* Same kind, tag, style class (plain or not) and bytes, all the way down. */
+/* Same kind, tag and bytes, all the way down, and the same meaning of every
+ * scalar's style: plain (a number, bool, null or string) or quoted (a string). */
 bool kc_ytree_equal(const struct kc_ynode *a, const struct kc_ynode *b);
 
 /* Strict UTF-8 (no overlong forms, surrogates, or code points past U+10FFFF). */

@@ -347,6 +347,10 @@ static int fix_current_context(struct merge *m, struct kc_ynode *root)
 	const char *want = m->n ? m->ours[0].name : "";
 	bool set = cc && cc->kind == KC_YSCALAR && !kc_ytree_is_null(cc) && cc->len;
 
+	if (cc && cc->kind != KC_YSCALAR) {
+		kc_seterr(m->err, "line %u: \"current-context\" is not a string; fix it or move the file away", cc->line);
+		return -1;
+	}
 	if (set ? context_exists(m, root, cc) : !*want)
 		return 0;
 	if (set) {

@@ -204,13 +204,47 @@ void kc_ytree_del(struct kc_ynode *map, const char *key)
 	kc_ytree_remove_at(map, (size_t)i);
 }
 
+/* Text the emitter cannot write as a plain scalar (then it quotes it): an
+ * indicator first, a document marker, ": " or " #" inside, white space at an
+ * end, a control or non-ASCII character. None of these reads as a number, bool
+ * or null, so the quoted form means the same string. */
+static bool plain_impossible(const char *s, size_t len)
+{
+	if (!len)
+		return false;
+	if (strchr("#,[]{}&*!|>'\"%@`", s[0]) || (strchr("?:-", s[0]) && (len == 1 || s[1] == ' ')))
+		return true;
+	if (len >= 3 && (!memcmp(s, "---", 3) || !memcmp(s, "...", 3)))
+		return true;
+	if (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == ':')
+		return true;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || (c == ':' && s[i + 1] == ' ') || (c == '#' && i && s[i - 1] == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* Plain against quoted is a difference of meaning only where the plain text
+ * could be written plain (else the emitter had to quote it) and no tag says
+ * what it is. */
+static bool same_scalar(const struct kc_ynode *a, const struct kc_ynode *b)
+{
+	bool pa = a->style == KC_YPLAIN, pb = b->style == KC_YPLAIN;
+
+	if (a->len != b->len || memcmp(a->value, b->value, a->len) != 0)
+		return false;
+	return pa == pb || a->tag || plain_impossible(a->value, a->len);
+}
+
 bool kc_ytree_equal(const struct kc_ynode *a, const struct kc_ynode *b)
 {
 	if (a->kind != b->kind || (!a->tag != !b->tag) || (a->tag && strcmp(a->tag, b->tag) != 0))
 		return false;
 	if (a->kind == KC_YSCALAR)
-		return (a->style == KC_YPLAIN) == (b->style == KC_YPLAIN) && a->len == b->len &&
-		       memcmp(a->value, b->value, a->len) == 0;
+		return same_scalar(a, b);
 	if (a->n != b->n)
 		return false;
 	for (size_t i = 0; i < a->n; i++)

@@ -437,6 +437,7 @@ static void test_unusable_input_refused(void **state)
 	refused("clusters: []\nusers: []\nclusters: []\n", "line 3: the key \"clusters\" appears twice");
 	refused("a: 1\n---\nb: 2\n", "line 2: a second YAML document");
 	refused("clusters: {a: 1}\n", "line 1: \"clusters\" is not a list");
+	refused("current-context: [a]\n", "line 1: \"current-context\" is not a string");
 	refused("? [a]\n: 1\n", "line 1: a mapping key that is not a string");
 	refused("a: \"\\x01\xff\"\n", "not valid YAML text");
 	memset(big, ' ', huge);
