@@ -133,10 +133,12 @@ $(B)/bench/cpu_bench: bench/cpu_bench.c $(B)/libkc.a
 bench: deps all $(B)/bench/cpu_bench
 	@B=$(B) bench/run
 
-# Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
-LINT_SRCS := $(wildcard helper/*.c pam_module/*.c)
+# Static checks: the banned-function list, the user-side wing's include rule, cppcheck, clang-tidy
+# (.clang-tidy).
+LINT_SRCS := $(wildcard helper/*.c helper/asuser/*.c pam_module/*.c)
 lint:
 	@tests/lint/banned-functions
+	@tests/lint/asuser-includes
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"

@@ -348,7 +348,8 @@ static int fix_current_context(struct merge *m, struct kc_ynode *root)
 	bool set = cc && cc->kind == KC_YSCALAR && !kc_ytree_is_null(cc) && cc->len;
 
 	if (cc && cc->kind != KC_YSCALAR) {
-		kc_seterr(m->err, "line %u: \"current-context\" is not a string; fix it or move the file away", cc->line);
+		kc_seterr(m->err, "line %u: \"current-context\" is not a string; fix it or move the file away",
+			  cc->line);
 		return -1;
 	}
 	if (set ? context_exists(m, root, cc) : !*want)
@@ -507,7 +508,7 @@ int kc_kubeconfig_merge(const char *data, size_t len, const struct kc_merge_entr
 	m.old_format = old_format_header(data, len);
 	if (merge_tree(&m, root) == 0 && kc_ytree_emit(root, KC_YTREE_MAX_BYTES, out, err) == 0) {
 		*empty = only_frame(root);
-		*changed = out->len != len || memcmp(out->data, data, len) != 0;
+		*changed = out->len != len || (len && memcmp(out->data, data, len) != 0);
 		rc = 0;
 	}
 	for (size_t i = 0; m.ca && i < n; i++)

@@ -46,7 +46,7 @@ static int push_raw(struct kc_ynode *coll, struct kc_ynode *item)
 {
 	if (coll->n == coll->cap) {
 		size_t cap = coll->cap ? coll->cap * 2 : 8;
-		struct kc_ynode **items = reallocarray(coll->items, cap, sizeof(*items));
+		struct kc_ynode **items = reallocarray(coll->items, cap, sizeof(struct kc_ynode *));
 
 		if (!items)
 			return -1;
@@ -104,14 +104,14 @@ static int check_duplicates(struct parse *p, const struct kc_ynode *map)
 
 	if (n < 2)
 		return 0;
-	keys = calloc(n, sizeof(*keys));
+	keys = calloc(n, sizeof(struct kc_ynode *));
 	if (!keys) {
 		kc_seterr(p->err, "out of memory while reading it");
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
 		keys[i] = map->items[2 * i];
-	qsort(keys, n, sizeof(*keys), key_cmp);
+	qsort(keys, n, sizeof(struct kc_ynode *), key_cmp);
 	for (size_t i = 1; i < n && rc == 0; i++) {
 		if (key_cmp(&keys[i - 1], &keys[i]) == 0) {
 			char text[64];

@@ -107,7 +107,7 @@ int kc_ytree_push(struct kc_ynode *seq, struct kc_ynode *item)
 		return -1;
 	if (seq->n == seq->cap) {
 		size_t cap = seq->cap ? seq->cap * 2 : 8;
-		struct kc_ynode **items = reallocarray(seq->items, cap, sizeof(*items));
+		struct kc_ynode **items = reallocarray(seq->items, cap, sizeof(struct kc_ynode *));
 
 		if (!items) {
 			kc_ytree_free(item);
@@ -125,7 +125,7 @@ void kc_ytree_remove_at(struct kc_ynode *seq, size_t i)
 	if (i >= seq->n)
 		return;
 	kc_ytree_free(seq->items[i]);
-	memmove(seq->items + i, seq->items + i + 1, (seq->n - i - 1) * sizeof(*seq->items));
+	memmove(seq->items + i, seq->items + i + 1, (seq->n - i - 1) * sizeof(struct kc_ynode *));
 	seq->n--;
 }
 

@@ -14,12 +14,12 @@
 #include "kc_merge.h"
 #include "kc_ytree.h"
 
-#define CHECK(c)                                                                  \
-	do {                                                                      \
-		if (!(c)) {                                                       \
+#define CHECK(c)                                                                              \
+	do {                                                                                  \
+		if (!(c)) {                                                                   \
 			fprintf(stderr, "fuzz_merge.c:%d: %s does not hold\n", __LINE__, #c); \
-			__builtin_trap();                                         \
-		}                                                                 \
+			__builtin_trap();                                                     \
+		}                                                                             \
 	} while (0)
 
 static const unsigned char CA[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -158,8 +158,8 @@ static void check_unowned_kept(const struct kc_ynode *was, const struct kc_ynode
 			CHECK(kc_ytree_equal(a->items[i + 1], kc_ytree_get(b, a->items[i]->value)));
 }
 
-static void check_ours(const struct kc_ynode *t1, const struct kc_ynode *t2, const struct kc_merge_entry *e,
-		       size_t n, bool old)
+static void check_ours(const struct kc_ynode *t1, const struct kc_ynode *t2, const struct kc_merge_entry *e, size_t n,
+		       bool old)
 {
 	for (int k = 0; k < 3; k++) {
 		const struct kc_ynode *l1 = kc_ytree_get(t1, LISTS[k]), *l2 = kc_ytree_get(t2, LISTS[k]);
@@ -190,7 +190,8 @@ static bool context_named(const struct kc_ynode *root, const struct kc_ynode *cc
 	for (size_t i = 0; l && l->kind == KC_YSEQ && i < l->n; i++) {
 		const struct kc_ynode *name = kc_ytree_get(l->items[i], "name");
 
-		if (name && name->kind == KC_YSCALAR && name->len == cc->len && !memcmp(name->value, cc->value, cc->len))
+		if (name && name->kind == KC_YSCALAR && name->len == cc->len &&
+		    !memcmp(name->value, cc->value, cc->len))
 			return true;
 	}
 	for (size_t i = 0; others && i < others->n_contexts; i++)
@@ -230,7 +231,8 @@ static void check_top(const struct kc_ynode *t1, const struct kc_ynode *t2, cons
 static void pick(uint8_t sel, struct kc_merge_entry *e, size_t *n)
 {
 	static const struct kc_merge_entry all[3] = {
-		{ "a", "https://a.example", CA, sizeof(CA) - 1, false, "team-a", "/run/pam_kubeconfig/1000/a.token", NULL },
+		{ "a", "https://a.example", CA, sizeof(CA) - 1, false, "team-a", "/run/pam_kubeconfig/1000/a.token",
+		  NULL },
 		{ "prod", "https://prod.example:443", CA, sizeof(CA) - 1, false, "ns", "/run/p/prod.token", NULL },
 		{ "yes", "https://127.0.0.1:6443", NULL, 0, true, NULL, NULL, "123" },
 	};
