@@ -58,8 +58,10 @@ void kc_kubeconfig_names_free(struct kc_kubeconfig_names *names);
  * 1 MiB, aliases, duplicate keys, too deep) or an entry is invalid, with err a
  * sentence saying what and where; the caller leaves the file as it is. Same
  * inputs, same bytes, on every host. A file pam-kubeconfig wrote before markers
- * existed (its "# pam-kubeconfig-host-id:" header) is converted: its entries
- * become marked ones, its tokens go. */
+ * existed is converted: its entries become marked ones and its tokens go. It is
+ * known by its "# pam-kubeconfig-host-id:" header or, once another tool dropped
+ * that comment, in a file with no marker, by an entry of our name that holds a
+ * token and nothing else, with a context pointing at it. */
 int kc_kubeconfig_merge(const char *data, size_t len, const struct kc_merge_entry *ours, size_t n,
 			const struct kc_kubeconfig_names *others, struct kc_buf *out, bool *changed, bool *empty,
 			struct kc_buf *notes, struct kc_err *err);

@@ -41,7 +41,8 @@ struct merge {
 	const struct kc_kubeconfig_names *others;
 	char **ca; /* base64 of each entry's CA, NULL when insecure */
 	bool *seen; /* per entry of ours: an entry of its name is in the list (this kind) */
-	bool old_format;
+	bool *old; /* per entry of ours: its name's entries are the old writer's (see find_old) */
+	bool old_header;
 	struct kc_buf *notes;
 	struct kc_err *err;
 };
@@ -142,6 +143,53 @@ static bool old_shape(const struct kc_ynode *item, const struct kind_desc *kd)
 
 	return item->kind == KC_YMAP && keys_within(item, item_keys) && inner && inner->kind == KC_YMAP &&
 	       keys_within(inner, kd->old_keys);
+}
+
+static bool any_marker(const struct kc_ynode *root)
+{
+	for (enum kind k = CLUSTER; k < KINDS; k++) {
+		const struct kc_ynode *list = kc_ytree_get(root, kinds[k].list);
+
+		for (size_t i = 0; list && list->kind == KC_YSEQ && i < list->n; i++) {
+			const struct kc_ynode *inner = kc_ytree_get(list->items[i], kinds[k].inner);
+
+			if (inner && inner->kind == KC_YMAP && has_marker(inner))
+				return true;
+		}
+	}
+	return false;
+}
+
+static const struct kc_ynode *named(const struct kc_ynode *root, enum kind k, const char *name)
+{
+	const struct kc_ynode *list = kc_ytree_get(root, kinds[k].list);
+
+	for (size_t i = 0; list && list->kind == KC_YSEQ && i < list->n; i++)
+		if (kc_ytree_is(kc_ytree_get(list->items[i], "name"), name))
+			return list->items[i];
+	return NULL;
+}
+
+/* Entries the writer before markers made. With its header (no other tool has
+ * rewritten the file), every entry of its shape. Without it (kubectl or awscli
+ * rewrote the file and dropped the comment), in a file that holds no marker at
+ * all, the entries of one of our names when its user entry holds a token and
+ * nothing else and its context points at that name, as that writer wrote them. */
+static void find_old(struct merge *m, const struct kc_ynode *root)
+{
+	const char *const token_only[] = { "token", NULL };
+
+	if (m->old_header || any_marker(root))
+		return;
+	for (size_t j = 0; j < m->n; j++) {
+		const char *name = m->ours[j].name;
+		const struct kc_ynode *user = named(root, USER, name), *context = named(root, CONTEXT, name);
+		const struct kc_ynode *u = kc_ytree_get(user, "user"), *c = kc_ytree_get(context, "context");
+
+		m->old[j] = user && old_shape(user, &kinds[USER]) && keys_within(u, token_only) &&
+			    kc_ytree_get(u, "token") && context && old_shape(context, &kinds[CONTEXT]) &&
+			    kc_ytree_is(kc_ytree_get(c, "cluster"), name) && kc_ytree_is(kc_ytree_get(c, "user"), name);
+	}
 }
 
 /* extensions: [{extension: {managed-by: pam-kubeconfig, note: ...}, name: pam-kubeconfig}],
@@ -258,7 +306,7 @@ static int visit(struct merge *m, enum kind k, struct kc_ynode *list, size_t i)
 	struct kc_ynode *item = list->items[i], *inner = kc_ytree_get(item, kinds[k].inner);
 	ssize_t j = find_ours(m, kc_ytree_get(item, "name"));
 	bool marked = inner && inner->kind == KC_YMAP && has_marker(inner);
-	bool old = !marked && m->old_format && old_shape(item, &kinds[k]);
+	bool old = !marked && (m->old_header || (j >= 0 && m->old[j])) && old_shape(item, &kinds[k]);
 
 	if (!marked && !old) {
 		if (j >= 0 && !m->seen[j]) {
@@ -446,9 +494,11 @@ static struct kc_ynode *new_file(void)
 static int merge_tree(struct merge *m, struct kc_ynode *root)
 {
 	m->seen = calloc(m->n + 1, sizeof(*m->seen));
+	m->old = calloc(m->n + 1, sizeof(*m->old));
 	m->ca = calloc(m->n + 1, sizeof(*m->ca));
-	if (!m->seen || !m->ca)
+	if (!m->seen || !m->old || !m->ca)
 		goto oom;
+	find_old(m, root);
 	for (size_t i = 0; i < m->n; i++)
 		if (m->ours[i].ca_pem &&
 		    !(m->ca[i] = kc_base64_encode(m->ours[i].ca_pem, m->ours[i].ca_pem_len, false)))
@@ -505,7 +555,7 @@ int kc_kubeconfig_merge(const char *data, size_t len, const struct kc_merge_entr
 		kc_seterr(err, "out of memory while merging");
 		return -1;
 	}
-	m.old_format = old_format_header(data, len);
+	m.old_header = old_format_header(data, len);
 	if (merge_tree(&m, root) == 0 && kc_ytree_emit(root, KC_YTREE_MAX_BYTES, out, err) == 0) {
 		*empty = only_frame(root);
 		*changed = out->len != len || (len && memcmp(out->data, data, len) != 0);
@@ -515,6 +565,7 @@ int kc_kubeconfig_merge(const char *data, size_t len, const struct kc_merge_entr
 		free(m.ca[i]);
 	free(m.ca);
 	free(m.seen);
+	free(m.old);
 	kc_ytree_free(root);
 	if (rc < 0 && notes->data) {
 		notes->len = notes_len;

@@ -83,17 +83,6 @@ static bool old_header(const char *d, size_t len)
 	return false;
 }
 
-static bool ours_before(const struct kc_ynode *item, int k, bool old)
-{
-	const char *const item_keys[] = { "name", INNER[k], NULL };
-	const struct kc_ynode *inner = kc_ytree_get(item, INNER[k]);
-
-	if (marked(item, k))
-		return true;
-	return old && item->kind == KC_YMAP && keys_within(item, item_keys) && inner && inner->kind == KC_YMAP &&
-	       keys_within(inner, OLD_KEYS[k]);
-}
-
 static const struct kc_ynode *first_named(const struct kc_ynode *list, const char *name)
 {
 	for (size_t i = 0; list && list->kind == KC_YSEQ && i < list->n; i++)
@@ -102,8 +91,58 @@ static const struct kc_ynode *first_named(const struct kc_ynode *list, const cha
 	return NULL;
 }
 
+static bool shaped_old(const struct kc_ynode *item, int k)
+{
+	const char *const item_keys[] = { "name", INNER[k], NULL };
+	const struct kc_ynode *inner = kc_ytree_get(item, INNER[k]);
+
+	return item->kind == KC_YMAP && keys_within(item, item_keys) && inner && inner->kind == KC_YMAP &&
+	       keys_within(inner, OLD_KEYS[k]);
+}
+
+/* What the merge should take for the old writer's, decided here on its own. */
+struct old {
+	bool header;
+	bool name[3]; /* per entry of ours */
+	const struct kc_merge_entry *e;
+	size_t n;
+};
+
+static void find_old(struct old *o, const struct kc_ynode *t1)
+{
+	static const char *const token_only[] = { "token", NULL };
+
+	for (int k = 0; k < 3 && !o->header && t1; k++) {
+		const struct kc_ynode *l = kc_ytree_get(t1, LISTS[k]);
+
+		for (size_t i = 0; l && l->kind == KC_YSEQ && i < l->n; i++)
+			if (marked(l->items[i], k))
+				return;
+	}
+	for (size_t j = 0; j < o->n && !o->header && t1; j++) {
+		const struct kc_ynode *u = first_named(kc_ytree_get(t1, "users"), o->e[j].name);
+		const struct kc_ynode *c = first_named(kc_ytree_get(t1, "contexts"), o->e[j].name);
+
+		o->name[j] = u && c && shaped_old(u, 2) && keys_within(kc_ytree_get(u, "user"), token_only) &&
+			     kc_ytree_get(kc_ytree_get(u, "user"), "token") && shaped_old(c, 1) &&
+			     kc_ytree_is(kc_ytree_get(kc_ytree_get(c, "context"), "cluster"), o->e[j].name) &&
+			     kc_ytree_is(kc_ytree_get(kc_ytree_get(c, "context"), "user"), o->e[j].name);
+	}
+}
+
+static bool ours_before(const struct kc_ynode *item, int k, const struct old *o)
+{
+	bool old_name = false;
+
+	if (marked(item, k))
+		return true;
+	for (size_t j = 0; j < o->n; j++)
+		old_name |= o->name[j] && kc_ytree_is(kc_ytree_get(item, "name"), o->e[j].name);
+	return (o->header || old_name) && shaped_old(item, k);
+}
+
 /* Other entries: the same, in the same order. */
-static void check_others_kept(const struct kc_ynode *a, const struct kc_ynode *b, int k, bool old)
+static void check_others_kept(const struct kc_ynode *a, const struct kc_ynode *b, int k, const struct old *old)
 {
 	size_t j = 0;
 
@@ -159,7 +198,7 @@ static void check_unowned_kept(const struct kc_ynode *was, const struct kc_ynode
 }
 
 static void check_ours(const struct kc_ynode *t1, const struct kc_ynode *t2, const struct kc_merge_entry *e, size_t n,
-		       bool old)
+		       const struct old *old)
 {
 	for (int k = 0; k < 3; k++) {
 		const struct kc_ynode *l1 = kc_ytree_get(t1, LISTS[k]), *l2 = kc_ytree_get(t2, LISTS[k]);
@@ -271,7 +310,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(changed == (out.len != len || (len && memcmp(out.data, file, len) != 0)));
 		if (out.len) {
 			CHECK(kc_ytree_parse(out.data, out.len, &t2, &err) == 0 && t2 && t2->kind == KC_YMAP);
-			check_ours(t1, t2, e, n, old_header(file, len));
+			struct old old = { .header = old_header(file, len), .e = e, .n = n };
+
+			find_old(&old, t1);
+			check_ours(t1, t2, e, n, &old);
 			check_top(t1, t2, e, n, others);
 			for (int k = 0; k < 3 && empty; k++)
 				CHECK(!kc_ytree_get(t2, LISTS[k]) || kc_ytree_get(t2, LISTS[k])->n == 0);

@@ -223,6 +223,52 @@ def test_current_context_in_users_file_kept(home):
     assert kubectl(home, "config", "current-context").stdout.strip() == "a"
 
 
+OLD_FILE = """# Written by pam-kubeconfig on bastion for alice at login; tokens expire 2026-11-29T08:46:40Z.
+# Replaced at each login and removed at the last logout: do not edit.
+# pam-kubeconfig-host-id: 0123abcd
+apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster:
+    server: https://a.example:6443
+    insecure-skip-tls-verify: true
+contexts:
+- name: a
+  context:
+    cluster: a
+    user: a
+    namespace: team-a
+current-context: a
+users:
+- name: a
+  user:
+    token: OLD-SECRET-TOKEN
+"""
+
+
+@pytest.mark.parametrize("kubectl_first", [False, True])
+def test_old_file_loses_its_token(home, kubectl_first):
+    """A file of the writer before markers, as it was or after kubectl rewrote
+    it (the header comment gone): the next merge makes its entries marked ones
+    and the token goes."""
+    eks_file = home / ".kube" / "config-eks"
+    eks_file.write_text(OLD_FILE)
+    if kubectl_first:
+        kubectl(home, "config", "set-context", "--current", "--namespace=x")
+        assert "pam-kubeconfig-host-id" not in eks_file.read_text()
+        assert "OLD-SECRET-TOKEN" in eks_file.read_text()
+    res = merge(home, entries(home, "a"))
+    assert res["changed"] and res["notes"] == ['"a" is also a cluster name in ~/.kube/config: kubectl uses this '
+                                               "file's, listed first in KUBECONFIG"]
+    text = eks_file.read_text()
+    assert "OLD-SECRET-TOKEN" not in text and "#" not in text
+    doc = load(eks_file)
+    assert_ours(doc, "a", "https://a.example:6443")
+    assert entry(doc, "users", "a")["user"]["tokenFile"] == "/run/pam_kubeconfig/1000/a.token"
+    kubectl_reads(home, eks_file)
+
+
 def test_inline_token_round_trip(home):
     eks_file = home / ".kube" / "config-eks"
     merge(home, entries(home, "a", inline=True))

@@ -529,6 +529,77 @@ static void test_old_format_keeps_foreign_entries(void **state)
 	done(&r);
 }
 
+/* An old file after `kubectl config set-context --current --namespace=x`:
+ * kubectl's key order, the header comment gone, the tokens still there. */
+static const char *const OLD_REWRITTEN = "apiVersion: v1\n"
+					 "clusters:\n"
+					 "- cluster:\n"
+					 "    certificate-authority-data: " CA_B64 "\n"
+					 "    server: https://a.example\n"
+					 "  name: a\n"
+					 "- cluster:\n"
+					 "    insecure-skip-tls-verify: true\n"
+					 "    server: https://mine.example\n"
+					 "  name: mine\n"
+					 "contexts:\n"
+					 "- context:\n"
+					 "    cluster: a\n"
+					 "    namespace: x\n"
+					 "    user: a\n"
+					 "  name: a\n"
+					 "- context:\n"
+					 "    cluster: mine\n"
+					 "    user: mine\n"
+					 "  name: mine\n"
+					 "current-context: mine\n"
+					 "kind: Config\n"
+					 "preferences: {}\n"
+					 "users:\n"
+					 "- name: a\n"
+					 "  user:\n"
+					 "    token: OLD-TOKEN-A\n"
+					 "- name: mine\n"
+					 "  user:\n"
+					 "    token: MY-OWN\n";
+
+static void test_old_format_without_header_upgraded(void **state)
+{
+	struct kc_merge_entry e[1] = { ENTRY("a", "https://a.example", "team-a") };
+	struct kc_buf text = { 0 };
+	struct result r, lookalike;
+	const char *user;
+
+	(void)state;
+	merge(&r, OLD_REWRITTEN, e, 1, NULL);
+	assert_int_equal(r.rc, 0);
+	assert_null(strstr(r.out.data, "OLD-TOKEN"));
+	assert_true(marked(r.root, "clusters", "a", "cluster"));
+	assert_true(marked(r.root, "contexts", "a", "context"));
+	assert_true(marked(r.root, "users", "a", "user"));
+	assert_string_equal(field(r.root, "users", "a", "user", "tokenFile"), "/run/pam_kubeconfig/1000/a.token");
+	/* Not one of our names: someone else's, whatever its shape. */
+	assert_string_equal(field(r.root, "users", "mine", "user", "token"), "MY-OWN");
+	assert_non_null(entry(r.root, "clusters", "mine"));
+	assert_string_equal(current(r.root), "mine");
+	assert_int_equal(r.notes.len, 0);
+
+	/* A file that holds a marker is not an old one: an unmarked entry of our
+	 * name there is someone's, even in the old shape. */
+	user = strstr(OLD_REWRITTEN, "users:\n");
+	kc_buf_append(&text, OLD_REWRITTEN, (size_t)(user - OLD_REWRITTEN));
+	kc_buf_puts(&text, "users:\n- name: b\n  user:\n    extensions:\n    - name: pam-kubeconfig\n"
+			   "      extension: {}\n    tokenFile: /x\n");
+	kc_buf_puts(&text, user + strlen("users:\n"));
+	merge(&lookalike, text.data, e, 1, NULL);
+	assert_string_equal(field(lookalike.root, "users", "a", "user", "token"), "OLD-TOKEN-A");
+	assert_false(marked(lookalike.root, "users", "a", "user"));
+	assert_null(entry(lookalike.root, "users", "b")); /* b is marked and not ours any more */
+	assert_non_null(strstr(lookalike.notes.data, "user \"a\" has no pam-kubeconfig marker"));
+	kc_buf_free(&text);
+	done(&lookalike);
+	done(&r);
+}
+
 static void test_inline_token_and_back(void **state)
 {
 	struct kc_merge_entry e[1] = { ENTRY("a", "https://a.example", "ns") };
@@ -605,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_bad_entries_refused),
 		cmocka_unit_test(test_old_format_upgraded),
 		cmocka_unit_test(test_old_format_keeps_foreign_entries),
+		cmocka_unit_test(test_old_format_without_header_upgraded),
 		cmocka_unit_test(test_inline_token_and_back),
 		cmocka_unit_test(test_insecure_and_back),
 		cmocka_unit_test(test_names_that_yaml_would_retype),
