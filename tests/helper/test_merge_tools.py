@@ -140,7 +140,11 @@ def test_tools_changes_survive_the_next_merge(home, eks):
     names = kubectl(home, "config", "get-contexts", "-o", "name").stdout.split()
     assert set(names) == {"a", "b", "home"}
 
+    before_tools = load(eks_file)
     update_kubeconfig(eks, eks_file)
+    after_aws = load(eks_file)
+    for kind, _ in KINDS:  # awscli rewrote the file and kept our entries, marker included
+        assert [entry(after_aws, kind, n) for n in ("a", "b")] == [entry(before_tools, kind, n) for n in ("a", "b")]
     kubectl(home, "config", "use-context", "b")
     kubectl(home, "config", "set-context", "--current", "--namespace=x")
     after_tools = load(eks_file)
