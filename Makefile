@@ -48,9 +48,9 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 .PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
-	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut
+	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut $(B)/tests/kc-merge
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -c $< -o $@
 
@@ -94,6 +94,11 @@ $(B)/tests/kc-sockcut: tests/hardening/sockcut_driver.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
 
+# The kubeconfig merge on a real file, for the tests that run kubectl and awscli on it.
+$(B)/tests/kc-merge: tests/helper/merge_tool.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
+
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS) -lcmocka
@@ -104,7 +109,7 @@ FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 FUZZ_OBJS  := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
 FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/obj/%.o: %.c $(wildcard include/*.h)
+build/fuzz/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -c $< -o $@
 
@@ -134,10 +139,12 @@ $(B)/bench/cpu_bench: bench/cpu_bench.c $(B)/libkc.a
 bench: deps all $(B)/bench/cpu_bench
 	@B=$(B) bench/run
 
-# Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
+# Static checks: the banned-function list, the user-side wing's include rule, cppcheck, clang-tidy
+# (.clang-tidy).
 LINT_SRCS := $(wildcard helper/*.c helper/*/*.c pam_module/*.c)
 lint:
 	@tests/lint/banned-functions
+	@tests/lint/asuser-includes
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"

@@ -85,7 +85,7 @@ static int take_lock(int dir, const char *leaf, char *lock, size_t len)
 {
 	snprintf(lock, len, "%.200s.lock", leaf);
 	for (int waited = 0;; waited += LOCK_POLL_MS) {
-		int fd = openat(dir, lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int fd = openat(dir, lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
 
 		if (fd >= 0) {
 			close(fd);
@@ -106,9 +106,9 @@ static void read_others(int home, const struct kc_user *u, const char *relpath, 
 	kc_autoclose int dir = kc_home_parent(home, u->uid, relpath, false, &leaf, &e);
 
 	memset(names, 0, sizeof(*names));
-	if (dir < 0 || kc_read_at(dir, leaf, FILE_MAX, &data, NULL, &e) != 0)
-		return;
-	kc_kubeconfig_names_parse(data.data ? data.data : "", data.len, names, &e);
+	if (dir >= 0 && kc_read_at(dir, leaf, FILE_MAX, &data, NULL, &e) == 0)
+		kc_kubeconfig_names_parse(data.data ? data.data : "", data.len, names, &e);
+	names->label = "~/.kube/config";
 }
 
 struct merge_out {
