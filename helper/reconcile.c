@@ -78,8 +78,10 @@ size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry 
 						  .token_file = paths[n],
 						  .token = NULL };
 		/* The old form, for clients without tokenFile: rotation does not reach them. */
-		if (r->cfg->inline_token && kc_tokenfile_read(r->uid, j->cl->name, &tokens[n]) == 0)
+		if (r->cfg->inline_token && kc_tokenfile_read(r->uid, j->cl->name, &tokens[n]) == 0) {
 			out[n].token = tokens[n].data;
+			out[n].token_file = NULL;
+		}
 		n++;
 	}
 	return n;

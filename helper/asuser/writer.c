@@ -71,7 +71,7 @@ static int req_parse(struct kc_frame_reader *r, struct merge_req *q)
 						   .ca_pem_len = strlen(f[2]),
 						   .insecure_skip_tls_verify = f[3][0] == '1',
 						   .sa_namespace = f[4],
-						   .token_file = f[5],
+						   .token_file = f[5][0] ? f[5] : NULL,
 						   .token = f[6][0] ? f[6] : NULL };
 		if (!f[2][0])
 			q->e[i].ca_pem = NULL;
