@@ -29,18 +29,38 @@ static void wipe_headers(struct curl_slist *h)
 		explicit_bzero(h->data, strlen(h->data));
 }
 
+/* EKS discovery fills the cluster's server, CA and context in place, once per
+ * process (until clusters are resolved into a copy before this point). */
+static int eks_discover(const struct kc_config *cfg, struct kc_cluster *cl, long long deadline_ms, struct kc_err *err)
+{
+	struct kc_eks_cluster found;
+
+	if (kc_eks_describe_cluster(cfg, &cl->eks, deadline_ms, &found, err) < 0)
+		return kc_seterr(err, "cluster %s: %s", cl->name, err->msg), -1;
+	cl->server = found.endpoint;
+	cl->ca_pem = found.ca_pem;
+	cl->ca_pem_len = found.ca_pem_len;
+	if (!cl->context_given) {
+		free(cl->context);
+		cl->context = found.arn; /* as `aws eks update-kubeconfig` names it */
+		found.arn = NULL;
+	}
+	free(found.arn);
+	return 0;
+}
+
 struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_err *err)
 {
 	struct kc_kube *k = calloc(1, sizeof(*k));
+	long long aws_deadline = kc_now_ms() + cfg->request_timeout_ms;
 	struct kc_err e;
 
 	if (!k) {
 		kc_seterr(err, "out of memory");
 		return NULL;
 	}
-	/* EKS discovery fills the cluster's server, CA and context in place, once per
-	 * process: every way to a cluster passes here. */
-	if (cl->has_eks && !cl->server && kc_eks_discover(cfg, (struct kc_cluster *)cl, &e) < 0) {
+	/* every way to a cluster passes here */
+	if (cl->has_eks && !cl->server && eks_discover(cfg, (struct kc_cluster *)cl, aws_deadline, &e) < 0) {
 		kc_seterr(err, "%s", e.msg);
 		goto fail;
 	}
@@ -98,12 +118,11 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 		char *token = NULL;
 		int rc;
 
-		if (kc_aws_helper_credentials(cfg, &cl->auth_eks, &cred, &e) < 0) {
+		if (kc_aws_helper_credentials(cfg, &cl->auth_eks, aws_deadline, &cred, &e) < 0) {
 			kc_seterr(err, "cluster %s: AWS credentials: %s", cl->name, e.msg);
 			goto fail;
 		}
-		rc = kc_eks_token(&cred, cl->auth_eks.cluster_name, cl->auth_eks.region, cl->auth_eks.sts_endpoint,
-				  time(NULL), &token, &e);
+		rc = kc_eks_auth_token(&cl->auth_eks, &cred, time(NULL), &token, &e);
 		kc_aws_credentials_clear(&cred);
 		if (rc < 0) {
 			kc_seterr(err, "cluster %s: EKS token: %s", cl->name, e.msg);
