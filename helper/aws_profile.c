@@ -91,17 +91,32 @@ static int parse_line(struct kc_aws_profiles *p, const char *profile, const char
 	return add_entry(p, profile, key, value, creds, path, lineno, err);
 }
 
+/* "[name]": the profile it opens (NULL: a section that is not a profile). */
+static int open_section(const char *t, size_t len, bool creds, char **profile)
+{
+	const char *close = memchr(t, ']', len);
+	char *name;
+
+	if (!close)
+		return -1;
+	name = trimmed(t + 1, (size_t)(close - t - 1));
+	free(*profile);
+	*profile = name ? profile_of_section(name, creds) : NULL;
+	free(name);
+	return 0;
+}
+
 static int parse_ini(struct kc_aws_profiles *p, const char *data, bool creds, const char *path, struct kc_err *err)
 {
-	kc_autofree char *profile = NULL;
+	char *profile = NULL;
 	bool in_section = false, have_key = false;
 	size_t key_indent = 0;
 	unsigned lineno = 0;
+	int rc = 0;
 
-	for (const char *line = data; *line;) {
+	for (const char *line = data; *line && rc == 0;) {
 		size_t n = strcspn(line, "\n");
 		const char *t = line;
-		int rc = 0;
 
 		lineno++;
 		while (t < line + n && isspace((unsigned char)*t))
@@ -109,29 +124,26 @@ static int parse_ini(struct kc_aws_profiles *p, const char *data, bool creds, co
 		if (t == line + n || *t == '#' || *t == ';' || (have_key && (size_t)(t - line) > key_indent)) {
 			/* blank, comment, or a continuation line */
 		} else if (*t == '[') {
-			const char *close = memchr(t, ']', (size_t)(line + n - t));
-			kc_autofree char *name = close ? trimmed(t + 1, (size_t)(close - t - 1)) : NULL;
-
-			if (!close)
-				return kc_seterr(err, "%s:%u: a section header needs a closing ']'", path, lineno), -1;
-			free(profile);
-			profile = name ? profile_of_section(name, creds) : NULL;
+			if (open_section(t, (size_t)(line + n - t), creds, &profile) < 0) {
+				kc_seterr(err, "%s:%u: a section header needs a closing ']'", path, lineno);
+				rc = -1;
+			}
 			in_section = true;
 			have_key = false;
 		} else if (!in_section) {
-			return kc_seterr(err, "%s:%u: a key before the first [section]", path, lineno), -1;
+			kc_seterr(err, "%s:%u: a key before the first [section]", path, lineno);
+			rc = -1;
 		} else {
 			rc = parse_line(p, profile, t, (size_t)(line + n - t), creds, path, lineno, err);
 			have_key = true;
 			key_indent = (size_t)(t - line);
 		}
-		if (rc < 0)
-			return -1;
 		line += n;
 		if (*line)
 			line++;
 	}
-	return 0;
+	free(profile);
+	return rc;
 }
 
 int kc_aws_read_user_file(const char *path, size_t max, struct kc_buf *out, struct kc_err *err)

@@ -17,34 +17,40 @@
 #include "kc_http.h"
 #include "kc_json.h"
 
+/* A string member, NULL when absent or null; *bad set when it is another type. */
+static const char *member(json_t *j, const char *key, bool *bad)
+{
+	json_t *v = key ? json_object_get(j, key) : NULL;
+
+	if (v && !json_is_null(v) && !json_is_string(v))
+		*bad = true;
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
 /* AccessKeyId, SecretAccessKey, a session token and an expiry out of a JSON
- * object; token_key NULL: no token expected. Returns 0, or -1 naming what is
+ * object (token_key NULL: none expected). Returns 0, or -1 naming what is
  * missing (after "what"). */
 static int unpack_credentials(json_t *j, const char *token_key, bool need_token, bool need_expiration, time_t now,
 			      const char *what, struct kc_aws_credentials *out, struct kc_err *err)
 {
-	json_t *akid = json_object_get(j, "AccessKeyId"), *secret = json_object_get(j, "SecretAccessKey");
-	json_t *token = token_key ? json_object_get(j, token_key) : NULL, *exp = json_object_get(j, "Expiration");
+	bool bad = false;
+	const char *akid = member(j, "AccessKeyId", &bad), *secret = member(j, "SecretAccessKey", &bad);
+	const char *token = member(j, token_key, &bad), *exp = member(j, "Expiration", &bad);
 
 	memset(out, 0, sizeof(*out));
-	if (!json_is_string(akid) || !json_is_string(secret) || (need_token && !json_is_string(token)) ||
-	    (token && !json_is_null(token) && !json_is_string(token)) || (need_expiration && !json_is_string(exp)) ||
-	    (exp && !json_is_null(exp) && !json_is_string(exp)))
+	if (bad || !akid || !secret || (need_token && !token) || (need_expiration && !exp))
 		return kc_seterr(err, "%s: the answer lacks AccessKeyId, SecretAccessKey%s%s%s", what,
 				 need_token ? ", " : "", need_token ? token_key : "",
 				 need_expiration ? " or Expiration" : ""),
 		       -1;
-	if (json_is_string(exp) && kc_parse_time(json_string_value(exp), &out->expiration) < 0)
-		return kc_seterr(err, "%s: Expiration '%.40s' is not an RFC 3339 time", what, json_string_value(exp)),
-		       -1;
+	if (exp && kc_parse_time(exp, &out->expiration) < 0)
+		return kc_seterr(err, "%s: Expiration '%.40s' is not an RFC 3339 time", what, exp), -1;
 	if (out->expiration && out->expiration <= now)
-		return kc_seterr(err, "%s: the credentials expired at %s", what, json_string_value(exp)), -1;
-	out->access_key_id = strdup(json_string_value(akid));
-	out->secret_access_key = strdup(json_string_value(secret));
-	if (json_is_string(token) && *json_string_value(token))
-		out->session_token = strdup(json_string_value(token));
-	if (!out->access_key_id || !out->secret_access_key ||
-	    (json_is_string(token) && !out->session_token && *json_string_value(token))) {
+		return kc_seterr(err, "%s: the credentials expired at %s", what, exp), -1;
+	out->access_key_id = strdup(akid);
+	out->secret_access_key = strdup(secret);
+	out->session_token = token && *token ? strdup(token) : NULL;
+	if (!out->access_key_id || !out->secret_access_key || (token && *token && !out->session_token)) {
 		kc_aws_credentials_clear(out);
 		return kc_seterr(err, "out of memory"), -1;
 	}

@@ -388,11 +388,19 @@ static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, 
 	    get_bool(c, v, "use_dualstack_endpoint", &e->use_dualstack_endpoint) < 0 ||
 	    get_duration(c, v, "discovery_ttl", &e->discovery_ttl) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if (get_str(c, v, what, strs[i].key, strs[i].slot, false) < 0 ||
-		    (*strs[i].slot && strs[i].file_mark &&
-		     file_key(c, v, strs[i].key, *strs[i].slot, strs[i].file_mark) < 0))
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const struct node *s = get(v, strs[i].key);
+
+		if (!s)
+			continue;
+		if (s->kind != N_SCALAR)
+			return fail_at(c, s->mark, "'%s' must be a single value, not %s", strs[i].key,
+				       kind_name(s->kind));
+		if (!(*strs[i].slot = strdup(s->value)))
+			return fail_at(c, s->mark, "out of memory");
+		if (strs[i].file_mark && file_key(c, v, strs[i].key, s->value, strs[i].file_mark) < 0)
 			return -1;
+	}
 	for (const char *r = e->region; *r; r++)
 		if (!islower((unsigned char)*r) && !isdigit((unsigned char)*r) && *r != '-')
 			return fail_at(c, *mark_of_key(v, "region"), "'region' must look like us-west-2 (got '%s')",
@@ -576,7 +584,7 @@ static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struc
 			"unknown cluster '%s'; it must be the name of an entry under clusters:", m->cluster);
 		goto out;
 	}
-	slash = strchr(sa, '/');
+	slash = sa ? strchr(sa, '/') : NULL; /* get_str guarantees sa; the analyzer loses track */
 	if (!slash || strchr(slash + 1, '/')) {
 		fail_at(c, m->sa_mark,
 			"'serviceaccount' must be NAMESPACE/NAME, e.g. bastion-users/u-{user_safe} (got '%s')", sa);
