@@ -3,8 +3,10 @@
  * credential_process, each bounded by the caller's deadline. */
 #include "kc_aws.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -154,10 +156,25 @@ int kc_aws_credentials_from_imds(const char *base_url, long long deadline_ms, st
 
 /* ---- container credentials ----------------------------------------------------- */
 
+/* botocore's rule: any https; plain http to a loopback address (127.0.0.0/8,
+ * ::1) or to the ECS and EKS Pod Identity agents. */
+static bool allowed_http_host(const char *host)
+{
+	static const char *const agents[] = { "169.254.170.2", "169.254.170.23", "fd00:ec2::23", "localhost" };
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	for (size_t i = 0; i < sizeof(agents) / sizeof(agents[0]); i++)
+		if (strcmp(host, agents[i]) == 0)
+			return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 int kc_aws_container_url_allowed(const char *url, struct kc_err *err)
 {
-	static const char *const hosts[] = { "127.",	      "localhost",	"[::1]",
-					     "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]" };
+	char host[256];
 	const char *h;
 	size_t n;
 
@@ -166,12 +183,16 @@ int kc_aws_container_url_allowed(const char *url, struct kc_err *err)
 	if (strncmp(url, "http://", 7) != 0)
 		return kc_seterr(err, "container credentials URI '%s' must be http:// or https://", url), -1;
 	h = url + 7;
-	n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/?#");
-	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
-		size_t m = strlen(hosts[i]);
-
-		if (hosts[i][m - 1] == '.' ? (n > m && strncmp(h, hosts[i], m) == 0)
-					   : (n == m && !strncmp(h, hosts[i], m)))
+	if (h[0] == '[') {
+		h++;
+		n = strcspn(h, "]");
+	} else {
+		n = strcspn(h, ":/?#");
+	}
+	if (n < sizeof(host)) {
+		memcpy(host, h, n);
+		host[n] = '\0';
+		if (allowed_http_host(host))
 			return 0;
 	}
 	return kc_seterr(err,
