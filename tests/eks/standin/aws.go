@@ -14,6 +14,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -108,9 +109,13 @@ func mustDomain(p string) string {
 }
 
 // regionOfHost: sts.R.x, sts-fips.R.x, eks.R.x, eks-fips.R.x, fips.eks.R.x; the
-// global sts.amazonaws.com signs for us-east-1.
+// global sts.amazonaws.com signs for us-east-1. "" for an address (an endpoint
+// URL pointed here, as a VPC endpoint is): any region is then its region.
 func regionOfHost(host string) string {
 	host = strings.Split(host, ":")[0]
+	if net.ParseIP(host) != nil {
+		return ""
+	}
 	if host == "sts.amazonaws.com" {
 		return "us-east-1"
 	}
@@ -190,7 +195,7 @@ func (s *awsStandin) checkScope(credential, amzDate, service, host string) (verd
 	if v.service != service {
 		return v, "credential scope names service " + v.service
 	}
-	if want := regionOfHost(host); v.region != want {
+	if want := regionOfHost(host); want != "" && v.region != want {
 		return v, fmt.Sprintf("credential should be scoped to a valid region, not '%s' (host %s)", v.region, host)
 	}
 	when, err := time.Parse("20060102T150405Z", amzDate)
