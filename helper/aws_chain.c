@@ -22,6 +22,16 @@ static const char *get(const struct chain *c, const char *profile, const char *k
 	return kc_aws_profile_get(c->files, profile, key, 0);
 }
 
+/* A file the environment or a profile names: it must exist. */
+static int read_file(const char *path, size_t max, struct kc_buf *out, struct kc_err *err)
+{
+	int rc = kc_aws_read_user_file(path, max, out, err);
+
+	if (rc == 1)
+		kc_seterr(err, "%s does not exist", path);
+	return rc == 0 ? 0 : -1;
+}
+
 /* IMDS is link-local and answers at once: 3 s at most, as botocore's 1 s per call. */
 static long long imds_deadline(const struct kc_aws_budget *b)
 {
@@ -60,7 +70,7 @@ static int from_container(const struct chain *c, struct kc_aws_credentials *out,
 	else
 		kc_buf_puts(&url, env->container_full_uri);
 	if (env->container_token_file) {
-		if (kc_aws_read_user_file(env->container_token_file, 16384, &token, err) != 0)
+		if (read_file(env->container_token_file, 16384, &token, err) < 0)
 			return kc_seterr(err, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %s", err->msg), -1;
 		while (token.len && (token.data[token.len - 1] == '\n' || token.data[token.len - 1] == '\r'))
 			token.data[--token.len] = '\0';
@@ -93,7 +103,7 @@ static int from_web_identity(const struct chain *c, const char *profile, bool us
 		snprintf(session, sizeof(session), "botocore-session-%lld", (long long)c->now);
 		a.session_name = session;
 	}
-	if (kc_aws_read_user_file(file, 65536, &token, err) != 0)
+	if (read_file(file, 65536, &token, err) < 0)
 		return kc_seterr(err, "web identity token: %s", err->msg), -1;
 	return kc_aws_assume_role_with_web_identity(c->sts, c->b, &a, token.data ? token.data : "", out, err);
 }

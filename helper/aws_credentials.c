@@ -284,10 +284,6 @@ static int base_credentials(const struct kc_config *cfg, const struct kc_eks_ref
 			return kc_seterr(err, "container_authorization_token_file: %s", err->msg), -1;
 		return kc_aws_credentials_from_container(a->container_uri, token.data, b, out, err);
 	}
-	if (kc_imds_probe_result() == 1)
-		kc_warn("the instance metadata service was reachable by an unprivileged user when "
-			"`pam-kubeconfig check --online` last ran: any local user can take the instance role; "
-			"apply the firewall rule shipped as imds.nft");
 	/* Link-local and answering at once: a slow one is a dead one. */
 	imds_deadline = kc_now_ms() + cfg->connect_timeout_ms;
 	if (b->deadline_ms && b->deadline_ms < imds_deadline)
@@ -307,6 +303,11 @@ int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_r
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (!a->credentials_file && !a->web_identity_token_file && !a->credential_process && !a->container_uri &&
+	    kc_imds_probe_result() == 1)
+		kc_warn("the instance metadata service was reachable by an unprivileged user when "
+			"`pam-kubeconfig check --online` last ran: any local user can take the instance role; "
+			"apply the firewall rule shipped as imds.nft");
 	cache_key(a, &key);
 	if (key.data && cache_load(key.data, out) == 0)
 		return 0;
