@@ -37,7 +37,8 @@ static void sts_hosts(void **state)
 {
 	(void)state;
 	expect_host("sts", "us-west-2", false, false, false, "sts.us-west-2.amazonaws.com", "us-west-2", "aws");
-	expect_host("sts", "cn-north-1", false, false, false, "sts.cn-north-1.amazonaws.com.cn", "cn-north-1", "aws-cn");
+	expect_host("sts", "cn-north-1", false, false, false, "sts.cn-north-1.amazonaws.com.cn", "cn-north-1",
+		    "aws-cn");
 	expect_host("sts", "eusc-de-east-1", false, false, false, "sts.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1",
 		    "aws-eusc");
 	expect_host("sts", "us-gov-west-1", false, false, false, "sts.us-gov-west-1.amazonaws.com", "us-gov-west-1",
@@ -51,7 +52,8 @@ static void sts_hosts(void **state)
 	expect_host("sts", "us-isof-south-1", false, false, false, "sts.us-isof-south-1.csp.hci.ic.gov",
 		    "us-isof-south-1", "aws-iso-f");
 	/* a region the data does not name yet still finds its partition by pattern */
-	expect_host("sts", "cn-south-9", false, false, false, "sts.cn-south-9.amazonaws.com.cn", "cn-south-9", "aws-cn");
+	expect_host("sts", "cn-south-9", false, false, false, "sts.cn-south-9.amazonaws.com.cn", "cn-south-9",
+		    "aws-cn");
 	/* an unknown pattern falls back to aws, as botocore's aws.partition does */
 	expect_host("sts", "xx-mars-1", false, false, false, "sts.xx-mars-1.amazonaws.com", "xx-mars-1", "aws");
 }
@@ -96,7 +98,12 @@ static void eks_hosts(void **state)
 
 static void bad_regions_are_refused(void **state)
 {
-	const char *bad[] = { "", "us west 2", "-us-west-2", "us-west-2-", "us_west_2", "a.b",
+	const char *bad[] = { "",
+			      "us west 2",
+			      "-us-west-2",
+			      "us-west-2-",
+			      "us_west_2",
+			      "a.b",
 			      "012345678901234567890123456789012345678901234567890123456789abcd" };
 	struct kc_aws_service_endpoint ep;
 	struct kc_err err = { "" };
