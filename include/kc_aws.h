@@ -32,7 +32,8 @@ struct kc_aws_budget {
 
 /* IMDSv2: a session token by PUT, the role name, the role's credentials. Never
  * through a proxy. base_url NULL: http://169.254.169.254. The three calls share
- * min(deadline_ms, now + 2 s): the service is link-local and answers at once. */
+ * deadline_ms (callers give IMDS a short one: it is link-local and answers at
+ * once); each connect takes at most 1 s. */
 int kc_aws_credentials_from_imds(const char *base_url, long long deadline_ms, struct kc_aws_credentials *out,
 				 struct kc_err *err);
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import HELPER, REPO, Cluster, Driver, helper, kubeconfig_of, kubectl_as, run, token_in  # noqa: E402
+from conftest import (HELPER, REPO, Cluster, Driver, helper, kubeconfig_of, kubectl_as, run, security,  # noqa: E402
+                      token_in)
 from fixtures import sts, tls  # noqa: E402,F401
 from standins import (KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, AwsStandin, Container, Imds, RecordingProxy,  # noqa: E402
                       Webhook, creds_env)
@@ -86,6 +87,8 @@ def whoami(user, kc):
     return kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
 
 
+@security("a full login with auth: eks in cn-north-1: no token on disk, no AWS secret in any output, the token "
+          "refused after logout")
 def test_full_login_in_cn_north_1_through_the_real_verifier(eks_cluster, workdir, users, sts, tls, pam_service):
     """sshd's path: libpam loads the module, the module runs the helper, which
     gets credentials by web identity from STS (the stand-in, for the real
@@ -301,6 +304,8 @@ def test_a_silent_sts_costs_the_deadline_not_more(cluster, workdir, users, tls):
         imds.close()
 
 
+@security("instance metadata faults give a clear error within the budget, never through a proxy from the "
+          "environment")
 @pytest.mark.parametrize("mode,message", [
     ("v1only", "refused the IMDSv2 session token"),
     ("unauthorized", "refused the session token (401)"),

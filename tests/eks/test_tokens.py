@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import security  # noqa: E402
 from fixtures import awscli_batch, frozen_now, ours, sts, tls, token_of  # noqa: E402,F401
 from standins import KEYS, creds_env, verify  # noqa: E402
 
@@ -98,6 +99,8 @@ def test_the_verifier_accepts_ours_exactly_when_it_accepts_awscli(matrix, sts, t
     assert accepted >= 8 * 2 * 2 * 2  # at least regional and FIPS in every partition
 
 
+@security("an EKS token signed with a wrong secret, or for another cluster or partition, is refused by "
+          "aws-iam-authenticator's verifier")
 def test_a_wrong_secret_or_another_cluster_is_refused(sts, tls):
     when = frozen_now()
     good = ours(["--cluster-name", "prod", "--region", "cn-north-1"], creds_env("ASIAEXAMPLE2"), when)
