@@ -8,6 +8,7 @@ DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(DATADIR)/doc/pam-kubeconfig
 UNITDIR    ?= /lib/systemd/system
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
 STATEDIR   ?= /var/lib/pam_kubeconfig
 CACHEDIR   ?= /var/cache/pam_kubeconfig
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -26,7 +27,7 @@ endif
 
 PKGS       := libcurl jansson yaml-0.1 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter -Wvla -Wwrite-strings
@@ -37,7 +38,7 @@ HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(CFLAGS)
 override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c))
+LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c helper/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 MOD_SRCS   := $(wildcard pam_module/*.c)
 MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
@@ -47,9 +48,9 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 .PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
-	$(B)/tests/kc-argv0
+	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut $(B)/tests/kc-merge
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -c $< -o $@
 
@@ -88,6 +89,16 @@ $(B)/tests/kc-argv0: tests/hardening/argv0.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $<
 
+# kc_sockcut() on its own, for the end-to-end test with a real kubectl watch.
+$(B)/tests/kc-sockcut: tests/hardening/sockcut_driver.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
+
+# The kubeconfig merge on a real file, for the tests that run kubectl and awscli on it.
+$(B)/tests/kc-merge: tests/helper/merge_tool.c $(B)/libkc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
+
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS) -lcmocka
@@ -98,7 +109,7 @@ FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 FUZZ_OBJS  := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
 FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/obj/%.o: %.c $(wildcard include/*.h)
+build/fuzz/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -c $< -o $@
 
@@ -128,10 +139,12 @@ $(B)/bench/cpu_bench: bench/cpu_bench.c $(B)/libkc.a
 bench: deps all $(B)/bench/cpu_bench
 	@B=$(B) bench/run
 
-# Static checks: the banned-function list, cppcheck, clang-tidy (.clang-tidy).
-LINT_SRCS := $(wildcard helper/*.c pam_module/*.c)
+# Static checks: the banned-function list, the user-side wing's include rule, cppcheck, clang-tidy
+# (.clang-tidy).
+LINT_SRCS := $(wildcard helper/*.c helper/*/*.c pam_module/*.c)
 lint:
 	@tests/lint/banned-functions
+	@tests/lint/asuser-includes
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"
@@ -147,7 +160,8 @@ format-check:
 # make install DESTDIR=... PREFIX=/usr SBINDIR=... PAMDIR=... SYSCONFDIR=/etc
 install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/pam-kubeconfig $(DESTDIR)$(SBINDIR)/pam-kubeconfig
 	install -m 0644 $(B)/pam_kubeconfig.so $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so
 	install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig/config.yaml.example
@@ -161,6 +175,7 @@ install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 		sed 's|/usr/sbin/pam-kubeconfig|$(SBINDIR)/pam-kubeconfig|' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
+	install -m 0644 config/tmpfiles.d/pam-kubeconfig.conf $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
 	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(CACHEDIR)
 
 uninstall:
@@ -170,6 +185,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/pam-kubeconfig.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	for u in config/systemd/*; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	rm -f $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig 2>/dev/null
 
 # Installs the Debian packages the build and tests need (root; skipped when present).

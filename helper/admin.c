@@ -12,7 +12,9 @@
 #include "kc_lifecycle.h"
 #include "kc_mapping.h"
 #include "kc_rbac.h"
-#include "kc_userfile.h"
+#include "kc_asuser.h"
+#include "kc_cluster.h"
+#include "kc_hostcheck.h"
 
 /* One permission the helper needs (or must not have). */
 struct probe {
@@ -54,7 +56,7 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	k = kc_kube_open(cfg, cl, &err);
+	k = kc_cluster_connect(cfg, cl, 0, NULL, &err);
 	if (!k) {
 		fprintf(stderr, "%s\n", err.msg);
 		kc_rbac_free(&r);
@@ -135,7 +137,9 @@ static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_
 	if (pid == 0) {
 		struct kc_aws_credentials cred;
 
-		if (kc_drop_privileges(&nobody) < 0)
+		struct kc_user u = { nobody.name, nobody.uid, nobody.gid, nobody.home };
+
+		if (kc_asuser_drop(&u) < 0)
 			_exit(3);
 		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, kc_now_ms() + timeout_ms, &cred, &err) == 0 ? 1
 														 : 0);
@@ -195,6 +199,7 @@ int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 	}
 	if (kc_config_warnings(cfg, &warnings) > 0)
 		fputs(warnings.data, stderr);
+	kc_check_host(cfg, stderr);
 	for (size_t i = 0; i < cfg->n_clusters; i++)
 		insecure |= cfg->clusters[i].insecure_skip_tls_verify;
 	if (insecure && !allow_insecure) {

@@ -674,9 +674,10 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 {
 	static const char *const keys[] = { "min_uid", "host_id",  "kubeconfig", "token",
 					    "network", "clusters", "mappings",	 NULL };
-	static const char *const kc_keys[] = { "path", "set_env", "remove_on_logout", NULL };
+	static const char *const kc_keys[] = { "path", "set_env", "remove_on_logout", "inline_token", NULL };
 	static const char *const token_keys[] = { "ttl", "audiences", "revoke_on_logout", "refresh_before", NULL };
-	static const char *const net_keys[] = { "connect_timeout", "request_timeout", "after_failure", NULL };
+	static const char *const net_keys[] = { "connect_timeout", "request_timeout", "after_failure", "cut_on_logout",
+						NULL };
 	const struct node *v;
 	long connect = 2, request = 5;
 
@@ -707,14 +708,15 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 	}
 
 	cfg->set_env = true;
-	cfg->remove_on_logout = true;
+	cfg->remove_on_logout = false; /* the file holds no secret; other bastions may share the home */
 	if ((v = get(root, "kubeconfig"))) {
 		char *p = NULL;
 		int rc;
 
 		if (check_keys(c, v, "kubeconfig", kc_keys) < 0 || get_str(c, v, "kubeconfig", "path", &p, false) < 0 ||
 		    get_bool(c, v, "set_env", &cfg->set_env) < 0 ||
-		    get_bool(c, v, "remove_on_logout", &cfg->remove_on_logout) < 0) {
+		    get_bool(c, v, "remove_on_logout", &cfg->remove_on_logout) < 0 ||
+		    get_bool(c, v, "inline_token", &cfg->inline_token) < 0) {
 			free(p);
 			return -1;
 		}
@@ -726,7 +728,7 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 	if (!cfg->kubeconfig_path && !(cfg->kubeconfig_path = strdup(".kube/config-eks")))
 		return -1;
 
-	cfg->ttl = 8 * 3600;
+	cfg->ttl = 15 * 60;
 	cfg->revoke_on_logout = true;
 	cfg->refresh_before = 20;
 	if ((v = get(root, "token"))) {
@@ -745,6 +747,12 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 		    (rb->kind != N_SCALAR || kc_parse_percent(rb->value, &cfg->refresh_before) < 0))
 			return fail_at(c, rb->mark,
 				       "'refresh_before' must be a share of the lifetime from 1%% to 99%%, e.g. 20%%");
+		/* refresh runs every minute: under two minutes of warning, a rotation can be missed. */
+		if (cfg->ttl * cfg->refresh_before / 100 < 120)
+			return fail_at(c, rb ? rb->mark : *mark_of_key(v, "ttl"),
+				       "'ttl' x 'refresh_before' leaves %lds to rotate a token in; refresh runs once a "
+				       "minute, so make it at least 2m (e.g. ttl: 15m with refresh_before: 20%%)",
+				       cfg->ttl * cfg->refresh_before / 100);
 		if ((a = get(v, "audiences"))) {
 			if (a->kind != N_SEQ)
 				return fail_at(c, a->mark,
@@ -764,10 +772,12 @@ static int parse_root(struct ctx *c, const struct node *root, struct kc_config *
 	}
 
 	cfg->after_failure = 30;
+	cfg->cut_on_logout = true;
 	if ((v = get(root, "network"))) {
 		if (check_keys(c, v, "network", net_keys) < 0 || get_duration(c, v, "connect_timeout", &connect) < 0 ||
 		    get_duration(c, v, "request_timeout", &request) < 0 ||
-		    get_duration(c, v, "after_failure", &cfg->after_failure) < 0)
+		    get_duration(c, v, "after_failure", &cfg->after_failure) < 0 ||
+		    get_bool(c, v, "cut_on_logout", &cfg->cut_on_logout) < 0)
 			return -1;
 		if (connect < 1 || connect > 60)
 			return fail_at(c, *mark_of_key(v, "connect_timeout"),

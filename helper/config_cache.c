@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_session.h"
+#include "kc_cache.h"
 
-#define MAGIC "KCCACHE1"
+#define MAGIC "KCCACHE2"
 #define NULL_STR UINT32_MAX
 #define CACHE_MAX (64u << 20)
 
@@ -191,7 +191,8 @@ void kc_config_cache_put(const char *path, const struct stat *st, const struct k
 	put_u64(&b, cfg->min_uid);
 	put_str(&b, cfg->host_id);
 	put_str(&b, cfg->kubeconfig_path);
-	put_u64(&b, (uint64_t)cfg->set_env << 1 | cfg->remove_on_logout);
+	put_u64(&b, (uint64_t)cfg->inline_token << 3 | (uint64_t)cfg->cut_on_logout << 2 | (uint64_t)cfg->set_env << 1 |
+			    cfg->remove_on_logout);
 	put_u64(&b, (uint64_t)cfg->ttl);
 	put_u64(&b, cfg->n_audiences);
 	for (size_t i = 0; i < cfg->n_audiences; i++)
@@ -275,6 +276,8 @@ struct kc_config *kc_config_cache_get(const char *path, const struct stat *st)
 	cfg->host_id = get_str(&r);
 	cfg->kubeconfig_path = get_str(&r);
 	flags = get_u64(&r);
+	cfg->inline_token = flags >> 3 & 1;
+	cfg->cut_on_logout = flags >> 2 & 1;
 	cfg->set_env = flags >> 1 & 1;
 	cfg->remove_on_logout = flags & 1;
 	cfg->ttl = (long)get_u64(&r);

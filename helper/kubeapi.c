@@ -8,19 +8,19 @@
 
 #include <curl/curl.h>
 
-#include "kc_aws.h"
 #include "kc_json.h"
 
 struct kc_kube {
 	CURL *curl;
-	const struct kc_cluster *cl;
+	char *name; /* the cluster's name in the config, for messages */
+	char *server;
 	struct curl_slist *headers; /* holds the bearer token: wiped before freeing */
-	struct kc_buf credential; /* token, or client key PEM */
-	struct kc_buf client_cert;
+	struct kc_buf key; /* client key PEM (libcurl reads it without a copy) */
 	unsigned requests;
 	long request_timeout_ms;
 	long long deadline_ms; /* 0: none */
 	bool unreachable;
+	char primary_ip[64]; /* the address of the last connection, "ip port" */
 };
 
 static void wipe_headers(struct curl_slist *h)
@@ -29,44 +29,45 @@ static void wipe_headers(struct curl_slist *h)
 		explicit_bzero(h->data, strlen(h->data));
 }
 
-/* EKS discovery fills the cluster's server, CA and context in place, once per
- * process (until clusters are resolved into a copy before this point). */
-static int eks_discover(const struct kc_config *cfg, struct kc_cluster *cl, long long deadline_ms, struct kc_err *err)
+static int set_credential(struct kc_kube *k, const struct kc_cluster_credential *cred)
 {
-	struct kc_eks_cluster found;
+	if (cred->bearer.len) {
+		kc_autobuf struct kc_buf hdr = { .secret = true };
+		struct curl_slist *more;
 
-	if (kc_eks_describe_cluster(cfg, &cl->eks, deadline_ms, &found, err) < 0)
-		return kc_seterr(err, "cluster %s: %s", cl->name, err->msg), -1;
-	cl->server = found.endpoint;
-	cl->ca_pem = found.ca_pem;
-	cl->ca_pem_len = found.ca_pem_len;
-	if (!cl->context_given) {
-		free(cl->context);
-		cl->context = found.arn; /* as `aws eks update-kubeconfig` names it */
-		found.arn = NULL;
+		if (kc_buf_printf(&hdr, "Authorization: Bearer %s", cred->bearer.data) < 0)
+			return -1;
+		more = curl_slist_append(k->headers, hdr.data);
+		if (!more)
+			return -1;
+		k->headers = more;
+		return 0;
 	}
-	free(found.arn);
-	return 0;
+	if (cred->cert.len && cred->key.len) {
+		struct curl_blob cert = { cred->cert.data, cred->cert.len, CURL_BLOB_COPY }, key;
+
+		k->key.secret = true;
+		if (kc_buf_append(&k->key, cred->key.data, cred->key.len) < 0)
+			return -1;
+		key = (struct curl_blob){ k->key.data, k->key.len, CURL_BLOB_NOCOPY };
+		curl_easy_setopt(k->curl, CURLOPT_SSLCERT_BLOB, &cert);
+		curl_easy_setopt(k->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(k->curl, CURLOPT_SSLKEY_BLOB, &key);
+		curl_easy_setopt(k->curl, CURLOPT_SSLKEYTYPE, "PEM");
+		return 0;
+	}
+	return -1;
 }
 
-struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_err *err)
+struct kc_kube *kc_kube_open(const struct kc_cluster_endpoint *ep, const struct kc_cluster_credential *cred,
+			     long connect_timeout_ms, long request_timeout_ms, struct kc_err *err)
 {
 	struct kc_kube *k = calloc(1, sizeof(*k));
-	long long aws_deadline = kc_now_ms() + cfg->request_timeout_ms;
-	struct kc_err e;
+	const struct kc_cluster *cl = ep->cl;
 
-	if (!k) {
-		kc_seterr(err, "out of memory");
-		return NULL;
-	}
-	/* every way to a cluster passes here */
-	if (cl->has_eks && !cl->server && eks_discover(cfg, (struct kc_cluster *)cl, aws_deadline, &e) < 0) {
-		kc_seterr(err, "%s", e.msg);
-		goto fail;
-	}
-	k->cl = cl;
-	k->request_timeout_ms = cfg->request_timeout_ms;
-	k->credential.secret = true;
+	if (!k || !(k->name = strdup(cl->name)) || !(k->server = strdup(ep->server)))
+		goto oom;
+	k->request_timeout_ms = request_timeout_ms;
 	k->curl = curl_easy_init();
 	if (!k->curl) {
 		kc_seterr(err, "cluster %s: cannot initialise libcurl", cl->name);
@@ -75,69 +76,7 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 	k->headers = curl_slist_append(k->headers, "Accept: application/json");
 	k->headers = curl_slist_append(k->headers, "Content-Type: application/json");
 	k->headers = curl_slist_append(k->headers, "User-Agent: pam-kubeconfig");
-	switch (cl->auth) {
-	case KC_AUTH_TOKEN: {
-		kc_autobuf struct kc_buf hdr = { .secret = true };
-		size_t n;
-
-		if (kc_read_root_file(cl->token_file, KC_CREDENTIAL_MAX, 077, true, &k->credential, &e) < 0) {
-			kc_seterr(err, "cluster %s: token_file: %s", cl->name, e.msg);
-			goto fail;
-		}
-		n = strcspn(k->credential.data, "\r\n");
-		k->credential.data[n] = '\0';
-		k->credential.len = n;
-		if (n == 0) {
-			kc_seterr(err, "cluster %s: token_file %s is empty", cl->name, cl->token_file);
-			goto fail;
-		}
-		if (kc_buf_printf(&hdr, "Authorization: Bearer %s", k->credential.data) < 0)
-			goto oom;
-		k->headers = curl_slist_append(k->headers, hdr.data);
-		break;
-	}
-	case KC_AUTH_CERT: {
-		struct curl_blob cert, key;
-
-		if (kc_read_root_file(cl->client_certificate, KC_CREDENTIAL_MAX, 022, false, &k->client_cert, &e) < 0 ||
-		    kc_read_root_file(cl->client_key, KC_CREDENTIAL_MAX, 077, true, &k->credential, &e) < 0) {
-			kc_seterr(err, "cluster %s: %s", cl->name, e.msg);
-			goto fail;
-		}
-		cert = (struct curl_blob){ k->client_cert.data, k->client_cert.len, CURL_BLOB_COPY };
-		key = (struct curl_blob){ k->credential.data, k->credential.len, CURL_BLOB_NOCOPY };
-		curl_easy_setopt(k->curl, CURLOPT_SSLCERT_BLOB, &cert);
-		curl_easy_setopt(k->curl, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(k->curl, CURLOPT_SSLKEY_BLOB, &key);
-		curl_easy_setopt(k->curl, CURLOPT_SSLKEYTYPE, "PEM");
-		break;
-	}
-	case KC_AUTH_EKS: {
-		struct kc_aws_credentials cred;
-		kc_autobuf struct kc_buf hdr = { .secret = true };
-		char *token = NULL;
-		int rc;
-
-		if (kc_aws_helper_credentials(cfg, &cl->auth_eks, aws_deadline, &cred, &e) < 0) {
-			kc_seterr(err, "cluster %s: AWS credentials: %s", cl->name, e.msg);
-			goto fail;
-		}
-		rc = kc_eks_auth_token(&cl->auth_eks, &cred, time(NULL), &token, &e);
-		kc_aws_credentials_clear(&cred);
-		if (rc < 0) {
-			kc_seterr(err, "cluster %s: EKS token: %s", cl->name, e.msg);
-			goto fail;
-		}
-		rc = kc_buf_printf(&hdr, "Authorization: Bearer %s", token);
-		kc_free_secret(token);
-		if (rc < 0)
-			goto oom;
-		k->headers = curl_slist_append(k->headers, hdr.data);
-		break;
-	}
-	default: kc_seterr(err, "cluster %s: no auth configured", cl->name); goto fail;
-	}
-	if (!k->headers)
+	if (!k->headers || set_credential(k, cred) < 0)
 		goto oom;
 
 	/* HTTPS only, no redirects, no proxy from the environment, only our CA. */
@@ -146,16 +85,16 @@ struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluste
 	curl_easy_setopt(k->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(k->curl, CURLOPT_PROXY, cl->proxy ? cl->proxy : "");
 	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(k->curl, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
-	curl_easy_setopt(k->curl, CURLOPT_TIMEOUT_MS, cfg->request_timeout_ms);
+	curl_easy_setopt(k->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+	curl_easy_setopt(k->curl, CURLOPT_TIMEOUT_MS, request_timeout_ms);
 	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, k->headers);
 	curl_easy_setopt(k->curl, CURLOPT_CAINFO, NULL);
 	curl_easy_setopt(k->curl, CURLOPT_CAPATH, NULL);
-	if (cl->insecure_skip_tls_verify && !cl->ca_pem) {
+	if (ep->insecure) {
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		struct curl_blob ca = { cl->ca_pem, cl->ca_pem_len, CURL_BLOB_COPY };
+		struct curl_blob ca = { ep->ca_pem, ep->ca_pem_len, CURL_BLOB_COPY };
 
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -177,8 +116,9 @@ void kc_kube_close(struct kc_kube *k)
 		curl_easy_cleanup(k->curl);
 	wipe_headers(k->headers);
 	curl_slist_free_all(k->headers);
-	kc_buf_free(&k->credential);
-	kc_buf_free(&k->client_cert);
+	kc_buf_free(&k->key);
+	free(k->name);
+	free(k->server);
 	free(k);
 }
 
@@ -216,12 +156,12 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 	json_error_t jerr;
 	long status = 0;
 	CURLcode rc;
-	size_t base_len = strlen(k->cl->server);
+	size_t base_len = strlen(k->server);
 
 	*resp = NULL;
-	while (base_len > 0 && k->cl->server[base_len - 1] == '/')
+	while (base_len > 0 && k->server[base_len - 1] == '/')
 		base_len--;
-	if (kc_buf_append(&url, k->cl->server, base_len) < 0 || kc_buf_puts(&url, path) < 0) {
+	if (kc_buf_append(&url, k->server, base_len) < 0 || kc_buf_puts(&url, path) < 0) {
 		kc_seterr(err, "out of memory");
 		return -1;
 	}
@@ -247,7 +187,7 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 			long long left = k->deadline_ms - kc_now_ms();
 
 			if (left < 1) {
-				kc_seterr(err, "cluster %s: out of time before the request", k->cl->name);
+				kc_seterr(err, "cluster %s: out of time before the request", k->name);
 				k->unreachable = true;
 				kc_json_free(out);
 				return -1;
@@ -262,23 +202,30 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 	k->requests++;
 	rc = curl_easy_perform(k->curl);
 	kc_json_free(out);
+	{
+		char *ip = NULL;
+		long port = 0;
+
+		if (curl_easy_getinfo(k->curl, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
+		    curl_easy_getinfo(k->curl, CURLINFO_PRIMARY_PORT, &port) == CURLE_OK)
+			snprintf(k->primary_ip, sizeof(k->primary_ip), "%s %ld", ip, port);
+	}
 	if (rc != CURLE_OK) {
 		k->unreachable = true;
 		if (rc == CURLE_WRITE_ERROR)
-			kc_seterr(err, "cluster %s: the API server's answer is larger than %u bytes", k->cl->name,
+			kc_seterr(err, "cluster %s: the API server's answer is larger than %u bytes", k->name,
 				  KC_RESPONSE_MAX);
 		else if (rc == CURLE_OPERATION_TIMEDOUT)
-			kc_seterr(err, "cluster %s: no answer from %s within the timeout (%s)", k->cl->name,
-				  k->cl->server, curl_easy_strerror(rc));
+			kc_seterr(err, "cluster %s: no answer from %s within the timeout (%s)", k->name, k->server,
+				  curl_easy_strerror(rc));
 		else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
 			 rc == CURLE_SSL_CONNECT_ERROR)
 			kc_seterr(err,
 				  "cluster %s: TLS with %s failed (%s): the server's certificate is not signed by "
 				  "the configured certificate_authority or does not name the host",
-				  k->cl->name, k->cl->server, curl_easy_strerror(rc));
+				  k->name, k->server, curl_easy_strerror(rc));
 		else
-			kc_seterr(err, "cluster %s: cannot reach %s: %s", k->cl->name, k->cl->server,
-				  curl_easy_strerror(rc));
+			kc_seterr(err, "cluster %s: cannot reach %s: %s", k->name, k->server, curl_easy_strerror(rc));
 		return -1;
 	}
 	curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -288,7 +235,7 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 		*resp = json_loadb(in.data, in.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!*resp && status >= 200 && status < 300) {
 			kc_seterr(err, "cluster %s: the API server answered %ld with a body that is not JSON (%s)",
-				  k->cl->name, status, jerr.text);
+				  k->name, status, jerr.text);
 			return -1;
 		}
 	}
@@ -335,7 +282,7 @@ void kc_status_error(const char *cluster, long status, json_t *resp, const struc
 
 void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const struct kc_action *w, struct kc_err *err)
 {
-	kc_status_error(k->cl->name, status, resp, w, err);
+	kc_status_error(k->name, status, resp, w, err);
 }
 
 void kc_minted_clear(struct kc_minted *m)
@@ -344,14 +291,16 @@ void kc_minted_clear(struct kc_minted *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* exp and jti from the JWT payload, for reporting only; nothing depends on them. */
+/* jti and the bound Secret's uid from the JWT payload. The token is the API
+ * server's; nothing here is trusted for more than reporting and the uid the
+ * server itself bound it to. */
 static void read_jwt_claims(const char *token, struct kc_minted *out)
 {
 	const char *p1 = strchr(token, '.'), *p2;
 	unsigned char *raw = NULL;
 	size_t rawlen = 0;
 	json_t *claims;
-	const char *jti = NULL;
+	const char *jti = NULL, *uid = NULL;
 
 	if (!p1 || !(p2 = strchr(p1 + 1, '.')) || (size_t)(p2 - p1) > 16384)
 		return;
@@ -364,6 +313,8 @@ static void read_jwt_claims(const char *token, struct kc_minted *out)
 		return;
 	if (json_unpack(claims, "{s?s}", "jti", &jti) == 0 && jti)
 		snprintf(out->jti, sizeof(out->jti), "%s", jti);
+	if (json_unpack(claims, "{s:{s:{s:s}}}", "kubernetes.io", "secret", "uid", &uid) == 0 && uid)
+		snprintf(out->secret_uid, sizeof(out->secret_uid), "%s", uid);
 	json_decref(claims);
 }
 
@@ -394,75 +345,124 @@ int kc_token_response_parse(const char *cluster, const char *ns, const char *nam
 		kc_seterr(err, "out of memory");
 		return -1;
 	}
-	out->lifetime = (long)(out->expiry - asked);
+	/* What the server granted: spec.expirationSeconds of its answer. Expiry on
+	 * our clock is then the time we asked plus that, whatever its clock says. */
+	{
+		json_int_t granted = 0;
+
+		if (json_unpack(resp, "{s:{s:I}}", "spec", "expirationSeconds", &granted) == 0 && granted > 0)
+			out->lifetime = (long)granted;
+		else
+			out->lifetime = (long)(out->expiry - asked);
+	}
+	out->expiry = asked + out->lifetime;
 	/* The server may cap the lifetime (EKS and --service-account-max-token-expiration). */
 	out->shortened = out->lifetime < ttl - 60;
 	read_jwt_claims(out->token, out);
 	return 0;
 }
 
-int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, long ttl, char *const *audiences,
-			  size_t n_audiences, const char *bound_secret, struct kc_minted *out, struct kc_err *err)
+/* A 404's details.kind: which object was missing. */
+static bool missing_kind(json_t *resp, const char *kind)
 {
-	struct kc_action what = { "create", "serviceaccounts/token", ns, name };
+	const char *k = NULL;
+
+	return json_unpack(resp, "{s:{s:s}}", "details", "kind", &k) == 0 && k && strcmp(k, kind) == 0;
+}
+
+int kc_kube_token_request(struct kc_kube *k, const struct kc_token_spec *t, struct kc_minted *out, struct kc_err *err)
+{
+	struct kc_action what = { "create", "serviceaccounts/token", t->sa_namespace, t->sa_name };
 	char path[512];
 	json_t *req, *spec, *auds, *resp = NULL;
 	time_t asked = time(NULL);
 	long status;
-	int rc = -1;
+	int rc = KC_MINT_FAILED;
 
 	memset(out, 0, sizeof(*out));
 	auds = json_array();
-	for (size_t i = 0; i < n_audiences; i++)
-		json_array_append_new(auds, json_string(audiences[i]));
-	spec = json_pack("{s:I, s:o}", "expirationSeconds", (json_int_t)ttl, "audiences", auds);
-	if (spec && bound_secret)
-		json_object_set_new(
-			spec, "boundObjectRef",
-			json_pack("{s:s, s:s, s:s}", "kind", "Secret", "apiVersion", "v1", "name", bound_secret));
+	for (size_t i = 0; i < t->n_audiences; i++)
+		json_array_append_new(auds, json_string(t->audiences[i]));
+	spec = json_pack("{s:I, s:o}", "expirationSeconds", (json_int_t)t->ttl, "audiences", auds);
+	if (spec && t->secret && *t->secret) {
+		json_t *ref = json_pack("{s:s, s:s, s:s}", "kind", "Secret", "apiVersion", "v1", "name", t->secret);
+
+		/* Bound to this incarnation: a Secret made anew underneath fails loudly (409). */
+		if (ref && t->secret_uid && *t->secret_uid)
+			json_object_set_new(ref, "uid", json_string(t->secret_uid));
+		json_object_set_new(spec, "boundObjectRef", ref);
+	}
 	req = json_pack("{s:s, s:s, s:o}", "apiVersion", "authentication.k8s.io/v1", "kind", "TokenRequest", "spec",
 			spec);
 	if (!req) {
 		kc_seterr(err, "out of memory");
-		return -1;
+		return KC_MINT_FAILED;
 	}
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/serviceaccounts/%s/token", ns, name);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/serviceaccounts/%s/token", t->sa_namespace, t->sa_name);
 	status = kc_kube_call(k, "POST", path, req, &resp, err);
 	json_decref(req);
 	if (status < 0)
 		goto out;
-	if (status != 200 && status != 201) {
-		kc_kube_status_error(k, status, resp, &what, err);
+	if (status == 200 || status == 201) {
+		if (kc_token_response_parse(k->name, t->sa_namespace, t->sa_name, resp, t->ttl, asked, out, err) == 0)
+			rc = KC_MINT_OK;
 		goto out;
 	}
-	rc = kc_token_response_parse(k->cl->name, ns, name, resp, ttl, asked, out, err);
+	kc_kube_status_error(k, status, resp, &what, err);
+	if (status == 404 && missing_kind(resp, "serviceaccounts"))
+		rc = KC_MINT_SA_MISSING;
+	else if ((status == 404 && missing_kind(resp, "secrets")) || status == 409)
+		rc = KC_MINT_SECRET_MISSING;
 out:
 	json_decref(resp);
-	if (rc < 0)
+	if (rc != KC_MINT_OK)
 		kc_minted_clear(out);
 	return rc;
 }
 
-void kc_revocation_secret_name(const char *host_id, const char *user, char *out, size_t len)
+void kc_revocation_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len)
 {
 	kc_autobuf struct kc_buf in = { 0 };
 	char hex[65];
 
+	/* NULs between the parts: no two tuples collide. The cluster is in it so
+	 * that two config entries reaching one API server never share a Secret. */
 	kc_buf_puts(&in, host_id);
-	kc_buf_append(&in, "", 1); /* a NUL between the two: no pair of strings collides */
+	kc_buf_append(&in, "", 1);
 	kc_buf_puts(&in, user);
+	kc_buf_append(&in, "", 1);
+	kc_buf_puts(&in, cluster);
 	kc_sha256_hex(in.data, in.len, hex);
 	snprintf(out, len, "pam-kubeconfig-%.20s", hex);
 }
 
+static void secret_path(const char *ns, const char *name, const char *query, char *out, size_t len)
+{
+	snprintf(out, len, "/api/v1/namespaces/%s/secrets%s%s%s", ns, name ? "/" : "", name ? name : "", query);
+}
+
+static void copy_uid(json_t *resp, char uid[64])
+{
+	const char *u = NULL;
+
+	uid[0] = '\0';
+	/* The object itself, or (a DELETE's answer) a Status naming it in details. */
+	if ((json_unpack(resp, "{s:{s:s}}", "metadata", "uid", &u) == 0 ||
+	     json_unpack(resp, "{s:{s:s}}", "details", "uid", &u) == 0) &&
+	    u)
+		snprintf(uid, 64, "%s", u);
+}
+
 int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const char *user, const char *host,
-			  struct kc_err *err)
+			  char uid[64], struct kc_err *err)
 {
 	struct kc_action what = { "create", "secrets", ns, name };
 	char path[300];
 	json_t *req, *resp = NULL;
 	long status;
+	int rc = -1;
 
+	uid[0] = '\0';
 	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}, s:{s:s, s:s}}}", "apiVersion", "v1", "kind", "Secret", "type",
 			"Opaque", "metadata", "name", name, "labels", "app.kubernetes.io/managed-by", "pam-kubeconfig",
 			"annotations", "pam-kubeconfig/user", user, "pam-kubeconfig/host", host);
@@ -470,38 +470,77 @@ int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, c
 		kc_seterr(err, "out of memory");
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets", ns);
+	secret_path(ns, NULL, "", path, sizeof(path));
 	status = kc_kube_call(k, "POST", path, req, &resp, err);
 	json_decref(req);
-	if (status < 0)
-		return -1;
-	if (status != 201 && status != 200 && status != 409) {
+	if (status == 201 || status == 200) {
+		copy_uid(resp, uid);
+		rc = uid[0] ? 0
+			    : (kc_seterr(err, "cluster %s: the Secret %s/%s was made without a uid", k->name, ns, name),
+			       -1);
+	} else if (status == 409) {
+		rc = 1;
+	} else if (status > 0) {
 		kc_kube_status_error(k, status, resp, &what, err);
-		json_decref(resp);
-		return -1;
 	}
 	json_decref(resp);
-	return 0;
+	return rc;
 }
 
-int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, struct kc_err *err)
+int kc_kube_secret_uid(struct kc_kube *k, const char *ns, const char *name, char uid[64], struct kc_err *err)
 {
 	struct kc_action what = { "delete", "secrets", ns, name };
 	char path[300];
 	json_t *resp = NULL;
 	long status;
+	int rc = -1;
 
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ns, name);
+	uid[0] = '\0';
+	/* A dry run answers with the object it would delete, and deletes nothing. */
+	secret_path(ns, name, "?dryRun=All", path, sizeof(path));
 	status = kc_kube_call(k, "DELETE", path, NULL, &resp, err);
-	if (status < 0)
-		return -1;
-	if (status != 200 && status != 202 && status != 404) {
+	if (status == 200 || status == 202) {
+		copy_uid(resp, uid);
+		rc = uid[0] ? 0
+			    : (kc_seterr(err, "cluster %s: no uid in the dry run for %s/%s", k->name, ns, name), -1);
+	} else if (status == 404) {
+		rc = 1;
+	} else if (status > 0) {
 		kc_kube_status_error(k, status, resp, &what, err);
-		json_decref(resp);
-		return -1;
 	}
 	json_decref(resp);
-	return 0;
+	return rc;
+}
+
+int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, const char *uid, struct kc_err *err)
+{
+	struct kc_action what = { "delete", "secrets", ns, name };
+	char path[300];
+	json_t *body, *resp = NULL;
+	long status;
+	int rc = -1;
+
+	/* Only this incarnation: a Secret made anew since is not ours to delete. */
+	body = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "DeleteOptions", "preconditions", "uid",
+			 uid);
+	if (!body)
+		return kc_seterr(err, "out of memory"), -1;
+	secret_path(ns, name, "", path, sizeof(path));
+	status = kc_kube_call(k, "DELETE", path, body, &resp, err);
+	json_decref(body);
+	if (status == 200 || status == 202)
+		rc = 0;
+	else if (status == 404 || status == 409)
+		rc = 1; /* gone, or another incarnation: the one we meant is revoked */
+	else if (status > 0)
+		kc_kube_status_error(k, status, resp, &what, err);
+	json_decref(resp);
+	return rc;
+}
+
+const char *kc_kube_peer(const struct kc_kube *k)
+{
+	return k->primary_ip;
 }
 
 void kc_binding_name(const char *ns, const char *name, bool cluster_wide, char *out, size_t len)
@@ -614,7 +653,7 @@ static int ensure_binding(struct kc_kube *k, const char *ns, const char *name, c
 				err,
 				"cluster %s: the helper's identity may not create %s %s binding ClusterRole %s (403); "
 				"run pam-kubeconfig rbac (it must be allowed to bind that role)",
-				k->cl->name, resource, bname, role);
+				k->name, resource, bname, role);
 		else
 			kc_kube_status_error(k, status, resp, &get, err);
 		json_decref(resp);
@@ -665,7 +704,7 @@ int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const 
 		return -1;
 	}
 	if (json_unpack(resp, "{s:{s?b}}", "status", "allowed", &ok) < 0) {
-		kc_seterr(err, "cluster %s: an access review answer without status", k->cl->name);
+		kc_seterr(err, "cluster %s: an access review answer without status", k->name);
 		json_decref(resp);
 		return -1;
 	}

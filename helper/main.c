@@ -11,6 +11,7 @@
 
 #include "kc_admin.h"
 #include "kc_config.h"
+#include "kc_cut.h"
 #include "kc_json.h"
 #include "kc_lifecycle.h"
 #include "kc_log.h"
@@ -18,13 +19,13 @@
 
 static const char usage_text[] =
 	"usage: pam-kubeconfig COMMAND [--config PATH] ...\n"
-	"  open  --user U --session ID [--rhost H] [--tty T] [--service S] [--pid P] [--debug]\n"
-	"  close --user U --session ID [--pid P] [--debug]\n"
+	"  open  --user U --session ID [--deadline MS] [--rhost H] [--tty T] [--service S] [--pid P] [--debug]\n"
+	"  close --user U --session ID [--deadline MS] [--pid P] [--debug]\n"
 	"  check [--online] [--allow-insecure]   validate the config (and, online, the helper's RBAC)\n"
 	"  explain USER                          which rules match USER and why\n"
 	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
-	"  refresh                               renew or revoke tokens of open sessions (timer)\n"
-	"  gc                                    prune stale records, retry revocations (timer)\n"
+	"  refresh [--now USER] [--deadline MS]  rotate tokens of open sessions, revoke what no longer maps (timer)\n"
+	"  gc [--deadline MS]                    prune stale records, retry revocations (timer, boot)\n"
 	"  eks-token (--cluster-name N | --cluster-id ID) [--region R] [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
@@ -51,6 +52,25 @@ static void sane_limits(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* `cut UID CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a user's
+ * connections, started detached by the helper itself (kc_cut.h). */
+static int cut_command(int argc, char **argv)
+{
+	char *end;
+	unsigned long uid;
+
+	if (argc < 7)
+		return KC_EXIT_USAGE;
+	uid = strtoul(argv[2], &end, 10);
+	if (*end || uid == 0 || uid > 0xfffffffeUL)
+		return KC_EXIT_USAGE;
+	clearenv();
+	kc_harden_process();
+	kc_log_init(false);
+	return kc_cmd_cut((uid_t)uid, argv[3], argv[4], (time_t)strtoll(argv[5], NULL, 10), atoi(argv[6]), argv + 7,
+			  (size_t)(argc - 7));
+}
+
 static int usage(const char *why)
 {
 	if (why)
@@ -70,7 +90,9 @@ enum {
 	OPT_DEBUG,
 	OPT_ONLINE,
 	OPT_INSECURE,
-	OPT_HELP
+	OPT_HELP,
+	OPT_DEADLINE,
+	OPT_NOW
 };
 
 static const struct option options[] = {
@@ -79,13 +101,14 @@ static const struct option options[] = {
 	{ "tty", required_argument, NULL, OPT_TTY },	   { "service", required_argument, NULL, OPT_SERVICE },
 	{ "pid", required_argument, NULL, OPT_PID },	   { "debug", no_argument, NULL, OPT_DEBUG },
 	{ "online", no_argument, NULL, OPT_ONLINE },	   { "allow-insecure", no_argument, NULL, OPT_INSECURE },
-	{ "help", no_argument, NULL, OPT_HELP },	   { NULL, 0, NULL, 0 },
+	{ "help", no_argument, NULL, OPT_HELP },	   { "deadline", required_argument, NULL, OPT_DEADLINE },
+	{ "now", required_argument, NULL, OPT_NOW },	   { NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd;
+	const char *cmd, *now_user = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -96,6 +119,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "cut") == 0)
+		return cut_command(argc, argv);
 	/* eks-token (kubectl's exec plugin, awscli's options) parses its own. */
 	if (strcmp(cmd, "eks-token") == 0) {
 		kc_log_init(false);
@@ -123,6 +148,16 @@ int main(int argc, char **argv)
 		case OPT_ONLINE: online = true; break;
 		case OPT_INSECURE: insecure = true; break;
 		case OPT_HELP: fputs(usage_text, stdout); return 0;
+		case OPT_DEADLINE: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 3600000)
+				return usage("--deadline must be milliseconds, 1 to 3600000");
+			a.deadline_ms = v;
+			break;
+		}
+		case OPT_NOW: now_user = optarg; break;
 		default: return usage(NULL);
 		}
 	}
@@ -135,6 +170,7 @@ int main(int argc, char **argv)
 		clearenv();
 		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 		sane_limits();
+		kc_harden_process();
 	}
 	kc_log_init(debug);
 	kc_json_secure_init();
@@ -155,9 +191,10 @@ int main(int argc, char **argv)
 		rc = optind == argc ? kc_cmd_rbac(a.config, a.user ? a.user : KC_DEFAULT_IDENTITY)
 				    : usage("rbac takes only --user NAME");
 	} else if (strcmp(cmd, "refresh") == 0) {
-		rc = optind == argc ? kc_cmd_refresh(a.config) : usage("refresh takes no arguments");
+		rc = optind == argc ? kc_cmd_refresh(a.config, now_user, a.deadline_ms)
+				    : usage("refresh takes no arguments");
 	} else if (strcmp(cmd, "gc") == 0) {
-		rc = optind == argc ? kc_cmd_gc(a.config) : usage("gc takes no arguments");
+		rc = optind == argc ? kc_cmd_gc(a.config, a.deadline_ms) : usage("gc takes no arguments");
 	} else {
 		rc = usage("unknown command");
 	}

@@ -84,6 +84,7 @@ struct kc_config {
 	char *kubeconfig_path; /* relative to the home: "~/" stripped */
 	bool set_env;
 	bool remove_on_logout;
+	bool inline_token; /* the token inside the file instead of tokenFile: */
 	long ttl;
 	char **audiences;
 	size_t n_audiences;
@@ -92,6 +93,7 @@ struct kc_config {
 	long connect_timeout_ms;
 	long request_timeout_ms;
 	long after_failure;
+	bool cut_on_logout;
 	struct kc_cluster *clusters;
 	size_t n_clusters;
 	struct kc_mapping *mappings;

@@ -9,15 +9,17 @@
 
 #include <jansson.h>
 
+#include "kc_cluster.h"
 #include "kc_config.h"
 
 #define KC_RESPONSE_MAX (1u << 20)
 
 struct kc_kube;
 
-/* Connects lazily; loads the helper's credential for the cluster now (a secret
- * kept in wiped memory). Caller frees with kc_kube_close(). */
-struct kc_kube *kc_kube_open(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_err *err);
+/* A client for one resolved cluster with the helper's credential (copied into
+ * wiped memory). Connects lazily. Caller frees with kc_kube_close(). */
+struct kc_kube *kc_kube_open(const struct kc_cluster_endpoint *ep, const struct kc_cluster_credential *cred,
+			     long connect_timeout_ms, long request_timeout_ms, struct kc_err *err);
 void kc_kube_close(struct kc_kube *k);
 /* How many requests this connection sent (for tests and benchmarks). */
 unsigned kc_kube_requests(const struct kc_kube *k);
@@ -47,28 +49,44 @@ void kc_status_error(const char *cluster, long status, json_t *resp, const struc
 
 struct kc_minted {
 	char *token; /* secret: kc_minted_clear() wipes it */
-	time_t expiry; /* status.expirationTimestamp */
-	long lifetime; /* expiry - time of the request */
+	time_t expiry; /* on our clock: the time we asked + lifetime */
+	long lifetime; /* what the server granted (spec.expirationSeconds) */
 	bool shortened; /* the server gave less than asked */
 	char jti[128]; /* from the JWT, for audit only; "" if absent */
+	char secret_uid[64]; /* the uid of the Secret the server bound it to; "" if unbound */
 };
 void kc_minted_clear(struct kc_minted *m);
 
 /* A TokenRequest answer: status.token and status.expirationTimestamp (which must
- * lie ahead); exp and jti from the JWT for reporting only. */
+ * lie ahead), spec.expirationSeconds; jti and the bound uid from the JWT. */
 int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl, time_t asked,
 			    struct kc_minted *out, struct kc_err *err);
 
-/* TokenRequest for ns/name, bound to the Secret bound_secret in the same
- * namespace unless that is NULL. */
-int kc_kube_token_request(struct kc_kube *k, const char *ns, const char *name, long ttl, char *const *audiences,
-			  size_t n_audiences, const char *bound_secret, struct kc_minted *out, struct kc_err *err);
+struct kc_token_spec {
+	const char *sa_namespace;
+	const char *sa_name;
+	long ttl;
+	char *const *audiences;
+	size_t n_audiences;
+	const char *secret; /* bound to this Secret in the same namespace; NULL or "": unbound */
+	const char *secret_uid; /* and to this incarnation of it; "": whichever exists */
+};
 
-/* The per-user revocation Secret: create (an existing one is fine) and delete
- * (a missing one is fine). */
+enum { KC_MINT_OK = 0, KC_MINT_SA_MISSING = 1, KC_MINT_SECRET_MISSING = 2, KC_MINT_FAILED = -1 };
+/* TokenRequest. SECRET_MISSING: the bound Secret is gone or is another
+ * incarnation (409). */
+int kc_kube_token_request(struct kc_kube *k, const struct kc_token_spec *t, struct kc_minted *out, struct kc_err *err);
+
+/* The per-user revocation Secret. create: 0 made (*uid set), 1 exists already,
+ * -1 error. secret_uid (a dry-run delete): 0 found (*uid set), 1 gone, -1.
+ * delete (with preconditions.uid): 0 deleted, 1 that incarnation is gone, -1. */
 int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const char *user, const char *host,
-			  struct kc_err *err);
-int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, struct kc_err *err);
+			  char uid[64], struct kc_err *err);
+int kc_kube_secret_uid(struct kc_kube *k, const char *ns, const char *name, char uid[64], struct kc_err *err);
+int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, const char *uid, struct kc_err *err);
+
+/* "ip port" of the API server's address on the last call, for cutting connections. */
+const char *kc_kube_peer(const struct kc_kube *k);
 
 /* create: true: the ServiceAccount exists, and when clusterrole is set a
  * (Cluster)RoleBinding named kc_binding_name() binds it to that role. */
@@ -80,7 +98,7 @@ void kc_binding_name(const char *ns, const char *name, bool cluster_wide, char *
 int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const char *resource, const char *subresource,
 		  const char *ns, const char *name, bool *allowed, struct kc_err *err);
 
-/* "pam-kubeconfig-" + a hash of host id and user: a valid name for any user. */
-void kc_revocation_secret_name(const char *host_id, const char *user, char *out, size_t len);
+/* "pam-kubeconfig-" + a hash of host id, user and cluster: a valid name for any user. */
+void kc_revocation_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len);
 
 #endif

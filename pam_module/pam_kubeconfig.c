@@ -36,7 +36,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 {
 	o->config = DEFAULT_CONFIG;
 	o->helper = KC_HELPER_PATH;
-	o->timeout_ms = 10000;
+	o->timeout_ms = KC_DEFAULT_TIMEOUT_MS;
 	o->quiet = o->debug = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -126,7 +126,7 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	const void *data = NULL;
 	struct passwd *pw;
 	struct kc_helper_result *res;
-	char session[33], rhost[256], tty[64], service[64], pid[16], why[512];
+	char session[33], rhost[256], tty[64], service[64], pid[16], deadline[16], why[512];
 	int rc;
 
 	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user || !*user)
@@ -164,6 +164,8 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	clean_item(pamh, PAM_TTY, tty, sizeof(tty));
 	clean_item(pamh, PAM_SERVICE, service, sizeof(service));
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* The helper budgets its whole run against what is left of ours. */
+	snprintf(deadline, sizeof(deadline), "%d", o->timeout_ms);
 	{
 		const char *argv[] = { "pam-kubeconfig",
 				       open ? "open" : "close",
@@ -181,6 +183,8 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 				       service,
 				       "--pid",
 				       pid,
+				       "--deadline",
+				       deadline,
 				       o->debug ? "--debug" : NULL,
 				       NULL };
 
@@ -203,6 +207,10 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 	} else if (res->exit_status == 0) {
 		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
 	} else if (res->exit_status == KC_EXIT_IGNORE) {
+		/* Out of scope: nothing was recorded, so no close is run for it. Any
+		 * other outcome (even a timeout) may have left a record: close runs. */
+		if (open)
+			pam_set_data(pamh, DATA_SESSION, NULL, NULL);
 		rc = PAM_IGNORE;
 	} else {
 		if (open)

@@ -25,6 +25,7 @@ HELPER = BUILD / "pam-kubeconfig"
 MODULE = BUILD / "pam_kubeconfig.so"
 DRIVER = BUILD / "tests" / "kc-session-driver"
 STATE_DIR = Path("/var/lib/pam_kubeconfig")
+RUN_DIR = Path("/run/pam_kubeconfig")
 SAN = os.environ.get("SAN") == "1"
 # Uninstrumented programs that load our ASan-built module need the runtime first.
 ASAN_PRELOAD = (subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
@@ -156,7 +157,7 @@ class Cluster:
 def leave_no_state():
     """What the suite added under the product's state and cache directories goes
     again at the end (each test removes its own users' records as well)."""
-    dirs = [STATE_DIR, Path("/var/cache/pam_kubeconfig")]
+    dirs = [STATE_DIR, Path("/var/cache/pam_kubeconfig"), RUN_DIR]
     before = {d: set(os.listdir(d)) if d.exists() else None for d in dirs}
     yield
     for d, had in before.items():
@@ -282,6 +283,7 @@ class Users:
                 continue
             run(["userdel", "-r", "-f", name], check=False)
             shutil.rmtree(STATE_DIR / str(uid), ignore_errors=True)
+            shutil.rmtree(RUN_DIR / str(uid), ignore_errors=True)
 
 
 @pytest.fixture
@@ -297,6 +299,24 @@ def helper(*args, check=False, **kw):
 
 def kubeconfig_of(users, name):
     return users.home(name) / ".kube" / "config-eks"
+
+
+def token_path(users, name, cluster="test"):
+    """Where the user's token for a cluster lives: a root-owned directory under /run."""
+    return RUN_DIR / str(users.uid(name)) / f"{cluster}.token"
+
+
+def user_token(users, name, cluster="test"):
+    """The user's current token for a cluster (read as root)."""
+    return token_path(users, name, cluster).read_text().strip()
+
+
+def assert_no_token_left(users, name, cluster="test"):
+    """After the last logout: no token file, and no token in the kubeconfig."""
+    assert not token_path(users, name, cluster).exists()
+    kc = kubeconfig_of(users, name)
+    if kc.exists():
+        assert "token:" not in kc.read_text(), kc.read_text()
 
 
 def token_in(path):

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import (HELPER, REPO, Cluster, Driver, helper, kubeconfig_of, kubectl_as, run, security,  # noqa: E402
-                      token_in)
+                      user_token)
 from fixtures import sts, tls  # noqa: E402,F401
 from standins import (KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, AwsStandin, Container, Imds, RecordingProxy,  # noqa: E402
                       Webhook, creds_env)
@@ -120,7 +120,7 @@ def test_full_login_in_cn_north_1_through_the_real_verifier(eks_cluster, workdir
         assert second.open_rc == 0, second.lines
         assert len([e for e in sts.events()[before_sts:] if e.get("action") == "AssumeRoleWithWebIdentity"]) == 1
         second.close()
-        token = token_in(kc)
+        token = user_token(users, user, CLUSTER)
     finally:
         closed = d.close()
     assert closed and closed[0].startswith("close 0"), d.lines

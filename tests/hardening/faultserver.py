@@ -62,8 +62,9 @@ class FaultServer:
         m = self.mode
         status_doc = lambda code, reason: json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                                       "message": f"injected {code}", "reason": reason, "code": code})
-        if path.endswith("/secrets") and method == "POST":
-            return self._response(201, "{}")
+        if path.endswith("/secrets") and method == "POST":  # as the API server answers: the object, with its uid
+            return self._response(201, json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {
+                "name": "pam-kubeconfig-x", "uid": "6b1f0e3c-0000-4000-8000-000000000001"}}))
         if m == "redirect":
             return self._response(307, "", extra="Location: https://other.example/api\r\n")
         if m in ("401", "403", "404", "409", "500"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import helper, kubeconfig_of, run, token_in  # noqa: E402
+from conftest import helper, kubeconfig_of, run, user_token  # noqa: E402
 from certs import make_ca, sign_cert  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
 
@@ -65,12 +65,17 @@ def certs(cluster):
 
 
 def setup_user(cluster, workdir, users):
+    """A user who logged in and out once: a kubeconfig of theirs exists, and the
+    token they had is known (it must never be sent to a faulty server either)."""
     cluster.ensure_sa("team-a", "alice", clusterrole="view")
     user = users.make()
     good = workdir.write_config(f"  - user: {user}\n    cluster: test\n    serviceaccount: team-a/alice\n")
     p = helper("open", "--user", user, "--session", "good", "--config", good)
     assert p.returncode == 0, p.stderr
-    return user, good
+    token = user_token(users, user)
+    p = helper("close", "--user", user, "--session", "good", "--config", good)
+    assert p.returncode == 0, p.stderr
+    return user, good, token
 
 
 def fault_config(workdir, user, server):
@@ -89,7 +94,7 @@ clusters:
 
 
 def run_fault(cluster, workdir, users, syslog, server):
-    user, _ = setup_user(cluster, workdir, users)
+    user, _, old_token = setup_user(cluster, workdir, users)
     kc = kubeconfig_of(users, user)
     before = kc.read_bytes()
     cfg = fault_config(workdir, user, server.url)
@@ -103,7 +108,7 @@ def run_fault(cluster, workdir, users, syslog, server):
     assert [n for n in os.listdir(kc.parent) if n.startswith(".")] == []
     assert took < 3.5, took
     log = syslog.text()
-    for secret in (cluster.minter_token(), token_in(kc)):
+    for secret in (cluster.minter_token(), old_token):
         assert secret not in p.stdout and secret not in p.stderr and secret not in log
     return p
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import (REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_in)
+from conftest import (REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_path, user_token)
 
 VIEW_RULE = """  - user: "*"
     cluster: test
@@ -48,14 +48,19 @@ def test_open_writes_a_working_kubeconfig(cluster, workdir, users):
     p, session = open_session(user, cfg)
     assert p.returncode == 0, p.stderr
     kc = kubeconfig_of(users, user)
-    assert f"KUBECONFIG={kc}" in p.stdout.splitlines()
-    assert re.search(r"^MESSAGE=kubectl: context test as team-a/alice until \S+Z$", p.stdout, re.M)
+    assert f"KUBECONFIG={kc}:{kc.parent / 'config'}" in p.stdout.splitlines()
+    assert re.search(r"^MESSAGE=kubectl: context test as team-a/alice \(its token renews itself", p.stdout, re.M)
     st = os.stat(kc)
     assert (st.st_uid, file_mode(kc), file_mode(kc.parent)) == (users.uid(user), 0o600, 0o700)
     assert assert_parses(kc) == "test"
     text = kc.read_text()
     assert "certificate-authority-data:" in text and "namespace: team-a" in text
-    assert "# pam-kubeconfig-host-id: " in text
+    # The file names the token file and holds no token; the token file is the user's alone.
+    tf = token_path(users, user)
+    assert f"tokenFile: {tf}" in text and "token:" not in text
+    st = os.stat(tf)
+    assert (st.st_uid, file_mode(tf), file_mode(tf.parent), os.stat(tf.parent).st_uid) == (
+        users.uid(user), 0o400, 0o711, 0)
 
     who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert who.stdout == "system:serviceaccount:team-a:alice", who.stderr
@@ -207,8 +212,12 @@ def test_one_cluster_down_still_gives_the_other(cluster, workdir, users):
     assert re.search(r"^MESSAGE=cluster down is unavailable", p.stdout, re.M)
     assert "cluster down: cannot reach" in p.stderr
     kc = kubeconfig_of(users, user)
+    # Both contexts stay in the file (the same on every bastion); only "up" has a token.
     ctx = run(["kubectl", "config", "get-contexts", "-o", "name", "--kubeconfig", kc]).stdout.split()
-    assert ctx == ["up"]
+    assert sorted(ctx) == ["down", "up"]
+    assert token_path(users, user, "up").exists() and not token_path(users, user, "down").exists()
+    who = kubectl_as(user, kc, "--context", "up", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert who.stdout == "system:serviceaccount:team-a:alice"
     close_session(user, cfg, s)
 
 
@@ -232,8 +241,9 @@ def test_failed_write_keeps_the_previous_file(cluster, workdir, users):
     before = kc.read_bytes()
     os.chmod(kc.parent, 0o777)  # now refused: group/world-writable
     p2, s2 = open_session(user, cfg)
-    assert p2.returncode == 1
-    assert "writable by group or others" in p2.stderr
+    # The token file is written all the same; the previous file (naming it) stays.
+    assert p2.returncode == 0, p2.stderr
+    assert "writable by group or others" in p2.stderr and "was left as it was" in p2.stdout
     assert kc.read_bytes() == before
     assert sorted(os.listdir(kc.parent)) == ["config-eks"]  # no temp file
     os.chmod(kc.parent, 0o700)
@@ -268,11 +278,14 @@ def test_no_secret_in_logs_argv_or_environment(cluster, workdir, users, syslog):
         stop.set()
         watcher.join()
     assert p.returncode == 0, p.stderr
-    minted = token_in(kubeconfig_of(users, user))
+    minted = user_token(users, user)
     helper_token = cluster.minter_token()
     log = syslog.text()
-    assert re.search(rf"mint user={user} session={s} rhost=198\.51\.100\.7 service=sshd cluster=test "
-                     r"serviceaccount=team-a/alice expires=\S+Z lifetime=8h jti=[0-9a-f-]{36}", log), log
+    assert re.search(rf"login user={user} uid={users.uid(user)} session={s} rhost=198\.51\.100\.7 service=sshd ",
+                     log), log
+    assert re.search(rf"mint user={user} uid={users.uid(user)} cluster=test serviceaccount=team-a/alice "
+                     r"jti=[0-9a-f-]{36} expires=\S+Z lifetime=15m reason=login "
+                     rf"sessions={s} rhosts=198\.51\.100\.7 time=\S+Z", log), log
     assert any(b"open" in x and user.encode() in x for x in seen)  # the watcher did see the helper run
     for secret in (minted, helper_token):
         assert secret not in log

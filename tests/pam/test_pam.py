@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conftest import (DRIVER, STATE_DIR, Driver, driver_once, helper, kubeconfig_of, preload_env, run, security,
-                      token_in)
+from conftest import (DRIVER, STATE_DIR, Driver, assert_no_token_left, driver_once, helper, kubeconfig_of,
+                      preload_env, run, security, token_path, user_token)
 
 # Alone in a stack, libpam reports the module's own result: success 0,
 # PAM_IGNORE as 6 (no module decided), PAM_SESSION_ERR as 14.
@@ -24,6 +24,12 @@ def records(users, user):
     return sorted(p.name for p in d.glob("session-*.json")) if d.exists() else []
 
 
+def pending(users, user):
+    """Revocations recorded as still to do."""
+    d = STATE_DIR / str(users.uid(user))
+    return [p.name for p in d.glob("grant-*.json") if '"state": "revoke"' in p.read_text()] if d.exists() else []
+
+
 def test_open_and_close_with_the_driver(cluster, workdir, users, pam_service):
     user = users.make()
     cfg = mapped_config(workdir, user)
@@ -31,13 +37,13 @@ def test_open_and_close_with_the_driver(cluster, workdir, users, pam_service):
     d = Driver(svc, user)
     assert d.open_rc == PAM_SUCCESS, d.lines
     kc = kubeconfig_of(users, user)
-    assert d.env["KUBECONFIG"] == str(kc)
-    assert any(l.startswith("INFO kubectl: context test as team-a/alice until") for l in d.lines)
-    token = token_in(kc)
+    assert d.env["KUBECONFIG"] == f"{kc}:{kc.parent / 'config'}"
+    assert any(l.startswith("INFO kubectl: context test as team-a/alice") for l in d.lines)
+    token = user_token(users, user)
     assert cluster.whoami(token) == "system:serviceaccount:team-a:alice"
     assert len(records(users, user)) == 1
     assert d.close() == ["close 0 Success"]
-    assert not kc.exists()
+    assert_no_token_left(users, user)
     took = cluster.wait_refused(token)
     print(f"\ntoken refused {took:.1f}s after logout")
     assert records(users, user) == []
@@ -51,7 +57,7 @@ def test_open_and_close_with_pamtester(cluster, workdir, users, pam_service):
     p = run(["pamtester", svc, user, "open_session", "close_session"], check=False, env=preload_env())
     assert p.returncode == 0, p.stdout + p.stderr
     assert "successfully opened a session" in p.stdout and "successfully been closed" in p.stdout
-    assert not kubeconfig_of(users, user).exists()
+    assert_no_token_left(users, user)
     calls = [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
     assert [(e["verb"], e["objectRef"].get("subresource") or e["objectRef"]["resource"]) for e in calls] == [
         ("create", "secrets"), ("create", "token"), ("delete", "secrets")]
@@ -65,17 +71,16 @@ def test_two_sessions_of_one_user(cluster, workdir, users, pam_service):
     mark = cluster.audit_mark()
     second = Driver(svc, user)
     assert first.open_rc == second.open_rc == PAM_SUCCESS
-    # The second concurrent session costs exactly one request: its token.
+    # The second concurrent session costs nothing: the token both share is fresh.
     calls = [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
-    assert [e["objectRef"].get("subresource") for e in calls] == ["token"]
-    kc = kubeconfig_of(users, user)
-    token = token_in(kc)
+    assert calls == []
+    token = user_token(users, user)
     assert first.close() == ["close 0 Success"]
     time.sleep(11)  # past the API server's authentication cache
-    assert kc.exists()
+    assert user_token(users, user) == token
     assert cluster.whoami(token) == "system:serviceaccount:team-a:alice"
     assert second.close() == ["close 0 Success"]
-    assert not kc.exists()
+    assert_no_token_left(users, user)
     cluster.wait_refused(token)
 
 
@@ -126,18 +131,16 @@ def test_close_during_outage_leaves_a_revocation_for_gc(cluster, workdir, users,
     svc = pam_service(f"config={cfg}")
     d = Driver(svc, user)
     assert d.open_rc == PAM_SUCCESS
-    kc = kubeconfig_of(users, user)
-    token = token_in(kc)
+    token = user_token(users, user)
     proxy.set("down")
     assert d.close() == [f"close {PAM_SESSION_ERR} Cannot make/remove an entry for the specified session"]
-    assert not kc.exists()  # the file goes regardless
-    pending = list((STATE_DIR / str(users.uid(user))).glob("pending-*.json"))
-    assert len(pending) == 1
+    assert_no_token_left(users, user)  # the token file goes regardless
+    assert len(pending(users, user)) == 1
     assert cluster.whoami(token) == "system:serviceaccount:team-a:alice"
     assert helper("gc", "--config", cfg).returncode == 1  # still down: stays pending
     proxy.set("forward")
     assert helper("gc", "--config", cfg).returncode == 0
-    assert not list((STATE_DIR / str(users.uid(user))).glob("pending-*.json"))
+    assert pending(users, user) == []
     cluster.wait_refused(token)
 
 
@@ -147,14 +150,13 @@ def test_gc_after_a_crash_revokes(cluster, workdir, users):
     session_process = subprocess.Popen(["sleep", "600"])
     p = helper("open", "--user", user, "--session", "crashed1", "--config", cfg, "--pid", str(session_process.pid))
     assert p.returncode == 0, p.stderr
-    kc = kubeconfig_of(users, user)
-    token = token_in(kc)
+    token = user_token(users, user)
     assert helper("gc", "--config", cfg).returncode == 0
-    assert kc.exists()  # the session is alive: nothing to collect
+    assert token_path(users, user).exists()  # the session is alive: nothing to collect
     session_process.kill()
     session_process.wait()
     assert helper("gc", "--config", cfg).returncode == 0
-    assert not kc.exists()
+    assert_no_token_left(users, user)
     assert records(users, user) == []
     cluster.wait_refused(token)
 
@@ -166,15 +168,14 @@ def test_refresh_renews_near_expiry(cluster, workdir, users):
     try:
         assert helper("open", "--user", user, "--session", "r1", "--config", cfg, "--pid",
                       str(holder.pid)).returncode == 0
-        kc = kubeconfig_of(users, user)
-        old = token_in(kc)
+        old = user_token(users, user)
         mark = cluster.audit_mark()
         assert helper("refresh", "--config", cfg).returncode == 0
-        assert token_in(kc) == old  # 99% of 10m is 594s: not due yet
+        assert user_token(users, user) == old  # due 6s after the mint (1% of 10m): not yet
         assert not [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
         time.sleep(7)
         assert helper("refresh", "--config", cfg).returncode == 0
-        new = token_in(kc)
+        new = user_token(users, user)
         assert new != old
         assert cluster.whoami(new) == "system:serviceaccount:team-a:alice"
     finally:
@@ -194,12 +195,11 @@ def test_refresh_revokes_a_user_who_left_the_group(cluster, workdir, users):
     try:
         assert helper("open", "--user", user, "--session", "g1", "--config", cfg, "--pid",
                       str(holder.pid)).returncode == 0
-        kc = kubeconfig_of(users, user)
-        token = token_in(kc)
+        token = user_token(users, user)
         run(["gpasswd", "-d", user, group])
         assert helper("refresh", "--config", cfg).returncode == 0
         cluster.wait_refused(token)
-        assert not kc.exists()
+        assert_no_token_left(users, user)
     finally:
         holder.kill()
         holder.wait()
@@ -216,7 +216,7 @@ def test_refresh_ignores_closed_sessions(cluster, workdir, users, pam_service):
     mark = cluster.audit_mark()
     assert helper("refresh", "--config", cfg).returncode == 0
     assert not [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
-    assert not kubeconfig_of(users, user).exists()
+    assert_no_token_left(users, user)
 
 
 @security("the module exports only its two entry points and links none of the helper's libraries")
@@ -253,19 +253,18 @@ def test_caller_sigchld_handler_is_respected(cluster, workdir, users, pam_servic
         assert "close 0 Success" in lines
 
 
-def test_refresh_revokes_an_expired_account_and_removes_its_file(cluster, workdir, users):
+def test_refresh_revokes_an_expired_account_and_removes_its_token(cluster, workdir, users):
     user = users.make()
     cfg = mapped_config(workdir, user)
     holder = subprocess.Popen(["sleep", "600"])
     try:
         assert helper("open", "--user", user, "--session", "x1", "--config", cfg, "--pid",
                       str(holder.pid)).returncode == 0
-        kc = kubeconfig_of(users, user)
-        token = token_in(kc)
+        token = user_token(users, user)
         run(["chage", "-E", "1", user])  # expired since 1970-01-02
         assert helper("refresh", "--config", cfg).returncode == 0
         cluster.wait_refused(token)
-        assert not kc.exists()
+        assert_no_token_left(users, user)
     finally:
         holder.kill()
         holder.wait()

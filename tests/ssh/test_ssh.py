@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STATE_DIR, run
+from conftest import RUN_DIR, STATE_DIR, run
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -111,8 +111,14 @@ def setup(cluster, workdir, installed):
     sshd.stop()
 
 
+# What a session shows of its kubeconfig: the file KUBECONFIG names first, and
+# the token file that file names (the session's user may read it, nobody else).
+SHOW = ('f="${KUBECONFIG%%:*}"; cat "$f"; tf=$(sed -n "s/^ *tokenFile: //p" "$f" | head -1); '
+        'echo "TOKEN=$(cat "$tf")"')
+
+
 def token_from(text):
-    m = re.search(r"^\s*token: '?([^'\s]+)'?$", text, re.M)
+    m = re.search(r"^TOKEN=(\S+)$", text, re.M)
     assert m, text
     return m.group(1)
 
@@ -122,10 +128,11 @@ def test_login_gives_a_working_kubeconfig_and_logout_revokes(cluster, users, set
     user = users.make(groups=["kc-ssh-alice"])
     sshd.allow(user)
     p = sshd.ssh(user, 'echo "K=$KUBECONFIG"; kubectl auth whoami -o jsonpath="{.status.userInfo.username}"; '
-                       'echo; kubectl get pods -n team-a; echo "rc=$?"; cat "$KUBECONFIG"')
+                       'echo; kubectl get pods -n team-a; echo "rc=$?"; ' + SHOW)
     assert p.returncode == 0, p.stderr
     home = Path(f"/home/{user}")
-    assert f"K={home}/.kube/config-eks" in p.stdout
+    assert f"K={home}/.kube/config-eks:{home}/.kube/config" in p.stdout
+    assert "token:" not in p.stdout  # the kubeconfig holds none
     assert "system:serviceaccount:team-a:alice" in p.stdout
     assert "rc=0" in p.stdout and "No resources found in team-a namespace." in p.stderr
     token = token_from(p.stdout)
@@ -139,7 +146,7 @@ def test_login_message_shows_with_a_terminal(users, setup):
     user = users.make(groups=["kc-ssh-alice"])
     sshd.allow(user)
     p = sshd.ssh(user, tty=True, stdin="echo KC=$KUBECONFIG; exit\n")
-    assert "kubectl: context test as team-a/alice until" in p.stdout, p.stdout + p.stderr
+    assert "kubectl: context test as team-a/alice" in p.stdout, p.stdout + p.stderr
     assert f"KC=/home/{user}/.kube/config-eks" in p.stdout
 
 
@@ -148,7 +155,7 @@ def wait_closed(users, user, limit=60):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if (not list((STATE_DIR / str(users.uid(user))).glob("session-*.json"))
-                and not Path(f"/home/{user}/.kube/config-eks").exists()):
+                and not list((RUN_DIR / str(users.uid(user))).glob("*.token"))):
             return True
         time.sleep(0.2)
     return False
@@ -157,7 +164,7 @@ def wait_closed(users, user, limit=60):
 def _storm(sshd, logins):
     """Each login prints its kubeconfig, then holds the session a moment."""
     def one(user):
-        return user, sshd.ssh(user, 'cat "$KUBECONFIG"; echo "=== $(id -un)"; sleep 6', timeout=300)
+        return user, sshd.ssh(user, SHOW + '; echo "=== $(id -un)"; sleep 6', timeout=300)
 
     with ThreadPoolExecutor(max_workers=len(logins)) as pool:
         futures = [pool.submit(one, u) for u in logins]

@@ -15,6 +15,7 @@ static const char good[] = "min_uid: 2000\n"
 			   "kubeconfig:\n"
 			   "  path: \"~/.kube/config-test\"\n"
 			   "  set_env: false\n"
+			   "  remove_on_logout: true\n"
 			   "token:\n"
 			   "  ttl: 1h30m\n"
 			   "  audiences: [\"https://kubernetes.default.svc\"]\n"
@@ -98,9 +99,12 @@ static void test_defaults(void **state)
 	(void)state;
 	assert_non_null(cfg);
 	assert_int_equal(cfg->min_uid, 1000);
-	assert_int_equal(cfg->ttl, 8 * 3600);
+	assert_int_equal(cfg->ttl, 15 * 60);
 	assert_string_equal(cfg->kubeconfig_path, ".kube/config-eks");
 	assert_true(cfg->set_env);
+	assert_false(cfg->remove_on_logout); /* the file holds no secret, and homes may be shared */
+	assert_false(cfg->inline_token);
+	assert_true(cfg->cut_on_logout);
 	assert_true(cfg->revoke_on_logout);
 	assert_int_equal(cfg->refresh_before, 20);
 	assert_int_equal(cfg->after_failure, 30);
@@ -119,6 +123,7 @@ static void test_errors(void **state)
 		{ "min_uid: 1000\nmin_uid: 10\n", "t.yaml:2:1: duplicate key 'min_uid'" },
 		{ "min_uid: [1]\n", "t.yaml:1:10: 'min_uid' must be a number" },
 		{ "token:\n  ttl: 5m\n", "t.yaml:2:8: 'ttl' is below the 10m minimum" },
+		{ "token:\n  ttl: 10m\n  refresh_before: 10%\n", "t.yaml:3:19: 'ttl' x 'refresh_before' leaves 60s" },
 		{ "token:\n  ttl: forever\n", "t.yaml:2:8: 'ttl' must be a duration" },
 		{ "a: &x 1\nb: *x\n", "t.yaml:2:4: YAML aliases" },
 		{ "key: [unclosed\n", "t.yaml:2:1: YAML syntax error" },

@@ -1,0 +1,147 @@
+/* Cutting connections now and once more later (see kc_cut.h). */
+#include "kc_cut.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kc_log.h"
+#include "kc_sockcut.h"
+#include "kc_state.h"
+
+#define MAX_ADDRS 64
+
+/* "ip port" -> address. */
+static int parse_addr(const char *s, struct kc_endpoint_addr *a)
+{
+	char ip[64];
+	unsigned port;
+
+	memset(a, 0, sizeof(*a));
+	if (sscanf(s, "%63s %u", ip, &port) != 2 || port == 0 || port > 65535)
+		return -1;
+	a->port = (unsigned short)port;
+	if (inet_pton(AF_INET, ip, a->addr) == 1)
+		a->family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, a->addr) == 1)
+		a->family = AF_INET6;
+	else
+		return -1;
+	return 0;
+}
+
+/* resolve: also what the server's name resolves to now. The first cut, inside a
+ * logout, goes by the addresses the helper itself connected to (no DNS wait); the
+ * second, detached, asks DNS too. */
+static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
+			bool resolve)
+{
+	struct kc_endpoint_addr list[MAX_ADDRS], *now = NULL;
+	size_t m = 0, n_now = 0;
+	unsigned cut = 0;
+	struct kc_err e = { "" };
+
+	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
+		m += parse_addr(addrs[i], &list[m]) == 0;
+	if ((resolve || m == 0) && server && kc_endpoint_resolve(server, &now, &n_now, &e) == 0)
+		for (size_t i = 0; i < n_now && m < MAX_ADDRS; i++)
+			list[m++] = now[i];
+	free(now);
+	if (m == 0)
+		return 0;
+	if (kc_sockcut(uid, list, m, &cut, &e) < 0)
+		kc_warn("cluster %s: cannot cut uid %u's connections: %s (the revoked token is refused all the same)",
+			cluster, (unsigned)uid, e.msg);
+	else if (cut)
+		kc_audit("cut uid=%u cluster=%s connections=%u", (unsigned)uid, cluster, cut);
+	return cut;
+}
+
+/* Starts `pam-kubeconfig cut ...` detached: its own session, no fd of ours,
+ * nothing of this process's memory (exec). */
+static void schedule_again(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n)
+{
+	char self[PATH_MAX], uid_s[16], since[24], after[8];
+	const char *argv[8 + 2 * MAX_ADDRS + 1];
+	static const char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	size_t a = 0;
+	pid_t pid;
+
+	if (len <= 0)
+		return;
+	self[len] = '\0';
+	snprintf(uid_s, sizeof(uid_s), "%u", (unsigned)uid);
+	snprintf(since, sizeof(since), "%lld", (long long)time(NULL));
+	snprintf(after, sizeof(after), "%d", KC_CUT_AGAIN_AFTER);
+	argv[a++] = "pam-kubeconfig", argv[a++] = "cut", argv[a++] = uid_s, argv[a++] = cluster;
+	argv[a++] = server ? server : "-", argv[a++] = since, argv[a++] = after;
+	for (size_t i = 0; i < n && i < MAX_ADDRS; i++)
+		argv[a++] = addrs[i];
+	argv[a] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		/* async-signal-safe calls only until execve */
+		int null_fd;
+
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		null_fd = open("/dev/null", O_RDWR);
+		if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
+			_exit(127);
+		close_range(3, ~0U, 0);
+		execve(self, (char *const *)argv, (char *const *)envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+void kc_cut_user(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
+		 const char *state_hint)
+{
+	(void)state_hint;
+	cut_now(uid, cluster, server, addrs, n, false);
+	schedule_again(uid, cluster, server, addrs, n);
+}
+
+/* Granted again since the first cut (a new login): leave the new connections be. */
+static bool granted_since(uid_t uid, const char *cluster, time_t since)
+{
+	struct kc_grant *g = NULL;
+	size_t n = 0;
+	bool yes = false;
+	struct kc_err e;
+	int dir = kc_state_open(uid, false, &e);
+
+	if (dir < 0)
+		return false;
+	if (kc_state_grants(dir, cluster, "", &g, &n, &e) == 0)
+		for (size_t i = 0; i < n; i++)
+			yes |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0] && g[i].minted > since;
+	free(g);
+	close(dir);
+	return yes;
+}
+
+int kc_cmd_cut(uid_t uid, const char *cluster, const char *server, time_t since, int after, char **addrs, size_t n)
+{
+	char list[MAX_ADDRS][64];
+	size_t m = 0;
+
+	if (after > 0 && after <= 60)
+		sleep((unsigned)after);
+	if (granted_since(uid, cluster, since))
+		return 0;
+	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
+		snprintf(list[m++], sizeof(list[0]), "%s", addrs[i]);
+	cut_now(uid, cluster, strcmp(server, "-") == 0 ? NULL : server, list, m, true);
+	return 0;
+}

@@ -1,0 +1,367 @@
+/* open and close: what the module runs at a login and at its logout. */
+#include "kc_lifecycle.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "kc_auditlog.h"
+#include "kc_cache.h"
+#include "kc_config.h"
+#include "kc_log.h"
+#include "kc_reconcile.h"
+#include "kc_state.h"
+#include "kc_writer.h"
+
+#define EXIT_MARGIN_MS 300 /* for the answer and the exit, before the module's deadline */
+#define WRITER_START_MS 3000
+#define WRITER_RESERVE_MS 500
+#define HEARTBEAT_STALE 180
+
+void kc_harden_process(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &none);
+}
+
+static long long deadline_of(const struct kc_session_args *a)
+{
+	long ms = a->deadline_ms > 0 ? a->deadline_ms : KC_DEFAULT_TIMEOUT_MS;
+
+	return kc_now_ms() + (ms > 2 * EXIT_MARGIN_MS ? ms - EXIT_MARGIN_MS : ms / 2);
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(KC_OUT_MESSAGE, stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+}
+
+static void say_lines(const char *text)
+{
+	for (const char *p = text; p && *p;) {
+		size_t n = strcspn(p, "\n");
+
+		if (n)
+			say("%.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+static struct kc_user user_of(const struct kc_identity *id)
+{
+	return (struct kc_user){ .name = id->name, .uid = id->uid, .gid = id->gid, .home = id->home };
+}
+
+struct login {
+	const struct kc_session_args *a;
+	struct kc_identity id;
+	struct kc_config *cfg;
+	struct kc_writer w;
+	int dir;
+	long long deadline;
+};
+
+static int start(struct login *l, bool for_open)
+{
+	struct kc_err err = { "" };
+
+	l->w = (struct kc_writer)KC_WRITER_NONE;
+	l->dir = -1;
+	l->deadline = deadline_of(l->a);
+	if (!kc_session_id_valid(l->a->session)) {
+		kc_error("--session must be 1 to %d letters, digits, '-' or '_'", KC_SESSION_ID_MAX);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_identity_load(l->a->user, &l->id, &err) < 0) {
+		kc_error("%s", err.msg);
+		return KC_EXIT_ERROR;
+	}
+	if (l->id.uid == 0)
+		return KC_EXIT_IGNORE;
+	/* The writer is forked before any secret is loaded (the config holds none). */
+	if (for_open) {
+		struct kc_user u = user_of(&l->id);
+		long long by = kc_now_ms() + WRITER_START_MS;
+
+		/* No writer (the drop failed, or the user stopped it): nothing is sent at all. */
+		if (kc_writer_start(&u, by < l->deadline ? by : l->deadline, &l->w, &err) < 0) {
+			kc_error("user %s: %s", l->id.name, err.msg);
+			return KC_EXIT_ERROR;
+		}
+	}
+	l->cfg = kc_config_load(l->a->config, 0, &err);
+	if (!l->cfg) {
+		kc_error("%s", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	return l->id.uid < l->cfg->min_uid ? KC_EXIT_IGNORE : KC_EXIT_OK;
+}
+
+static void end(struct login *l)
+{
+	fflush(stdout);
+	kc_writer_finish(&l->w);
+	if (l->dir >= 0)
+		close(l->dir);
+	kc_config_free(l->cfg);
+	kc_identity_free(&l->id);
+}
+
+/* The jobs leave the writer a moment of the budget for the user's file. */
+static long long jobs_deadline(const struct login *l)
+{
+	long long left = l->deadline - kc_now_ms();
+
+	return left > 4 * WRITER_RESERVE_MS ? l->deadline - WRITER_RESERVE_MS : l->deadline;
+}
+
+static void reconcile(struct login *l, struct kc_reconcile *r, bool is_login)
+{
+	struct kc_err err = { "" };
+
+	*r = (struct kc_reconcile){ .cfg = l->cfg,
+				    .id = &l->id,
+				    .uid = l->id.uid,
+				    .user = l->id.name,
+				    .state_dir = l->dir,
+				    .in_scope = true,
+				    .rotate = KC_ROTATE_DUE,
+				    .honour_down_window = true,
+				    .is_login = is_login,
+				    .deadline_ms = jobs_deadline(l) };
+	if (kc_reconcile_run(r, &err) < 0)
+		kc_error("user %s: %s", l->id.name, err.msg);
+}
+
+/* ---- open ------------------------------------------------------------------------ */
+
+static void say_cluster(const struct login *l, const struct kc_job *j)
+{
+	const struct kc_target *t = j->target;
+	char life[32], want[32];
+
+	if (!j->wanted)
+		return;
+	if (j->cl->insecure_skip_tls_verify)
+		say("cluster %s: TLS verification is switched off for it (insecure_skip_tls_verify): whoever is on the "
+		    "network path can pose as it",
+		    j->cl->name);
+	if (!j->written) {
+		if (j->error[0])
+			kc_error("user %s: %s", l->id.name, j->error);
+		say("cluster %s is unavailable (%s); its context will not work until it is back", j->cl->name,
+		    j->skipped ? "it failed moments ago" : "see the system log");
+		return;
+	}
+	if (j->minted && j->shortened) {
+		kc_format_duration(j->lifetime, life, sizeof(life));
+		kc_format_duration(l->cfg->ttl, want, sizeof(want));
+		kc_warn("user %s: cluster %s shortened the token lifetime to %s (asked %s)", l->id.name, j->cl->name,
+			life, want);
+		say("kubectl: context %s as %s/%s; the cluster limits tokens to %s (not %s): it renews itself while "
+		    "you are logged in",
+		    j->ep.context, t->sa_namespace, t->sa_name, life, want);
+		return;
+	}
+	say("kubectl: context %s as %s/%s (its token renews itself while you are logged in)", j->ep.context,
+	    t->sa_namespace, t->sa_name);
+}
+
+static void write_kubeconfig(struct login *l, const struct kc_reconcile *r)
+{
+	struct kc_writer_result res;
+	struct kc_err err = { "" };
+	char digest[65];
+
+	kc_reconcile_digest(r, digest);
+	if (kc_reconcile_write(r, &l->w, false, l->deadline, &res, &err) < 0) {
+		kc_error("user %s: %s", l->id.name, err.msg);
+		say("your kubeconfig could not be written: %s", err.msg);
+	} else if (res.status != KC_WRITE_OK) {
+		kc_error("user %s: ~/%s: %s", l->id.name, l->cfg->kubeconfig_path, res.message);
+		say("~/%s was left as it was: %s", l->cfg->kubeconfig_path, res.message);
+	} else {
+		kc_state_put_digest(l->dir, digest);
+	}
+	say_lines(res.notes.data);
+	kc_buf_free(&res.notes);
+}
+
+static void warn_stale_heartbeat(void)
+{
+	time_t at = kc_cache_stored("heartbeat", "refresh");
+
+	if (!at || time(NULL) - at > HEARTBEAT_STALE)
+		kc_warn("the refresh timer has not run for %s: tokens are not rotated and die after token.ttl; "
+			"enable pam-kubeconfig-refresh.timer",
+			at ? "over 3 minutes" : "ever");
+}
+
+static int open_session(struct login *l)
+{
+	struct kc_session_record rec = { 0 };
+	struct kc_err err = { "" };
+	const struct kc_session_args *a = l->a;
+
+	l->dir = kc_state_open(l->id.uid, true, &err);
+	if (l->dir < 0) {
+		kc_error("%s", err.msg);
+		return -1;
+	}
+	snprintf(rec.id, sizeof(rec.id), "%s", a->session);
+	rec.pid = a->pid > 0 ? a->pid : getppid();
+	rec.pid_start = kc_proc_start_time(rec.pid);
+	kc_boot_id(rec.boot_id);
+	rec.opened = time(NULL);
+	snprintf(rec.rhost, sizeof(rec.rhost), "%s", a->rhost ? a->rhost : "");
+	snprintf(rec.service, sizeof(rec.service), "%s", a->service ? a->service : "");
+	snprintf(rec.tty, sizeof(rec.tty), "%s", a->tty ? a->tty : "");
+	if (kc_state_put_session(l->dir, &rec, &err) < 0) {
+		kc_error("%s", err.msg);
+		return -1;
+	}
+	kc_audit_login(l->id.name, l->id.uid, &rec);
+	return 0;
+}
+
+static bool mapped_anywhere(const struct login *l)
+{
+	struct kc_target *t = calloc(l->cfg->n_clusters + 1, sizeof(*t));
+	size_t n;
+
+	if (!t)
+		return true;
+	n = kc_map_user(l->cfg, &l->id, t);
+	for (size_t i = 0; i < l->cfg->n_clusters; i++)
+		if (t[i].error[0]) {
+			kc_error("%s", t[i].error);
+			say("cluster %s: your user name does not map to a valid ServiceAccount name; ask the admin",
+			    t[i].cluster->name);
+		}
+	free(t);
+	return n > 0;
+}
+
+/* Not mapped (any more): no session is recorded, but what an earlier mapping
+ * left for this user goes now. */
+static void revoke_unmapped(struct login *l)
+{
+	struct kc_reconcile r;
+	struct kc_err err;
+
+	l->dir = kc_state_open(l->id.uid, false, &err);
+	if (l->dir < 0)
+		return;
+	reconcile(l, &r, false);
+	kc_reconcile_free(&r);
+}
+
+int kc_cmd_open(const struct kc_session_args *a)
+{
+	struct login l = { .a = a };
+	struct kc_reconcile r = { 0 };
+	int rc = start(&l, true);
+
+	if (rc != KC_EXIT_OK)
+		goto out;
+	if (!mapped_anywhere(&l)) {
+		revoke_unmapped(&l);
+		rc = KC_EXIT_IGNORE;
+		goto out;
+	}
+	rc = KC_EXIT_ERROR;
+	if (open_session(&l) < 0)
+		goto out;
+	reconcile(&l, &r, true);
+	for (size_t i = 0; i < r.n_jobs; i++)
+		say_cluster(&l, &r.jobs[i]);
+	if (kc_reconcile_written(&r) == 0) {
+		/* Nothing to show for it: the session leaves, and the last one out revokes. */
+		kc_state_drop_session(l.dir, a->session);
+		kc_reconcile_free(&r);
+		reconcile(&l, &r, false);
+		goto out;
+	}
+	write_kubeconfig(&l, &r);
+	if (l.cfg->set_env)
+		printf(KC_OUT_KUBECONFIG "%s%s%s:%s%s.kube/config\n", l.id.home,
+		       l.id.home[strlen(l.id.home) - 1] == '/' ? "" : "/", l.cfg->kubeconfig_path, l.id.home,
+		       l.id.home[strlen(l.id.home) - 1] == '/' ? "" : "/");
+	warn_stale_heartbeat();
+	rc = KC_EXIT_OK;
+out:
+	kc_reconcile_free(&r);
+	end(&l);
+	return rc;
+}
+
+/* ---- close ------------------------------------------------------------------------ */
+
+static void remove_ours(struct login *l)
+{
+	struct kc_writer_result res = { 0 };
+	struct kc_err err = { "" };
+
+	if (l->w.pid <= 0)
+		return;
+	if (kc_writer_merge(&l->w, l->cfg->kubeconfig_path, ".kube/config", true, NULL, 0, l->deadline, &res, &err) < 0)
+		kc_error("user %s: %s", l->id.name, err.msg);
+	else if (res.status != KC_WRITE_OK)
+		kc_warn("user %s: ~/%s: %s", l->id.name, l->cfg->kubeconfig_path, res.message);
+	kc_buf_free(&res.notes);
+}
+
+int kc_cmd_close(const struct kc_session_args *a)
+{
+	struct login l = { .a = a };
+	struct kc_reconcile r = { 0 };
+	struct kc_session_record *live = NULL;
+	size_t n_live = 0, pending = 0;
+	struct kc_err err = { "" };
+	int rc = start(&l, false);
+
+	if (rc != KC_EXIT_OK)
+		goto out;
+	l.dir = kc_state_open(l.id.uid, false, &err);
+	if (l.dir == -2)
+		goto out; /* nothing was ever recorded */
+	rc = KC_EXIT_ERROR;
+	if (l.dir < 0) {
+		kc_error("%s", err.msg);
+		goto out;
+	}
+	/* Writer first (before the jobs load credentials), only if it will be needed. */
+	if (l.cfg->remove_on_logout) {
+		struct kc_user u = user_of(&l.id);
+
+		if (kc_writer_start(&u, l.deadline, &l.w, &err) < 0)
+			kc_error("user %s: %s", l.id.name, err.msg);
+	}
+	kc_state_drop_session(l.dir, a->session);
+	kc_audit_logout(l.id.name, l.id.uid, a->session);
+	/* Revocation before the home is touched: a stopped writer cannot hold it up. */
+	reconcile(&l, &r, false);
+	for (size_t i = 0; i < r.n_jobs; i++)
+		pending += r.jobs[i].pending;
+	if (kc_state_sessions(l.dir, false, &live, &n_live, NULL, &err) == 0 && n_live == 0 && l.cfg->remove_on_logout)
+		remove_ours(&l);
+	free(live);
+	kc_debug("user %s: session %s closed; %zu of theirs still open, %zu revocations pending", l.id.name, a->session,
+		 n_live, pending);
+	rc = pending ? KC_EXIT_ERROR : KC_EXIT_OK;
+out:
+	kc_reconcile_free(&r);
+	end(&l);
+	return rc;
+}

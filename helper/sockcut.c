@@ -1,0 +1,589 @@
+/* Cutting a user's TCP connections to an API server: a sock_diag dump of the
+ * sockets to the endpoint's addresses, then SOCK_DESTROY for those the uid owns. */
+#include "kc_sockcut.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+
+/* A call never takes longer than this, whatever the kernel does. */
+#define SOCKCUT_BUDGET_MS 500
+/* Sockets (of any uid) to the endpoint examined per call, and matches kept. */
+#define SOCKCUT_MAX_EXAMINED 65536
+#define SOCKCUT_MAX_MATCHES 4096
+#define SOCKCUT_RECV_BUF 65536
+#define SOCKCUT_BC_MAX (KC_SOCKCUT_MAX_ADDRS * 32)
+
+/* Every state of a socket with a peer; not LISTEN (no peer), not TIME_WAIT
+ * (owned by no process any more). */
+#define SOCKCUT_STATES                                                                                   \
+	((1U << TCP_ESTABLISHED) | (1U << TCP_SYN_SENT) | (1U << TCP_SYN_RECV) | (1U << TCP_FIN_WAIT1) | \
+	 (1U << TCP_FIN_WAIT2) | (1U << TCP_CLOSE_WAIT) | (1U << TCP_LAST_ACK) | (1U << TCP_CLOSING))
+
+struct sockcut_match {
+	uint8_t family;
+	struct inet_diag_sockid id;
+};
+
+struct sockcut_run {
+	int fd;
+	uint32_t seq;
+	struct timespec start;
+	uid_t uid;
+	/* Wanted peers, IPv4 as ::ffff:a.b.c.d so that one comparison covers both forms. */
+	unsigned char want[KC_SOCKCUT_MAX_ADDRS][16];
+	unsigned short want_port[KC_SOCKCUT_MAX_ADDRS];
+	size_t nwant;
+	unsigned char bc[SOCKCUT_BC_MAX];
+	size_t bclen;
+	struct sockcut_match *matches;
+	size_t nmatches;
+	size_t examined;
+	unsigned char buf[SOCKCUT_RECV_BUF];
+};
+
+static const unsigned char v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static void to_mapped(int family, const void *addr, unsigned char out[16])
+{
+	if (family == AF_INET) {
+		memcpy(out, v4mapped_prefix, 12);
+		memcpy(out + 12, addr, 4);
+	} else {
+		memcpy(out, addr, 16);
+	}
+}
+
+static long elapsed_ms(const struct sockcut_run *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - r->start.tv_sec) * 1000 + (now.tv_nsec - r->start.tv_nsec) / 1000000;
+}
+
+/* ---- the endpoint's addresses ---- */
+
+static int split_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen, struct kc_err *err)
+{
+	const char *h, *end, *p;
+	size_t len;
+
+	if (strncmp(url, "https://", 8) != 0) {
+		kc_seterr(err, "cannot cut connections to '%s': not an https:// URL", url);
+		return -1;
+	}
+	h = url + 8;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end) {
+			kc_seterr(err, "cannot cut connections to '%s': unclosed '[' in the host", url);
+			return -1;
+		}
+		p = end + 1;
+		h++;
+	} else {
+		end = h + strcspn(h, ":/?#");
+		p = end;
+	}
+	len = (size_t)(end - h);
+	if (len == 0 || len >= hostlen || memchr(h, '@', len)) {
+		kc_seterr(err, "cannot cut connections to '%s': no usable host in the URL", url);
+		return -1;
+	}
+	memcpy(host, h, len);
+	host[len] = '\0';
+	snprintf(port, portlen, "443");
+	if (*p == ':') {
+		char *stop;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(p + 1, &stop, 10);
+		if (!isdigit((unsigned char)p[1]) || errno || v == 0 || v > 65535 || (*stop && !strchr("/?#", *stop))) {
+			kc_seterr(err, "cannot cut connections to '%s': the port is not a number from 1 to 65535", url);
+			return -1;
+		}
+		snprintf(port, portlen, "%lu", v);
+	} else if (*p && !strchr("/?#", *p)) {
+		kc_seterr(err, "cannot cut connections to '%s': unexpected '%c' after the host", url, *p);
+		return -1;
+	}
+	return 0;
+}
+
+int kc_endpoint_resolve(const char *url, struct kc_endpoint_addr **out, size_t *n, struct kc_err *err)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_protocol = IPPROTO_TCP,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL, *ai;
+	struct kc_endpoint_addr *list;
+	char host[256], port[8];
+	size_t count = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (split_url(url, host, sizeof(host), port, sizeof(port), err) < 0)
+		return -1;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		kc_seterr(err, "cannot cut connections to %s: resolving '%s': %s", url, host,
+			  rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	list = calloc(KC_SOCKCUT_MAX_ADDRS, sizeof(*list));
+	if (!list) {
+		freeaddrinfo(res);
+		kc_seterr(err, "out of memory");
+		return -1;
+	}
+	for (ai = res; ai && count < KC_SOCKCUT_MAX_ADDRS; ai = ai->ai_next) {
+		struct kc_endpoint_addr e = { .family = ai->ai_family };
+		size_t i;
+
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)ai->ai_addr;
+
+			memcpy(e.addr, &sin->sin_addr, 4);
+			e.port = ntohs(sin->sin_port);
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+
+			memcpy(e.addr, &sin6->sin6_addr, 16);
+			e.port = ntohs(sin6->sin6_port);
+		} else {
+			continue;
+		}
+		for (i = 0; i < count; i++) {
+			if (list[i].family == e.family && memcmp(list[i].addr, e.addr, 16) == 0)
+				break; /* the same address for TCP and for another protocol */
+		}
+		if (i == count)
+			list[count++] = e;
+	}
+	freeaddrinfo(res);
+	if (count == 0) {
+		free(list);
+		kc_seterr(err, "cannot cut connections to %s: '%s' has no IPv4 or IPv6 address", url, host);
+		return -1;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+/* ---- the kernel's filter: OR over "peer is addr:port" ---- */
+
+static void bc_put(struct sockcut_run *r, const void *p, size_t len)
+{
+	memcpy(r->bc + r->bclen, p, len);
+	r->bclen += len;
+}
+
+/* Each condition is tried in turn: a match jumps to the end (accept), a miss to
+ * the next condition, a miss of the last one past the end (reject). An IPv4
+ * condition also matches an IPv6 socket whose peer is ::ffff:a.b.c.d. */
+static void build_filter(struct sockcut_run *r)
+{
+	size_t jmp_at[KC_SOCKCUT_MAX_ADDRS] = { 0 };
+	size_t i, njmp = 0;
+
+	r->bclen = 0;
+	for (i = 0; i < r->nwant; i++) {
+		bool v4 = memcmp(r->want[i], v4mapped_prefix, 12) == 0;
+		size_t len = sizeof(struct inet_diag_bc_op) + sizeof(struct inet_diag_hostcond) + (v4 ? 4 : 16);
+		struct inet_diag_bc_op op = { .code = INET_DIAG_BC_D_COND,
+					      .yes = (unsigned char)len,
+					      .no = (unsigned short)(len + 4) };
+		struct inet_diag_hostcond cond = { .family = v4 ? AF_INET : AF_INET6,
+						   .prefix_len = v4 ? 32 : 128,
+						   .port = r->want_port[i] };
+
+		bc_put(r, &op, sizeof(op));
+		bc_put(r, &cond, sizeof(cond));
+		bc_put(r, v4 ? r->want[i] + 12 : r->want[i], v4 ? 4 : 16);
+		if (i + 1 < r->nwant) {
+			struct inet_diag_bc_op jmp = { .code = INET_DIAG_BC_JMP, .yes = 4 };
+
+			jmp_at[njmp++] = r->bclen;
+			bc_put(r, &jmp, sizeof(jmp));
+		}
+	}
+	/* A match lands on the JMP after its condition, whose "no" leads to the end. */
+	for (i = 0; i < njmp; i++) {
+		unsigned short to_end = (unsigned short)(r->bclen - jmp_at[i]);
+
+		memcpy(r->bc + jmp_at[i] + offsetof(struct inet_diag_bc_op, no), &to_end, sizeof(to_end));
+	}
+}
+
+/* ---- netlink ---- */
+
+static int nl_send(struct sockcut_run *r, uint16_t type, uint16_t flags, const struct inet_diag_req_v2 *req,
+		   bool with_filter)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct nlmsghdr nlh = { .nlmsg_type = type, .nlmsg_flags = NLM_F_REQUEST | flags, .nlmsg_seq = ++r->seq };
+	struct nlattr attr = { .nla_type = INET_DIAG_REQ_BYTECODE };
+	struct iovec iov[4];
+	struct msghdr msg = { .msg_name = &kernel, .msg_namelen = sizeof(kernel), .msg_iov = iov, .msg_iovlen = 2 };
+	ssize_t sent;
+
+	nlh.nlmsg_len = NLMSG_LENGTH(sizeof(*req));
+	iov[0] = (struct iovec){ &nlh, NLMSG_HDRLEN };
+	iov[1] = (struct iovec){ (void *)req, sizeof(*req) };
+	if (with_filter) {
+		attr.nla_len = (uint16_t)NLA_HDRLEN + (uint16_t)r->bclen;
+		nlh.nlmsg_len += NLA_ALIGN(attr.nla_len);
+		iov[2] = (struct iovec){ &attr, NLA_HDRLEN };
+		iov[3] = (struct iovec){ r->bc, NLA_ALIGN(r->bclen) };
+		msg.msg_iovlen = 4;
+	}
+	do
+		sent = sendmsg(r->fd, &msg, 0);
+	while (sent < 0 && errno == EINTR);
+	return sent == (ssize_t)nlh.nlmsg_len ? 0 : -1;
+}
+
+/* One datagram from the kernel within what is left of the budget; -1 with errno
+ * (ETIMEDOUT when the budget is spent). */
+static ssize_t nl_recv(struct sockcut_run *r)
+{
+	struct sockaddr_nl from;
+	struct iovec iov = { r->buf, sizeof(r->buf) };
+	struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+
+	for (;;) {
+		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+		long left = SOCKCUT_BUDGET_MS - elapsed_ms(r);
+		ssize_t got;
+		int ready;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		ready = poll(&pfd, 1, (int)left);
+		if (ready < 0 && errno != EINTR)
+			return -1;
+		if (ready <= 0)
+			continue;
+		got = recvmsg(r->fd, &msg, MSG_DONTWAIT);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got >= 0 && (msg.msg_flags & MSG_TRUNC)) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		if (got >= 0 && from.nl_pid != 0)
+			continue; /* not from the kernel */
+		return got;
+	}
+}
+
+static bool wanted(const struct sockcut_run *r, const struct inet_diag_msg *m)
+{
+	unsigned char peer[16];
+	size_t i;
+
+	if (m->idiag_uid != r->uid)
+		return false;
+	to_mapped(m->idiag_family, m->id.idiag_dst, peer);
+	for (i = 0; i < r->nwant; i++) {
+		if (r->want_port[i] == ntohs(m->id.idiag_dport) && memcmp(r->want[i], peer, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* One message of a dump: 1 at its end, 0 to go on, -1 on failure (errno). */
+static int dump_message(struct sockcut_run *r, const struct nlmsghdr *h)
+{
+	const struct inet_diag_msg *m;
+
+	if (h->nlmsg_seq != r->seq)
+		return 0;
+	if (h->nlmsg_type == NLMSG_DONE) {
+		/* A dump that failed part way ends with a negative errno here. */
+		const int *status = NLMSG_DATA(h);
+
+		if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*status)) && *status < 0) {
+			errno = -*status;
+			return -1;
+		}
+		return 1;
+	}
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(h);
+
+		errno = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ? -e->error : EPROTO;
+		return -1;
+	}
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return 0;
+	m = NLMSG_DATA(h);
+	if (++r->examined > SOCKCUT_MAX_EXAMINED) {
+		errno = E2BIG;
+		return -1;
+	}
+	if (!wanted(r, m))
+		return 0;
+	if (r->nmatches == SOCKCUT_MAX_MATCHES) {
+		errno = E2BIG;
+		return -1;
+	}
+	r->matches[r->nmatches].family = m->idiag_family;
+	r->matches[r->nmatches].id = m->id;
+	r->nmatches++;
+	return 0;
+}
+
+static int dump_family(struct sockcut_run *r, uint8_t family)
+{
+	struct inet_diag_req_v2 req = { .sdiag_family = family,
+					.sdiag_protocol = IPPROTO_TCP,
+					.idiag_states = SOCKCUT_STATES };
+
+	if (nl_send(r, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req, true) < 0)
+		return -1;
+	for (;;) {
+		ssize_t got = nl_recv(r);
+		const struct nlmsghdr *h;
+		size_t left;
+
+		if (got < 0)
+			return -1;
+		left = (size_t)got;
+		for (h = (const struct nlmsghdr *)(const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			int rc = dump_message(r, h);
+
+			if (rc != 0)
+				return rc > 0 ? 0 : -1;
+		}
+	}
+}
+
+/* 0 destroyed, 1 already gone, -1 with errno. */
+static int destroy_one(struct sockcut_run *r, const struct sockcut_match *m)
+{
+	struct inet_diag_req_v2 req = {
+		.sdiag_family = m->family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = SOCKCUT_STATES, .id = m->id
+	};
+
+	if (nl_send(r, SOCK_DESTROY, NLM_F_ACK, &req, false) < 0)
+		return -1;
+	for (;;) {
+		ssize_t got = nl_recv(r);
+		const struct nlmsghdr *h;
+		size_t left;
+
+		if (got < 0)
+			return -1;
+		left = (size_t)got;
+		for (h = (const struct nlmsghdr *)(const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_seq != r->seq || h->nlmsg_type != NLMSG_ERROR)
+				continue;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
+				errno = EPROTO;
+				return -1;
+			}
+			if (e->error == 0)
+				return 0;
+			if (e->error == -ENOENT)
+				return 1; /* closed between the dump and now */
+			errno = -e->error;
+			return -1;
+		}
+	}
+}
+
+static const char *destroy_advice(int e)
+{
+	switch (e) {
+	case EOPNOTSUPP: return "this kernel cannot destroy sockets (built without CONFIG_INET_DIAG_DESTROY)";
+	case EPERM:
+	case EACCES: return "no permission to destroy sockets (CAP_NET_ADMIN is missing here, e.g. in a container)";
+	default: return strerror(e);
+	}
+}
+
+static int set_wanted(struct sockcut_run *r, const struct kc_endpoint_addr *addrs, size_t n, struct kc_err *err)
+{
+	size_t i, j;
+
+	if (n > KC_SOCKCUT_MAX_ADDRS) {
+		kc_seterr(err, "cannot cut connections: %zu addresses given, at most %d", n, KC_SOCKCUT_MAX_ADDRS);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if ((addrs[i].family != AF_INET && addrs[i].family != AF_INET6) || addrs[i].port == 0) {
+			kc_seterr(err, "cannot cut connections: address %zu is not an IPv4 or IPv6 address with a port",
+				  i);
+			return -1;
+		}
+		to_mapped(addrs[i].family, addrs[i].addr, r->want[r->nwant]);
+		r->want_port[r->nwant] = addrs[i].port;
+		for (j = 0; j < r->nwant; j++) {
+			if (r->want_port[j] == addrs[i].port && memcmp(r->want[j], r->want[r->nwant], 16) == 0)
+				break;
+		}
+		if (j == r->nwant)
+			r->nwant++;
+	}
+	return 0;
+}
+
+static int run_cut(struct sockcut_run *r, unsigned *cut, struct kc_err *err)
+{
+	size_t i;
+
+	if (dump_family(r, AF_INET) < 0 || dump_family(r, AF_INET6) < 0) {
+		int e = errno;
+
+		if (e == E2BIG)
+			kc_seterr(err, "cannot cut connections: more than %d sockets to the endpoint; none were cut",
+				  r->nmatches == SOCKCUT_MAX_MATCHES ? SOCKCUT_MAX_MATCHES : SOCKCUT_MAX_EXAMINED);
+		else
+			kc_seterr(err, "cannot cut connections: listing TCP sockets (sock_diag): %s", strerror(e));
+		errno = e;
+		return -1;
+	}
+	for (i = 0; i < r->nmatches; i++) {
+		int rc = destroy_one(r, &r->matches[i]);
+
+		if (rc < 0) {
+			int e = errno;
+
+			kc_seterr(err, "cannot cut connections: SOCK_DESTROY: %s; %u of %zu cut", destroy_advice(e),
+				  *cut, r->nmatches);
+			errno = e;
+			return -1;
+		}
+		if (rc == 0)
+			(*cut)++;
+	}
+	return 0;
+}
+
+int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, unsigned *cut, struct kc_err *err)
+{
+	struct sockcut_run *r;
+	int rc = -1, e = 0;
+
+	*cut = 0;
+	if (n == 0)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		kc_seterr(err, "out of memory");
+		return -1;
+	}
+	r->fd = -1;
+	r->uid = uid;
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	if (set_wanted(r, addrs, n, err) < 0) {
+		e = EINVAL;
+		goto out;
+	}
+	build_filter(r);
+	r->matches = calloc(SOCKCUT_MAX_MATCHES, sizeof(*r->matches));
+	if (!r->matches) {
+		kc_seterr(err, "out of memory");
+		e = ENOMEM;
+		goto out;
+	}
+	r->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (r->fd < 0) {
+		e = errno;
+		kc_seterr(err, "cannot cut connections: netlink sock_diag socket: %s (is inet_diag available?)",
+			  strerror(e));
+		goto out;
+	}
+	rc = run_cut(r, cut, err);
+	e = errno;
+out:
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->matches);
+	free(r);
+	if (rc < 0)
+		errno = e;
+	return rc;
+}
+
+/* ---- can this host do it? ---- */
+
+static int loopback_pair(int fds[3], struct kc_endpoint_addr *server, struct kc_err *why)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[0] < 0 || bind(fds[0], (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fds[0], 1) < 0 ||
+	    getsockname(fds[0], (struct sockaddr *)&sin, &len) < 0)
+		goto fail;
+	fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[1] < 0 || connect(fds[1], (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		goto fail;
+	fds[2] = accept4(fds[0], NULL, NULL, SOCK_CLOEXEC);
+	if (fds[2] < 0)
+		goto fail;
+	server->family = AF_INET;
+	memcpy(server->addr, &sin.sin_addr, 4);
+	server->port = ntohs(sin.sin_port);
+	return 0;
+fail:
+	kc_seterr(why, "cannot test cutting connections: a loopback TCP connection: %s", strerror(errno));
+	return -1;
+}
+
+int kc_sockcut_supported(struct kc_err *why)
+{
+	int fds[3] = { -1, -1, -1 };
+	struct kc_endpoint_addr server = { 0 };
+	unsigned cut = 0;
+	int rc = -1, e = EPROTO, so_error = 0;
+	socklen_t len = sizeof(so_error);
+	size_t i;
+
+	if (loopback_pair(fds, &server, why) < 0) {
+		e = errno;
+		goto out;
+	}
+	if (kc_sockcut(geteuid(), &server, 1, &cut, why) < 0) {
+		e = errno;
+		goto out;
+	}
+	if (getsockopt(fds[1], SOL_SOCKET, SO_ERROR, &so_error, &len) < 0 || cut != 1 || so_error != ECONNABORTED) {
+		kc_seterr(why, "cannot cut connections: a test connection was not cut (%u cut, its error: %s)", cut,
+			  so_error ? strerror(so_error) : "none");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < 3; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	if (rc < 0)
+		errno = e;
+	return rc;
+}

@@ -1,0 +1,337 @@
+/* refresh and gc: the timers' commands. Each user with work is handled in a
+ * child of its own, forked from a process that holds the config and no
+ * secret, with a deadline: at it the child is killed and the next user's turn
+ * comes; no user can hold the others up. */
+#include "kc_lifecycle.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <shadow.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kc_cache.h"
+#include "kc_config.h"
+#include "kc_log.h"
+#include "kc_reconcile.h"
+#include "kc_state.h"
+#include "kc_tokenfile.h"
+#include "kc_writer.h"
+
+#define PARALLEL 4
+#define KILL_GRACE_MS 500
+
+struct user_work {
+	const struct kc_config *cfg;
+	uid_t uid;
+	enum kc_rotate rotate;
+	bool gc;
+	long long deadline_ms;
+};
+
+static bool account_expired(const char *user)
+{
+	struct spwd sp, *spp = NULL;
+	char buf[4096];
+
+	if (getspnam_r(user, &sp, buf, sizeof(buf), &spp) != 0 || !spp)
+		return false;
+	return spp->sp_expire > 0 && (long)(time(NULL) / 86400) >= spp->sp_expire;
+}
+
+/* The account behind a uid, and whether it is still served. */
+static bool load_user(const struct kc_config *cfg, uid_t uid, struct kc_identity *id)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[16384];
+	struct kc_err e;
+
+	memset(id, 0, sizeof(*id));
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp || pw.pw_uid == 0 ||
+	    kc_identity_load(pw.pw_name, id, &e) < 0 || id->uid != uid)
+		return false;
+	return id->uid >= cfg->min_uid && !account_expired(id->name);
+}
+
+static void write_file(const struct kc_reconcile *r, struct kc_writer *w, int dir)
+{
+	struct kc_writer_result res;
+	struct kc_err err = { "" };
+	char digest[65];
+
+	kc_reconcile_digest(r, digest);
+	if (kc_reconcile_write(r, w, r->cfg->remove_on_logout, r->deadline_ms, &res, &err) < 0)
+		kc_error("uid %u: %s", (unsigned)r->uid, err.msg);
+	else if (res.status != KC_WRITE_OK)
+		kc_warn("uid %u: ~/%s: %s", (unsigned)r->uid, r->cfg->kubeconfig_path, res.message);
+	else
+		kc_state_put_digest(dir, digest);
+	kc_buf_free(&res.notes);
+}
+
+/* Grants on clusters the config no longer names: their credentials are gone
+ * with them, so say what is left and how to remove it. */
+static void report_orphans(const struct kc_config *cfg, int dir, uid_t uid)
+{
+	struct kc_grant *g = NULL;
+	size_t n = 0;
+	struct kc_err e;
+
+	if (kc_state_grants(dir, NULL, NULL, &g, &n, &e) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!kc_config_cluster(cfg, g[i].cluster) && g[i].secret[0])
+			kc_warn("uid %u: cluster %s is no longer in the config; its Secret %s/%s may remain there: "
+				"kubectl --context %s -n %s delete secret %s",
+				(unsigned)uid, g[i].cluster, g[i].sa_namespace, g[i].secret, g[i].cluster,
+				g[i].sa_namespace, g[i].secret);
+	free(g);
+}
+
+/* The child's work for one user. Returns its exit status. */
+static int user_child(const struct user_work *u)
+{
+	struct kc_identity id;
+	bool in_scope = load_user(u->cfg, u->uid, &id);
+	struct kc_writer w = KC_WRITER_NONE;
+	struct kc_reconcile r = { 0 };
+	struct kc_session_record *live = NULL;
+	size_t n_live = 0, pruned = 0, pending = 0;
+	struct kc_err err = { "" };
+	char want[65], have[65];
+	int dir = kc_state_open(u->uid, false, &err);
+
+	if (dir < 0)
+		return dir == -2 ? 0 : 1;
+	kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err);
+	/* The writer before any credential is loaded; only when the file may change. */
+	if (id.name && (n_live > 0 || u->cfg->remove_on_logout)) {
+		struct kc_user usr = { .name = id.name, .uid = id.uid, .gid = id.gid, .home = id.home };
+
+		if (kc_writer_start(&usr, u->deadline_ms, &w, &err) < 0)
+			kc_warn("uid %u: %s", (unsigned)u->uid, err.msg);
+	}
+	r = (struct kc_reconcile){ .cfg = u->cfg,
+				   .id = id.name ? &id : NULL,
+				   .uid = u->uid,
+				   .user = id.name,
+				   .state_dir = dir,
+				   .in_scope = in_scope,
+				   .rotate = u->rotate,
+				   .honour_down_window = !u->gc,
+				   .deadline_ms = u->deadline_ms };
+	if (kc_reconcile_run(&r, &err) < 0)
+		kc_error("uid %u: %s", (unsigned)u->uid, err.msg);
+	for (size_t i = 0; i < r.n_jobs; i++) {
+		pending += r.jobs[i].pending;
+		if (r.jobs[i].error[0])
+			kc_error("uid %u: %s", (unsigned)u->uid, r.jobs[i].error);
+	}
+	kc_reconcile_digest(&r, want);
+	if (w.pid > 0 && (kc_state_get_digest(dir, have) < 0 || strcmp(want, have) != 0))
+		write_file(&r, &w, dir);
+	if (u->gc)
+		report_orphans(u->cfg, dir, u->uid);
+	if (u->gc && n_live == 0)
+		kc_tokenfile_remove_all(u->uid); /* what is left there belongs to no cluster of the config */
+	kc_reconcile_free(&r);
+	kc_writer_finish(&w);
+	kc_identity_free(&id);
+	free(live);
+	close(dir);
+	return pending ? 1 : 0;
+}
+
+/* ---- children with deadlines ------------------------------------------------------ */
+
+struct child {
+	pid_t pid;
+	uid_t uid;
+	long long deadline_ms;
+	bool killed;
+};
+
+static int reap(struct child *c, size_t *running)
+{
+	int status, failed = 0;
+
+	for (size_t i = 0; i < *running;) {
+		pid_t r = waitpid(c[i].pid, &status, WNOHANG);
+		bool over = kc_now_ms() > c[i].deadline_ms;
+
+		if (r == 0 && over && !c[i].killed) {
+			kc_error("uid %u: its work overran its deadline; stopped", (unsigned)c[i].uid);
+			kill(c[i].pid, SIGKILL);
+			c[i].killed = true;
+			c[i].deadline_ms += KILL_GRACE_MS;
+		}
+		if (r == 0 && !(over && c[i].killed)) {
+			i++;
+			continue;
+		}
+		/* Reaped, or killed and still not gone: either way its turn is over. */
+		failed += r != c[i].pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		c[i] = c[--*running];
+	}
+	return failed;
+}
+
+static int run_children(struct user_work *work, const uid_t *uids, size_t n, long long deadline_ms)
+{
+	struct child c[PARALLEL];
+	size_t running = 0, next = 0;
+	int failed = 0;
+
+	while (next < n || running > 0) {
+		while (next < n && running < PARALLEL && kc_now_ms() < deadline_ms) {
+			long long mine = kc_now_ms() + KC_USER_DEADLINE_MS;
+			pid_t pid;
+
+			work->uid = uids[next++];
+			work->deadline_ms = mine < deadline_ms ? mine : deadline_ms;
+			fflush(NULL);
+			pid = fork();
+			if (pid == 0)
+				_exit(user_child(work));
+			if (pid < 0) {
+				kc_error("fork: %s", strerror(errno));
+				failed++;
+				continue;
+			}
+			c[running++] = (struct child){ pid, work->uid, work->deadline_ms + 1000, false };
+		}
+		if (next < n && kc_now_ms() >= deadline_ms) {
+			kc_error("%zu users left for the next run: out of time", n - next);
+			failed += (int)(n - next);
+			next = n;
+		}
+		failed += reap(c, &running);
+		if (running)
+			usleep(5000);
+	}
+	return failed;
+}
+
+/* ---- the commands ------------------------------------------------------------------- */
+
+static int load(const char *path, struct kc_config **cfg)
+{
+	struct kc_err err = { "" };
+
+	*cfg = kc_config_load(path, 0, &err);
+	if (!*cfg) {
+		kc_error("%s", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	return KC_EXIT_OK;
+}
+
+/* The users whose records say there is something to do. */
+static size_t due_users(const struct kc_config *cfg, const uid_t *uids, size_t n, uid_t *out)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct kc_identity id;
+		struct kc_err e;
+		bool in_scope = load_user(cfg, uids[i], &id);
+		int dir = kc_state_open(uids[i], false, &e);
+
+		if (dir >= 0 && kc_reconcile_due(cfg, id.name ? &id : NULL, in_scope, uids[i], dir, KC_ROTATE_DUE))
+			out[m++] = uids[i];
+		if (dir >= 0)
+			close(dir);
+		kc_identity_free(&id);
+	}
+	return m;
+}
+
+int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
+{
+	struct kc_config *cfg = NULL;
+	struct user_work work = { .rotate = KC_ROTATE_DUE };
+	long long deadline = kc_now_ms() + (deadline_ms > 0 ? deadline_ms : KC_REFRESH_DEADLINE_MS);
+	uid_t *uids = NULL, *due = NULL;
+	size_t n = 0, m = 0;
+	struct kc_err err = { "" };
+	int rc;
+
+	if ((rc = load(config, &cfg)) != KC_EXIT_OK)
+		return rc;
+	kc_cache_put("heartbeat", "refresh", "1", 1, &err);
+	work.cfg = cfg;
+	if (now_user) {
+		struct passwd *pw = getpwnam(now_user);
+
+		if (!pw) {
+			kc_error("no such user '%s'", now_user);
+			kc_config_free(cfg);
+			return KC_EXIT_USAGE;
+		}
+		work.rotate = KC_ROTATE_NOW;
+		rc = run_children(&work, &pw->pw_uid, 1, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		kc_config_free(cfg);
+		return rc;
+	}
+	if (kc_state_list_uids(&uids, &n, &err) < 0) {
+		kc_error("%s", err.msg);
+		rc = KC_EXIT_ERROR;
+	} else if ((due = calloc(n + 1, sizeof(*due)))) {
+		m = due_users(cfg, uids, n, due);
+		rc = run_children(&work, due, m, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+	}
+	kc_debug("refresh: %zu users with records, %zu with work due", n, m);
+	free(due);
+	free(uids);
+	kc_config_free(cfg);
+	return rc;
+}
+
+/* Token directories of uids that have no records at all (a uid reused, a state
+ * directory removed by hand): nothing there is anyone's any more. */
+static void prune_token_dirs(void)
+{
+	uid_t *uids = NULL;
+	size_t n = 0;
+	struct kc_err e;
+
+	if (kc_tokenfile_uids(&uids, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int dir = kc_state_open(uids[i], false, &e);
+
+		if (dir == -2)
+			kc_tokenfile_remove_all(uids[i]);
+		else if (dir >= 0)
+			close(dir);
+	}
+	free(uids);
+}
+
+int kc_cmd_gc(const char *config, long deadline_ms)
+{
+	struct kc_config *cfg = NULL;
+	struct user_work work = { .rotate = KC_ROTATE_DUE, .gc = true };
+	long long deadline = kc_now_ms() + (deadline_ms > 0 ? deadline_ms : KC_GC_DEADLINE_MS);
+	uid_t *uids = NULL;
+	size_t n = 0;
+	struct kc_err err = { "" };
+	int rc;
+
+	if ((rc = load(config, &cfg)) != KC_EXIT_OK)
+		return rc;
+	work.cfg = cfg;
+	if (kc_state_list_uids(&uids, &n, &err) < 0) {
+		kc_error("%s", err.msg);
+		rc = KC_EXIT_ERROR;
+	} else {
+		rc = run_children(&work, uids, n, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+	}
+	prune_token_dirs();
+	free(uids);
+	kc_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,239 @@
+/* The writer's root side: fork, requests, answers, all bounded by deadlines. */
+#include "kc_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FINISH_GRACE_MS 100
+
+/* Waits for fd to be ready for ev until deadline_ms. 0 ready, -1 not in time. */
+static int wait_fd(int fd, short ev, long long deadline_ms)
+{
+	for (;;) {
+		struct pollfd p = { fd, ev, 0 };
+		long long left = deadline_ms - kc_now_ms();
+		int n;
+
+		if (left <= 0)
+			return -1;
+		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int write_by(int fd, const void *data, size_t len, long long deadline_ms)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLOUT, deadline_ms) < 0)
+			return -1;
+		n = write(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_by(int fd, void *data, size_t len, long long deadline_ms)
+{
+	char *p = data;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLIN, deadline_ms) < 0)
+			return -1;
+		n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_msg(struct kc_writer *w, const struct kc_buf *b, long long deadline_ms)
+{
+	uint32_t n = (uint32_t)b->len;
+
+	return write_by(w->to_child, &n, sizeof(n), deadline_ms) < 0 ||
+			       write_by(w->to_child, b->data ? b->data : "", b->len, deadline_ms) < 0
+		       ? -1
+		       : 0;
+}
+
+static int recv_msg(struct kc_writer *w, struct kc_buf *b, long long deadline_ms)
+{
+	uint32_t n;
+
+	if (read_by(w->from_child, &n, sizeof(n), deadline_ms) < 0 || n > KC_FRAME_MAX)
+		return -1;
+	kc_buf_free(b);
+	b->data = malloc((size_t)n + 1);
+	if (!b->data)
+		return -1;
+	b->cap = (size_t)n + 1;
+	if (read_by(w->from_child, b->data, n, deadline_ms) < 0)
+		return -1;
+	b->len = n;
+	b->data[n] = '\0';
+	return 0;
+}
+
+/* The answer: status, changed, removed, message, notes. */
+static int read_answer(struct kc_writer *w, long long deadline_ms, struct kc_writer_result *res, struct kc_err *err)
+{
+	kc_autobuf struct kc_buf b = { 0 };
+	struct kc_frame_reader r;
+	char *f[5] = { 0 };
+	int rc = -1;
+
+	if (recv_msg(w, &b, deadline_ms) < 0) {
+		kc_seterr(err, "the writer (running as the user) did not answer in time or ended");
+		kc_writer_finish(w);
+		return -1;
+	}
+	r = (struct kc_frame_reader){ b.data, b.data + b.len, false };
+	for (int i = 0; i < 5; i++)
+		f[i] = kc_frame_strdup(&r);
+	if (f[4]) {
+		res->status = strcmp(f[0], "ok") == 0	  ? KC_WRITE_OK
+			      : strcmp(f[0], "left") == 0 ? KC_WRITE_LEFT
+							  : KC_WRITE_ERROR;
+		res->changed = f[1][0] == '1';
+		res->removed = f[2][0] == '1';
+		snprintf(res->message, sizeof(res->message), "%s", f[3]);
+		kc_buf_puts(&res->notes, f[4]);
+		rc = 0;
+	} else {
+		kc_seterr(err, "the writer answered nonsense");
+	}
+	for (int i = 0; i < 5; i++)
+		free(f[i]);
+	return rc;
+}
+
+int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err)
+{
+	struct kc_writer_result hello = { .status = KC_WRITE_ERROR };
+	int down[2], up[2];
+
+	*w = (struct kc_writer)KC_WRITER_NONE;
+	if (u->uid == 0)
+		return kc_seterr(err, "refusing to write for root"), -1;
+	if (pipe2(down, O_CLOEXEC) < 0)
+		return kc_seterr(err, "pipe: %s", strerror(errno)), -1;
+	if (pipe2(up, O_CLOEXEC) < 0) {
+		close(down[0]), close(down[1]);
+		return kc_seterr(err, "pipe: %s", strerror(errno)), -1;
+	}
+	fflush(NULL);
+	w->pid = fork();
+	if (w->pid < 0) {
+		kc_seterr(err, "fork: %s", strerror(errno));
+		close(down[0]), close(down[1]), close(up[0]), close(up[1]);
+		return -1;
+	}
+	if (w->pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		kc_asuser_writer(u, down[0], up[1]);
+	}
+	close(down[0]);
+	close(up[1]);
+	w->to_child = down[1];
+	w->from_child = up[0];
+	fcntl(w->to_child, F_SETFL, O_NONBLOCK);
+	if (read_answer(w, deadline_ms, &hello, err) < 0 || hello.status != KC_WRITE_OK) {
+		if (hello.message[0])
+			kc_seterr(err, "%s", hello.message);
+		kc_buf_free(&hello.notes);
+		kc_writer_finish(w);
+		return -1;
+	}
+	kc_buf_free(&hello.notes);
+	return 0;
+}
+
+static void put_entry(struct kc_buf *b, const struct kc_merge_entry *e)
+{
+	kc_frame_puts(b, e->name);
+	kc_frame_puts(b, e->server);
+	kc_frame_put(b, e->ca_pem ? (const char *)e->ca_pem : "", e->ca_pem ? e->ca_pem_len : 0);
+	kc_frame_puts(b, e->insecure_skip_tls_verify ? "1" : "0");
+	kc_frame_puts(b, e->sa_namespace);
+	kc_frame_puts(b, e->token_file);
+	kc_frame_puts(b, e->token);
+}
+
+int kc_writer_merge(struct kc_writer *w, const char *relpath, const char *others, bool remove_if_empty,
+		    const struct kc_merge_entry *e, size_t n, long long deadline_ms, struct kc_writer_result *res,
+		    struct kc_err *err)
+{
+	kc_autobuf struct kc_buf b = { .secret = true };
+	char count[24];
+
+	memset(res, 0, sizeof(*res));
+	if (w->pid <= 0)
+		return kc_seterr(err, "no writer process"), -1;
+	snprintf(count, sizeof(count), "%zu", n);
+	kc_frame_puts(&b, "merge");
+	kc_frame_puts(&b, relpath);
+	kc_frame_puts(&b, others);
+	kc_frame_puts(&b, remove_if_empty ? "1" : "0");
+	kc_frame_puts(&b, count);
+	for (size_t i = 0; i < n; i++)
+		put_entry(&b, &e[i]);
+	if (send_msg(w, &b, deadline_ms) < 0) {
+		kc_seterr(err, "the writer (running as the user) did not take the request in time or ended");
+		kc_writer_finish(w);
+		return -1;
+	}
+	return read_answer(w, deadline_ms, res, err);
+}
+
+static bool reap_within(pid_t pid, int ms)
+{
+	for (int waited = 0;; waited += 5) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return true;
+		if (waited >= ms)
+			return false;
+		usleep(5000);
+	}
+}
+
+void kc_writer_finish(struct kc_writer *w)
+{
+	if (w->to_child >= 0)
+		close(w->to_child);
+	if (w->from_child >= 0)
+		close(w->from_child);
+	w->to_child = w->from_child = -1;
+	if (w->pid > 0 && !reap_within(w->pid, FINISH_GRACE_MS)) {
+		/* Stopped or stuck: it is the user's process, we do not wait for it. */
+		kill(w->pid, SIGKILL);
+		reap_within(w->pid, FINISH_GRACE_MS);
+	}
+	w->pid = -1;
+}
