@@ -59,11 +59,15 @@ static int eks_tokens(int n)
 	struct kc_aws_credentials c = { strdup("AKIDEXAMPLE"), strdup("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
 					strdup("IQoJb3JpZ2luX2VjEXAMPLEsessiontoken"), 0 };
 
+	struct kc_aws_service_endpoint sts;
+	struct kc_err err;
+
+	if (kc_aws_resolve("sts", "us-west-2", NULL, &sts, &err) < 0)
+		return 1;
 	for (int i = 0; i < n; i++) {
-		struct kc_err err;
 		char *token;
 
-		if (kc_eks_token(&c, "prod", "us-west-2", NULL, 1795942539, &token, &err) < 0)
+		if (kc_eks_token(&c, "prod", &sts, 1795942539, &token, &err) < 0)
 			return 1;
 		kc_free_secret(token);
 	}

@@ -141,7 +141,8 @@ static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_
 
 		if (kc_asuser_drop(&u) < 0)
 			_exit(3);
-		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, timeout_ms, &cred, &err) == 0 ? 1 : 0);
+		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, kc_now_ms() + timeout_ms, &cred, &err) == 0 ? 1
+														 : 0);
 	}
 	kc_identity_free(&nobody);
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
@@ -157,8 +158,9 @@ static int check_imds(const struct kc_config *cfg)
 		const struct kc_cluster *cl = &cfg->clusters[i];
 		int r;
 
-		if (cl->auth != KC_AUTH_EKS || cl->auth_eks.credentials_file)
-			continue;
+		if (cl->auth != KC_AUTH_EKS || cl->auth_eks.credentials_file || cl->auth_eks.web_identity_token_file ||
+		    cl->auth_eks.credential_process || cl->auth_eks.container_uri)
+			continue; /* IMDS is not asked */
 		r = imds_reachable_unprivileged(&cl->auth_eks, cfg->connect_timeout_ms);
 		if (r < 0) {
 			fprintf(stderr, "cluster %s: could not probe the instance metadata service as nobody\n",

@@ -1,382 +1,182 @@
-/* AWS credentials: a shared credentials file, the instance role through IMDSv2,
- * STS AssumeRole; cached root-only until shortly before they expire. */
+/* The login helper's AWS credentials: only what its auth.eks block names (a
+ * root-only credentials file, a web identity token file, a credential_process,
+ * a container endpoint, else the instance role), then role_arn; never the
+ * environment. Cached in the cache store until shortly before they expire. */
 #include "kc_aws.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
 
-#include "kc_http.h"
+#include "kc_cache.h"
 #include "kc_json.h"
 #include "kc_log.h"
-#include "kc_cache.h"
 
-#define CACHE_MARGIN 300 /* refresh credentials this long before they expire */
-#define STS_VERSION "2011-06-15"
+#define CACHE_KIND "aws-credentials"
+#define CACHE_MAX_AGE (12 * 3600) /* the longest a role session lasts */
+#define PROBE_KIND "imds-probe"
 
-static char *trimmed(const char *s, size_t n)
+/* ---- config checks ------------------------------------------------------------ */
+
+static int url_key(const char *url, bool https_only, struct kc_err *err)
 {
-	while (n && isspace((unsigned char)*s))
-		s++, n--;
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	return strndup(s, n);
+	struct kc_aws_service_endpoint ep;
+
+	if (https_only && strncmp(url, "https://", 8) != 0)
+		return kc_seterr(err, "'%s' must be an https:// URL", url), -1;
+	return kc_aws_endpoint_set_url(&ep, url, err);
 }
 
-/* INI: [profile] or [profile NAME] sections of key = value lines. */
-static int parse_ini(const char *data, const char *profile, struct kc_aws_credentials *out)
+static int check_sources(const struct kc_eks_ref *e, const char **key, struct kc_err *err)
 {
-	bool in = false;
+	const char *given[4] = { 0 };
+	int n = 0;
 
-	for (const char *line = data; line && *line;) {
-		size_t n = strcspn(line, "\n");
-		const char *eq = memchr(line, '=', n);
-		char *t = trimmed(line, n);
+	if (e->credentials_file)
+		given[n++] = "credentials_file";
+	if (e->web_identity_token_file)
+		given[n++] = "web_identity_token_file";
+	if (e->credential_process)
+		given[n++] = "credential_process";
+	if (e->container_uri)
+		given[n++] = "container_credentials_uri";
+	if (n > 1)
+		return *key = given[1],
+		       kc_seterr(err,
+				 "give one of credentials_file, web_identity_token_file, credential_process and "
+				 "container_credentials_uri (none: the instance role through IMDSv2), not %s and %s",
+				 given[0], given[1]),
+		       -1;
+	if (e->profile && !e->credentials_file)
+		return *key = "profile", kc_seterr(err, "'profile' names a section of credentials_file; give that too"),
+		       -1;
+	if (e->web_identity_token_file && !e->role_arn)
+		return *key = "web_identity_token_file",
+		       kc_seterr(err, "web_identity_token_file needs role_arn: the role the token may assume"), -1;
+	if (e->container_token_file && !e->container_uri)
+		return *key = "container_authorization_token_file",
+		       kc_seterr(err, "container_authorization_token_file goes with container_credentials_uri"), -1;
+	if (e->container_uri && kc_aws_container_url_allowed(e->container_uri, err) < 0)
+		return *key = "container_credentials_uri", -1;
+	if (e->credential_process) {
+		char **words = NULL;
+		size_t nw = 0;
+		int rc = kc_aws_split_words(e->credential_process, &words, &nw, err);
 
-		if (t && t[0] == '[') {
-			char *close = strchr(t, ']');
-			char *name = t + 1;
-
-			if (close)
-				*close = '\0';
-			if (strncmp(name, "profile ", 8) == 0)
-				name += 8;
-			while (isspace((unsigned char)*name))
-				name++;
-			in = strcmp(name, profile) == 0;
-		} else if (in && eq && t && t[0] != '#' && t[0] != ';') {
-			char *key = trimmed(line, (size_t)(eq - line));
-			char *value = trimmed(eq + 1, n - (size_t)(eq - line) - 1);
-			char **slot = NULL;
-
-			if (key && strcmp(key, "aws_access_key_id") == 0)
-				slot = &out->access_key_id;
-			else if (key && strcmp(key, "aws_secret_access_key") == 0)
-				slot = &out->secret_access_key;
-			else if (key && strcmp(key, "aws_session_token") == 0)
-				slot = &out->session_token;
-			if (slot) {
-				kc_free_secret(*slot);
-				*slot = value;
-				value = NULL;
-			}
-			free(key);
-			kc_free_secret(value);
+		if (rc == 0 && words[0][0] != '/') {
+			kc_seterr(err, "credential_process must start with the program's absolute path");
+			rc = -1;
 		}
-		kc_free_secret(t);
-		line += n;
-		if (*line)
-			line++;
+		for (size_t i = 0; i < nw; i++)
+			free(words[i]);
+		free(words);
+		if (rc < 0)
+			return *key = "credential_process", -1;
 	}
-	return out->access_key_id && out->secret_access_key ? 0 : -1;
+	return 0;
 }
 
-int kc_aws_credentials_from_file(const char *path, const char *profile, bool trusted_root,
-				 struct kc_aws_credentials *out, struct kc_err *err)
+int kc_aws_check_eks_ref(const struct kc_eks_ref *e, bool for_auth, const char **key, struct kc_err *err)
 {
-	kc_autobuf struct kc_buf data = { .secret = true };
-	struct kc_err e;
+	struct kc_aws_variant v = { e->use_fips_endpoint, e->use_dualstack_endpoint, false };
+	struct kc_aws_service_endpoint ep;
 
-	memset(out, 0, sizeof(*out));
-	if (trusted_root) {
-		if (kc_read_root_file(path, KC_CREDENTIAL_MAX, 077, true, &data, &e) < 0) {
-			kc_seterr(err, "credentials_file: %s", e.msg);
-			return -1;
-		}
-	} else {
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-		char chunk[4096];
-		ssize_t n;
-		struct stat st;
-
-		if (fd < 0)
-			return kc_seterr(err, "cannot open %s: %s", path, strerror(errno)), -1;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			close(fd);
-			return kc_seterr(err, "%s is not a regular file", path), -1;
-		}
-		while ((n = read(fd, chunk, sizeof(chunk))) > 0 && data.len <= KC_CREDENTIAL_MAX)
-			kc_buf_append(&data, chunk, (size_t)n);
-		explicit_bzero(chunk, sizeof(chunk));
-		close(fd);
-	}
-	if (parse_ini(data.data ? data.data : "", profile, out) < 0) {
-		kc_aws_credentials_clear(out);
-		kc_seterr(err, "%s: no aws_access_key_id and aws_secret_access_key in profile [%s]", path, profile);
+	*key = "region";
+	if (check_sources(e, key, err) < 0)
 		return -1;
-	}
+	if (e->role_arn && kc_aws_check_arn_partition(e->role_arn, e->region, err) < 0)
+		return *key = "role_arn", -1;
+	if (kc_aws_resolve(for_auth ? "sts" : "eks", e->region, &v, &ep, err) < 0)
+		return *key = e->use_fips_endpoint ? "use_fips_endpoint" : "use_dualstack_endpoint", -1;
+	if (e->cluster_id && (!*e->cluster_id || strlen(e->cluster_id) > 100))
+		return *key = "cluster_id", kc_seterr(err, "cluster_id must be 1 to 100 characters"), -1;
+	if (e->sts_endpoint && url_key(e->sts_endpoint, false, err) < 0)
+		return *key = "sts_endpoint", -1;
+	if (e->endpoint && url_key(e->endpoint, false, err) < 0)
+		return *key = "endpoint", -1;
+	if (e->imds_endpoint && url_key(e->imds_endpoint, false, err) < 0)
+		return *key = "imds_endpoint", -1;
 	return 0;
 }
 
-/* ---- IMDSv2 ----------------------------------------------------------------- */
-
-static long imds_call(const char *method, const char *url, const char *const *headers, long long deadline,
-		      struct kc_buf *resp, struct kc_err *err)
+int kc_aws_check_process_program(const char *command, struct kc_err *err)
 {
-	long long left = deadline - kc_now_ms();
-	struct kc_http_call c = { method, url, headers, NULL, 0, NULL, true, 0, 0 };
+	char **words = NULL, real[PATH_MAX];
+	size_t n = 0;
+	struct stat st;
+	int rc;
 
-	if (left < 1)
-		return kc_seterr(err, "instance metadata: out of time"), -1;
-	c.connect_timeout_ms = left < 1000 ? (long)left : 1000;
-	c.timeout_ms = (long)left;
-	resp->len = 0;
-	return kc_http(&c, resp, err);
-}
-
-int kc_aws_credentials_from_imds(const char *base_url, long timeout_ms, struct kc_aws_credentials *out,
-				 struct kc_err *err)
-{
-	const char *base = base_url ? base_url : "http://169.254.169.254";
-	long long deadline = kc_now_ms() + timeout_ms;
-	kc_autobuf struct kc_buf token = { .secret = true }, resp = { .secret = true }, hdr = { .secret = true };
-	char url[512], role[256];
-	const char *put_hdrs[] = { "X-aws-ec2-metadata-token-ttl-seconds: 300", NULL };
-	const char *get_hdrs[] = { NULL, NULL };
-	const char *akid = NULL, *secret = NULL, *session = NULL, *expiration = NULL, *code = NULL;
-	json_t *j;
-	long status;
-	size_t n;
-
-	memset(out, 0, sizeof(*out));
-	snprintf(url, sizeof(url), "%s/latest/api/token", base);
-	status = imds_call("PUT", url, put_hdrs, deadline, &token, err);
-	if (status < 0)
-		return kc_seterr(err, "instance metadata (IMDSv2): %s", err->msg), -1;
-	if (status != 200 || !token.data || !token.len)
-		return kc_seterr(err,
-				 "instance metadata at %s refused the IMDSv2 session token (HTTP %ld); IMDSv1 is not "
-				 "used: require IMDSv2 on the instance (HttpTokens=required)",
-				 base, status),
-		       -1;
-	kc_buf_printf(&hdr, "X-aws-ec2-metadata-token: %s", token.data);
-	get_hdrs[0] = hdr.data;
-
-	snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/", base);
-	status = imds_call("GET", url, get_hdrs, deadline, &resp, err);
-	if (status < 0)
-		return kc_seterr(err, "instance metadata: %s", err->msg), -1;
-	if (status == 401)
-		return kc_seterr(err, "instance metadata refused the session token (401)"), -1;
-	if (status == 404 || (status == 200 && (!resp.data || !resp.len)))
-		return kc_seterr(err, "instance metadata lists no IAM role: attach an instance profile to this host"),
-		       -1;
-	if (status != 200)
-		return kc_seterr(err, "instance metadata: listing roles gave HTTP %ld", status), -1;
-	n = strcspn(resp.data, "\r\n");
-	if (n == 0 || n >= sizeof(role))
-		return kc_seterr(err, "instance metadata lists no usable IAM role name"), -1;
-	memcpy(role, resp.data, n);
-	role[n] = '\0';
+	if (kc_aws_split_words(command, &words, &n, err) < 0)
+		return -1;
+	rc = -1;
+	if (!realpath(words[0], real) || stat(real, &st) < 0)
+		kc_seterr(err, "cannot find %s", words[0]);
+	else if (!S_ISREG(st.st_mode) || !(st.st_mode & 0100))
+		kc_seterr(err, "%s is not an executable file", real);
+	else if (st.st_uid != 0 || (st.st_mode & 022))
+		kc_seterr(err, "%s must be owned by root and writable by root alone (chown root %s; chmod go-w %s)",
+			  real, real, real);
+	else
+		rc = 0;
 	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)role[i]) && !strchr("+=,.@_-", role[i]))
-			return kc_seterr(err, "instance metadata gave an invalid role name"), -1;
-
-	snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-	status = imds_call("GET", url, get_hdrs, deadline, &resp, err);
-	if (status < 0)
-		return kc_seterr(err, "instance metadata: %s", err->msg), -1;
-	if (status != 200)
-		return kc_seterr(err, "instance metadata: credentials of role %s gave HTTP %ld", role, status), -1;
-	j = json_loadb(resp.data ? resp.data : "", resp.len, JSON_REJECT_DUPLICATES, NULL);
-	if (!j ||
-	    json_unpack(j, "{s?s, s?s, s?s, s?s, s?s}", "Code", &code, "AccessKeyId", &akid, "SecretAccessKey", &secret,
-			"Token", &session, "Expiration", &expiration) < 0 ||
-	    !akid || !secret || !session || !expiration || (code && strcmp(code, "Success") != 0)) {
-		json_decref(j);
-		return kc_seterr(err,
-				 "instance metadata: the credentials of role %s miss AccessKeyId, "
-				 "SecretAccessKey, Token or Expiration",
-				 role),
-		       -1;
-	}
-	if (kc_parse_time(expiration, &out->expiration) < 0 || out->expiration <= time(NULL)) {
-		json_decref(j);
-		return kc_seterr(err, "instance metadata: the credentials of role %s have expired", role), -1;
-	}
-	out->access_key_id = strdup(akid);
-	out->secret_access_key = strdup(secret);
-	out->session_token = strdup(session);
-	json_decref(j);
-	if (!out->access_key_id || !out->secret_access_key || !out->session_token) {
-		kc_aws_credentials_clear(out);
-		return kc_seterr(err, "out of memory"), -1;
-	}
-	return 0;
+		free(words[i]);
+	free(words);
+	return rc;
 }
+
+/* ---- the IMDS probe, in the cache store ------------------------------------------ */
 
 int kc_imds_probe_result(void)
 {
+	kc_autobuf struct kc_buf b = { 0 };
 	struct kc_err e;
-	kc_autoclose int dir = kc_open_state_dir(KC_CACHE_DIR, &e);
-	kc_autoclose int fd = -1;
-	char buf[16] = "";
 
-	if (dir < 0 || (fd = openat(dir, KC_IMDS_PROBE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if (kc_cache_get(PROBE_KIND, "nobody", 0, 0, &b, NULL, &e) != 0 || !b.data)
 		return -1;
-	if (kc_read_all(fd, buf, sizeof(buf) - 1) <= 0)
-		return -1;
-	return strncmp(buf, "reachable", 9) == 0 ? 1 : 0;
+	return strncmp(b.data, "reachable", 9) == 0 ? 1 : 0;
 }
 
 void kc_imds_probe_record(bool reachable)
 {
-	struct kc_err e;
-	kc_autoclose int dir = kc_open_state_dir(KC_CACHE_DIR, &e);
-	kc_autoclose int fd = -1;
 	const char *text = reachable ? "reachable\n" : "blocked\n";
-
-	if (dir < 0)
-		return;
-	fd = openat(dir, KC_IMDS_PROBE_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		kc_write_all(fd, text, strlen(text));
-}
-
-/* ---- STS AssumeRole ----------------------------------------------------------- */
-
-/* The text of <tag>...</tag> in an STS XML answer (its values never hold '<'). */
-static char *xml_value(const char *xml, const char *tag)
-{
-	char open[64], close[64];
-	const char *a, *b;
-
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	a = strstr(xml, open);
-	if (!a)
-		return NULL;
-	a += strlen(open);
-	b = strstr(a, close);
-	return b ? strndup(a, (size_t)(b - a)) : NULL;
-}
-
-static const char *host_of(const char *url, char *out, size_t len)
-{
-	const char *p = strstr(url, "://");
-
-	p = p ? p + 3 : url;
-	snprintf(out, len, "%.*s", (int)strcspn(p, "/"), p);
-	return out;
-}
-
-int kc_aws_assume_role(const struct kc_aws_endpoint *sts, const char *region, const char *role_arn,
-		       const char *session_name, const struct kc_aws_credentials *cred, time_t now,
-		       struct kc_aws_credentials *out, struct kc_err *err)
-{
-	kc_autobuf struct kc_buf body = { 0 }, resp = { .secret = true }, auth = { .secret = true }, date = { 0 },
-				 token = { .secret = true }, url = { 0 };
-	struct kc_sigv4_header h[3];
-	struct kc_sigv4_result sig;
-	char host[256];
-	const char *headers[6];
-	size_t nh = 0;
-	long status;
-	char *expiration;
-
-	memset(out, 0, sizeof(*out));
-	kc_buf_puts(&body, "Action=AssumeRole&DurationSeconds=3600&RoleArn=");
-	kc_aws_uri_encode(&body, role_arn, strlen(role_arn), false);
-	kc_buf_puts(&body, "&RoleSessionName=");
-	kc_aws_uri_encode(&body, session_name, strlen(session_name), false);
-	kc_buf_puts(&body, "&Version=" STS_VERSION);
-	kc_buf_printf(&url, "%s/", sts->url);
-	host_of(sts->url, host, sizeof(host));
-	h[0] = (struct kc_sigv4_header){ "Host", host };
-	h[1] = (struct kc_sigv4_header){ "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" };
-	{
-		struct kc_sigv4_request r = { "POST", "/", NULL, h, 2, body.data, body.len };
-		struct kc_sigv4_options o = { region, "sts", now, false, 0, true, false, false };
-
-		if (kc_sigv4_sign(&r, cred, &o, &sig, err) < 0)
-			return -1;
-	}
-	kc_buf_printf(&auth, "Authorization: %s", sig.authorization.data);
-	kc_buf_printf(&date, "X-Amz-Date: %s", sig.amz_date);
-	headers[nh++] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
-	headers[nh++] = date.data;
-	headers[nh++] = auth.data;
-	if (cred->session_token) {
-		kc_buf_printf(&token, "X-Amz-Security-Token: %s", cred->session_token);
-		headers[nh++] = token.data;
-	}
-	headers[nh] = NULL;
-	kc_sigv4_result_free(&sig);
-	{
-		struct kc_http_call c = { "POST",	  url.data,	headers, body.data,
-					  body.len,	  sts->ca_file, false,	 sts->connect_timeout_ms,
-					  sts->timeout_ms };
-
-		status = kc_http(&c, &resp, err);
-	}
-	if (status < 0)
-		return kc_seterr(err, "sts AssumeRole: %s", err->msg), -1;
-	if (status != 200) {
-		char *code = resp.data ? xml_value(resp.data, "Code") : NULL;
-		char *message = resp.data ? xml_value(resp.data, "Message") : NULL;
-
-		kc_seterr(err, "sts AssumeRole %s failed (HTTP %ld%s%s%s%.200s)", role_arn, status, code ? " " : "",
-			  code ? code : "", message ? ": " : "", message ? message : "");
-		free(code);
-		free(message);
-		return -1;
-	}
-	out->access_key_id = xml_value(resp.data, "AccessKeyId");
-	out->secret_access_key = xml_value(resp.data, "SecretAccessKey");
-	out->session_token = xml_value(resp.data, "SessionToken");
-	expiration = xml_value(resp.data, "Expiration");
-	if (!out->access_key_id || !out->secret_access_key || !out->session_token || !expiration ||
-	    kc_parse_time(expiration, &out->expiration) < 0) {
-		free(expiration);
-		kc_aws_credentials_clear(out);
-		return kc_seterr(err, "sts AssumeRole %s: the answer holds no credentials", role_arn), -1;
-	}
-	free(expiration);
-	return 0;
-}
-
-/* ---- the helper's chain, with a root-only cache ------------------------------- */
-
-static void cache_key(const struct kc_eks_ref *a, char out[80])
-{
-	kc_autobuf struct kc_buf k = { 0 };
-	char hex[65];
-
-	kc_buf_printf(&k, "%s|%s|%s|%s|%s|%s", a->credentials_file ? a->credentials_file : "",
-		      a->profile ? a->profile : "", a->role_arn ? a->role_arn : "", a->region,
-		      a->imds_endpoint ? a->imds_endpoint : "", a->sts_endpoint ? a->sts_endpoint : "");
-	kc_sha256_hex(k.data, k.len, hex);
-	snprintf(out, 80, "aws-credentials-%.24s", hex);
-}
-
-static int cache_load(const char *name, struct kc_aws_credentials *out)
-{
-	kc_autoclose int dir = -1, fd = -1;
 	struct kc_err e;
-	char buf[8192];
-	ssize_t n;
-	json_t *j;
+
+	if (kc_cache_put(PROBE_KIND, "nobody", text, strlen(text), &e) < 0)
+		kc_warn("cannot record the instance metadata probe: %s", e.msg);
+}
+
+/* ---- the cache ------------------------------------------------------------------- */
+
+static void cache_key(const struct kc_eks_ref *a, struct kc_buf *k)
+{
+	const char *parts[] = { a->credentials_file,   a->profile,	 a->web_identity_token_file,
+				a->credential_process, a->container_uri, a->container_token_file,
+				a->role_arn,	       a->region,	 a->sts_endpoint,
+				a->imds_endpoint,      a->endpoint_ca };
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		kc_buf_printf(k, "%s\037", parts[i] ? parts[i] : "");
+	kc_buf_printf(k, "%d%d", a->use_fips_endpoint, a->use_dualstack_endpoint);
+}
+
+static int cache_load(const char *key, struct kc_aws_credentials *out)
+{
+	kc_autobuf struct kc_buf b = { .secret = true };
+	struct kc_err e;
 	const char *akid, *secret, *token = NULL;
 	json_int_t exp;
+	json_t *j;
 
-	dir = kc_open_state_dir(KC_CACHE_DIR, &e);
-	if (dir < 0 || (fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if (kc_cache_get(CACHE_KIND, key, CACHE_MAX_AGE, KC_CACHE_SECRET, &b, NULL, &e) != 0 || !b.data)
 		return -1;
-	n = kc_read_all(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return -1;
-	j = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	explicit_bzero(buf, sizeof(buf));
-	if (!j)
-		return -1;
-	if (json_unpack(j, "{s:s, s:s, s?s, s:I}", "AccessKeyId", &akid, "SecretAccessKey", &secret, "Token", &token,
+	j = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
+	if (!j ||
+	    json_unpack(j, "{s:s, s:s, s?s, s:I}", "AccessKeyId", &akid, "SecretAccessKey", &secret, "Token", &token,
 			"Expiration", &exp) < 0 ||
-	    (exp && exp - CACHE_MARGIN <= time(NULL))) {
+	    exp - KC_AWS_REFRESH_MARGIN <= time(NULL)) {
 		json_decref(j);
 		return -1;
 	}
@@ -385,80 +185,150 @@ static int cache_load(const char *name, struct kc_aws_credentials *out)
 	out->session_token = token ? strdup(token) : NULL;
 	out->expiration = (time_t)exp;
 	json_decref(j);
+	if (!out->access_key_id || !out->secret_access_key || (token && !out->session_token)) {
+		kc_aws_credentials_clear(out);
+		return -1;
+	}
 	return 0;
 }
 
-static void cache_store(const char *name, const struct kc_aws_credentials *c)
+static void cache_store(const char *key, const struct kc_aws_credentials *c)
 {
-	kc_autoclose int dir = -1, fd = -1;
 	struct kc_err e;
-	char tmp[128];
 	json_t *j;
 	char *text;
 
 	if (!c->expiration)
 		return; /* long-lived keys from a file: nothing to gain */
-	dir = kc_open_state_dir(KC_CACHE_DIR, &e);
-	if (dir < 0)
-		return;
 	j = json_pack("{s:s, s:s, s:s?, s:I}", "AccessKeyId", c->access_key_id, "SecretAccessKey", c->secret_access_key,
 		      "Token", c->session_token, "Expiration", (json_int_t)c->expiration);
 	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!text)
 		return;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && kc_write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0)
-		renameat(dir, tmp, dir, name);
-	else
-		unlinkat(dir, tmp, 0);
+	if (kc_cache_put(CACHE_KIND, key, text, strlen(text), &e) < 0)
+		kc_warn("cannot cache AWS credentials: %s", e.msg);
+	explicit_bzero(text, strlen(text));
 	kc_json_free(text);
 }
 
-int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a, struct kc_aws_credentials *out,
-			      struct kc_err *err)
+/* ---- the sources the config names -------------------------------------------------- */
+
+static void session_name(char out[80])
 {
-	char name[80];
+	char host[64] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	for (char *p = host; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
+		    !strchr("+=,.@-", *p))
+			*p = '-';
+	snprintf(out, 80, "pam-kubeconfig-%.40s", host);
+}
+
+static int from_credentials_file(const struct kc_eks_ref *a, struct kc_aws_credentials *out, struct kc_err *err)
+{
+	struct kc_aws_profiles files;
+	const char *profile = a->profile ? a->profile : "default";
+	char alt[300];
+	int rc;
+
+	if (kc_aws_profiles_load(&files, NULL, a->credentials_file, KC_AWS_FILES_ROOT_ONLY, err) < 0)
+		return kc_seterr(err, "credentials_file: %s", err->msg), -1;
+	rc = kc_aws_profile_keys(&files, profile, 2, out, err);
+	if (rc == 1) { /* a config-file style [profile NAME] */
+		snprintf(alt, sizeof(alt), "profile %s", profile);
+		rc = kc_aws_profile_keys(&files, alt, 2, out, err);
+	}
+	kc_aws_profiles_free(&files);
+	if (rc == 1)
+		kc_seterr(err, "%s: no aws_access_key_id and aws_secret_access_key in profile [%s]",
+			  a->credentials_file, profile);
+	return rc == 0 ? 0 : -1;
+}
+
+static int read_token(const char *path, struct kc_buf *out, struct kc_err *err)
+{
+	if (kc_read_root_file(path, KC_CREDENTIAL_MAX, 077, true, out, err) < 0)
+		return -1;
+	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
+		out->data[--out->len] = '\0';
+	return out->len ? 0 : (kc_seterr(err, "%s is empty", path), -1);
+}
+
+/* The base credentials; *assumed set when they already are role_arn's. */
+static int base_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a,
+			    const struct kc_aws_service_endpoint *sts, const struct kc_aws_budget *b,
+			    struct kc_aws_credentials *out, bool *assumed, struct kc_err *err)
+{
+	kc_autobuf struct kc_buf token = { .secret = true };
+	char session[80];
+	long long imds_deadline;
+
+	*assumed = false;
+	if (a->credentials_file)
+		return from_credentials_file(a, out, err);
+	if (a->web_identity_token_file) {
+		struct kc_aws_assume_role r = { a->role_arn, session, NULL, 0 };
+
+		session_name(session);
+		if (read_token(a->web_identity_token_file, &token, err) < 0)
+			return kc_seterr(err, "web_identity_token_file: %s", err->msg), -1;
+		*assumed = true;
+		return kc_aws_assume_role_with_web_identity(sts, b, &r, token.data, out, err);
+	}
+	if (a->credential_process)
+		return kc_aws_credentials_from_process(a->credential_process, NULL, b->deadline_ms, out, err);
+	if (a->container_uri) {
+		if (a->container_token_file && read_token(a->container_token_file, &token, err) < 0)
+			return kc_seterr(err, "container_authorization_token_file: %s", err->msg), -1;
+		return kc_aws_credentials_from_container(a->container_uri, token.data, b, out, err);
+	}
+	/* Link-local and answering at once: a slow one is a dead one. */
+	imds_deadline = kc_now_ms() + cfg->connect_timeout_ms;
+	if (b->deadline_ms && b->deadline_ms < imds_deadline)
+		imds_deadline = b->deadline_ms;
+	return kc_aws_credentials_from_imds(a->imds_endpoint, imds_deadline, out, err);
+}
+
+int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a, long long deadline_ms,
+			      struct kc_aws_credentials *out, struct kc_err *err)
+{
+	struct kc_aws_variant v = { a->use_fips_endpoint, a->use_dualstack_endpoint, false };
+	struct kc_aws_budget b = { a->endpoint_ca, cfg->connect_timeout_ms, cfg->request_timeout_ms, deadline_ms };
+	struct kc_aws_service_endpoint sts;
 	struct kc_aws_credentials base = { 0 };
+	kc_autobuf struct kc_buf key = { 0 };
+	bool assumed;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!a->credentials_file && kc_imds_probe_result() == 1)
+	if (!a->credentials_file && !a->web_identity_token_file && !a->credential_process && !a->container_uri &&
+	    kc_imds_probe_result() == 1)
 		kc_warn("the instance metadata service was reachable by an unprivileged user when "
 			"`pam-kubeconfig check --online` last ran: any local user can take the instance role; "
 			"apply the firewall rule shipped as imds.nft");
-	cache_key(a, name);
-	if (cache_load(name, out) == 0)
+	cache_key(a, &key);
+	if (key.data && cache_load(key.data, out) == 0)
 		return 0;
-	if (a->credentials_file)
-		rc = kc_aws_credentials_from_file(a->credentials_file, a->profile ? a->profile : "default", true, &base,
-						  err);
-	else
-		rc = kc_aws_credentials_from_imds(a->imds_endpoint, cfg->connect_timeout_ms, &base, err);
-	if (rc < 0)
+	if (kc_aws_resolve("sts", a->region, &v, &sts, err) < 0 ||
+	    (a->sts_endpoint && kc_aws_endpoint_connect_to(&sts, a->sts_endpoint, err) < 0))
 		return -1;
-	if (a->role_arn && *a->role_arn) {
-		char sts_url[512], session[128], host[64] = "";
-		struct kc_aws_endpoint sts = { sts_url, a->endpoint_ca, cfg->connect_timeout_ms,
-					       cfg->request_timeout_ms };
+	if (base_credentials(cfg, a, &sts, &b, &base, &assumed, err) < 0)
+		return -1;
+	if (a->role_arn && *a->role_arn && !assumed) {
+		char session[80];
+		struct kc_aws_assume_role r = { a->role_arn, session, NULL, 0 };
 
-		if (a->sts_endpoint)
-			snprintf(sts_url, sizeof(sts_url), "%s", a->sts_endpoint);
-		else
-			snprintf(sts_url, sizeof(sts_url), "https://sts.%s.amazonaws.com", a->region);
-		gethostname(host, sizeof(host) - 1);
-		for (char *p = host; *p; p++)
-			if (!isalnum((unsigned char)*p) && !strchr("+=,.@-", *p))
-				*p = '-';
-		snprintf(session, sizeof(session), "pam-kubeconfig-%.40s", host);
-		rc = kc_aws_assume_role(&sts, a->region, a->role_arn, session, &base, time(NULL), out, err);
+		session_name(session);
+		rc = kc_aws_assume_role(&sts, &b, &r, &base, time(NULL), out, err);
 		kc_aws_credentials_clear(&base);
 		if (rc < 0)
 			return -1;
 	} else {
 		*out = base;
 	}
-	cache_store(name, out);
+	if (key.data)
+		cache_store(key.data, out);
 	return 0;
 }

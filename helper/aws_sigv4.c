@@ -251,100 +251,98 @@ static int set_param(struct kc_sigv4_param *p, const char *key, const char *valu
 	return p->value ? 0 : -1;
 }
 
-int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_credentials *cred,
-		  const struct kc_sigv4_options *opt, struct kc_sigv4_result *out, struct kc_err *err)
+/* The signed headers: the request's, then (header signing) X-Amz-Date, the
+ * session token and the body hash; sorted, and their names joined with ';'. */
+static int signed_headers(const struct kc_sigv4_request *req, const struct kc_aws_credentials *cred,
+			  const struct kc_sigv4_options *opt, const char *body_hash, struct kc_sigv4_result *out,
+			  struct header **hs, size_t *n_h)
 {
-	struct header *hs = NULL;
-	struct pair *qs = NULL;
-	size_t n_h = 0, n_q = 0;
-	char date[9], scope[256], body_hash[65], cr_hash[65];
-	unsigned char md[32], k1[32], k2[32], k3[32], k4[32];
-	unsigned int mdlen = 32;
-	struct tm tm;
 	bool with_token = cred->session_token && *cred->session_token;
-	kc_autobuf struct kc_buf key = { .secret = true };
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	out->canonical_request.secret = out->string_to_sign.secret = true;
-	gmtime_r(&opt->when, &tm);
-	strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm);
-	strftime(date, sizeof(date), "%Y%m%d", &tm);
-	snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, opt->region, opt->service);
-	EVP_Digest(req->body ? req->body : "", req->body_len, md, &mdlen, EVP_sha256(), NULL);
-	hex_of(md, 32, body_hash);
 
 	for (size_t i = 0; i < req->n_headers; i++)
-		if (add_header(&hs, &n_h, req->headers[i].name, req->headers[i].value) < 0)
-			goto oom;
+		if (add_header(hs, n_h, req->headers[i].name, req->headers[i].value) < 0)
+			return -1;
 	if (!opt->presign) {
-		if (add_header(&hs, &n_h, "X-Amz-Date", out->amz_date) < 0)
-			goto oom;
+		if (add_header(hs, n_h, "X-Amz-Date", out->amz_date) < 0)
+			return -1;
 		if (with_token && !opt->omit_session_token &&
-		    add_header(&hs, &n_h, "X-Amz-Security-Token", cred->session_token) < 0)
-			goto oom;
+		    add_header(hs, n_h, "X-Amz-Security-Token", cred->session_token) < 0)
+			return -1;
 		if (opt->sign_body) {
 			snprintf(out->content_sha256, sizeof(out->content_sha256), "%s", body_hash);
-			if (add_header(&hs, &n_h, "x-amz-content-sha256", body_hash) < 0)
-				goto oom;
+			if (add_header(hs, n_h, "x-amz-content-sha256", body_hash) < 0)
+				return -1;
 		}
 	}
-	if (n_h)
-		qsort(hs, n_h, sizeof(*hs), cmp_header);
-	for (size_t i = 0; i < n_h; i++)
-		if (kc_buf_printf(&out->signed_headers, "%s%s", i ? ";" : "", hs[i].name) < 0)
-			goto oom;
+	if (*n_h)
+		qsort(*hs, *n_h, sizeof(**hs), cmp_header);
+	for (size_t i = 0; i < *n_h; i++)
+		if (kc_buf_printf(&out->signed_headers, "%s%s", i ? ";" : "", (*hs)[i].name) < 0)
+			return -1;
+	return 0;
+}
 
-	if (parse_query(req->query, &qs, &n_q) < 0)
-		goto oom;
-	if (opt->presign) {
-		kc_autobuf struct kc_buf credential = { 0 }, sh = { 0 }, token = { .secret = true };
-		char expires[32], raw[512];
+/* Presigning: the X-Amz-* query parameters, kept for the caller and added to the query. */
+static int presign_params(const struct kc_aws_credentials *cred, const struct kc_sigv4_options *opt, const char *scope,
+			  struct kc_sigv4_result *out, struct pair **qs, size_t *n_q)
+{
+	kc_autobuf struct kc_buf credential = { 0 }, sh = { 0 }, token = { .secret = true };
+	bool with_token = cred->session_token && *cred->session_token;
+	char expires[32], raw[512];
 
-		snprintf(raw, sizeof(raw), "%s/%s", cred->access_key_id, scope);
-		snprintf(expires, sizeof(expires), "%ld", opt->expires);
-		if (kc_aws_uri_encode(&credential, raw, strlen(raw), false) < 0 ||
-		    kc_aws_uri_encode(&sh, out->signed_headers.data, out->signed_headers.len, false) < 0 ||
-		    (with_token &&
-		     kc_aws_uri_encode(&token, cred->session_token, strlen(cred->session_token), false) < 0))
-			goto oom;
-		if (set_param(&out->algorithm, "X-Amz-Algorithm", "AWS4-HMAC-SHA256") < 0 ||
-		    set_param(&out->credential, "X-Amz-Credential", credential.data) < 0 ||
-		    set_param(&out->date, "X-Amz-Date", out->amz_date) < 0 ||
-		    set_param(&out->expires, "X-Amz-Expires", expires) < 0 ||
-		    set_param(&out->signed_headers_param, "X-Amz-SignedHeaders", sh.data) < 0 ||
-		    (with_token && set_param(&out->security_token, "X-Amz-Security-Token", token.data) < 0))
-			goto oom;
-		if (add_pair(&qs, &n_q, "X-Amz-Algorithm", out->algorithm.value) < 0 ||
-		    add_pair(&qs, &n_q, "X-Amz-Credential", out->credential.value) < 0 ||
-		    add_pair(&qs, &n_q, "X-Amz-Date", out->amz_date) < 0 ||
-		    add_pair(&qs, &n_q, "X-Amz-Expires", expires) < 0 ||
-		    add_pair(&qs, &n_q, "X-Amz-SignedHeaders", sh.data) < 0 ||
-		    (with_token && !opt->omit_session_token &&
-		     add_pair(&qs, &n_q, "X-Amz-Security-Token", token.data) < 0))
-			goto oom;
-	}
-	if (n_q)
-		qsort(qs, n_q, sizeof(*qs), cmp_pair);
+	snprintf(raw, sizeof(raw), "%s/%s", cred->access_key_id, scope);
+	snprintf(expires, sizeof(expires), "%ld", opt->expires);
+	if (kc_aws_uri_encode(&credential, raw, strlen(raw), false) < 0 ||
+	    kc_aws_uri_encode(&sh, out->signed_headers.data, out->signed_headers.len, false) < 0 ||
+	    (with_token && kc_aws_uri_encode(&token, cred->session_token, strlen(cred->session_token), false) < 0))
+		return -1;
+	if (set_param(&out->algorithm, "X-Amz-Algorithm", "AWS4-HMAC-SHA256") < 0 ||
+	    set_param(&out->credential, "X-Amz-Credential", credential.data) < 0 ||
+	    set_param(&out->date, "X-Amz-Date", out->amz_date) < 0 ||
+	    set_param(&out->expires, "X-Amz-Expires", expires) < 0 ||
+	    set_param(&out->signed_headers_param, "X-Amz-SignedHeaders", sh.data) < 0 ||
+	    (with_token && set_param(&out->security_token, "X-Amz-Security-Token", token.data) < 0))
+		return -1;
+	if (add_pair(qs, n_q, "X-Amz-Algorithm", out->algorithm.value) < 0 ||
+	    add_pair(qs, n_q, "X-Amz-Credential", out->credential.value) < 0 ||
+	    add_pair(qs, n_q, "X-Amz-Date", out->amz_date) < 0 || add_pair(qs, n_q, "X-Amz-Expires", expires) < 0 ||
+	    add_pair(qs, n_q, "X-Amz-SignedHeaders", sh.data) < 0 ||
+	    (with_token && !opt->omit_session_token && add_pair(qs, n_q, "X-Amz-Security-Token", token.data) < 0))
+		return -1;
+	return 0;
+}
 
-	/* The canonical request. */
-	kc_buf_printf(&out->canonical_request, "%s\n", req->method);
-	if (canonical_path(&out->canonical_request, req->path, opt->normalize_path) < 0)
-		goto oom;
-	kc_buf_puts(&out->canonical_request, "\n");
+static int canonical_request(const struct kc_sigv4_request *req, const struct kc_sigv4_options *opt,
+			     const struct header *hs, size_t n_h, const struct pair *qs, size_t n_q,
+			     const char *body_hash, struct kc_sigv4_result *out)
+{
+	struct kc_buf *cr = &out->canonical_request;
+
+	kc_buf_printf(cr, "%s\n", req->method);
+	if (canonical_path(cr, req->path, opt->normalize_path) < 0)
+		return -1;
+	kc_buf_puts(cr, "\n");
 	for (size_t i = 0; i < n_q; i++)
-		kc_buf_printf(&out->canonical_request, "%s%s=%s", i ? "&" : "", qs[i].key, qs[i].value);
-	kc_buf_puts(&out->canonical_request, "\n");
+		kc_buf_printf(cr, "%s%s=%s", i ? "&" : "", qs[i].key, qs[i].value);
+	kc_buf_puts(cr, "\n");
 	for (size_t i = 0; i < n_h; i++)
-		kc_buf_printf(&out->canonical_request, "%s:%s\n", hs[i].name, hs[i].value.data);
-	kc_buf_printf(&out->canonical_request, "\n%s\n%s", out->signed_headers.data, body_hash);
-	if (!out->canonical_request.data)
-		goto oom;
+		kc_buf_printf(cr, "%s:%s\n", hs[i].name, hs[i].value.data);
+	kc_buf_printf(cr, "\n%s\n%s", out->signed_headers.data, body_hash);
+	return cr->data ? 0 : -1;
+}
+
+/* String to sign, the derived key, the signature. */
+static void signature(const struct kc_aws_credentials *cred, const struct kc_sigv4_options *opt, const char *date,
+		      const char *scope, struct kc_sigv4_result *out)
+{
+	kc_autobuf struct kc_buf key = { .secret = true };
+	unsigned char md[32], k1[32], k2[32], k3[32], k4[32];
+	unsigned int mdlen = 32;
+	char cr_hash[65];
 
 	EVP_Digest(out->canonical_request.data, out->canonical_request.len, md, &mdlen, EVP_sha256(), NULL);
 	hex_of(md, 32, cr_hash);
 	kc_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s\n%s", out->amz_date, scope, cr_hash);
-
 	kc_buf_printf(&key, "AWS4%s", cred->secret_access_key);
 	hmac(key.data, key.len, date, strlen(date), k1);
 	hmac(k1, 32, opt->region, strlen(opt->region), k2);
@@ -356,13 +354,44 @@ int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_creden
 	explicit_bzero(k2, sizeof(k2));
 	explicit_bzero(k3, sizeof(k3));
 	explicit_bzero(k4, sizeof(k4));
+}
 
+int kc_sigv4_sign(const struct kc_sigv4_request *req, const struct kc_aws_credentials *cred,
+		  const struct kc_sigv4_options *opt, struct kc_sigv4_result *out, struct kc_err *err)
+{
+	struct header *hs = NULL;
+	struct pair *qs = NULL;
+	size_t n_h = 0, n_q = 0;
+	char date[9], scope[256], body_hash[65];
+	unsigned char md[32];
+	unsigned int mdlen = 32;
+	struct tm tm;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->canonical_request.secret = out->string_to_sign.secret = true;
+	gmtime_r(&opt->when, &tm);
+	strftime(out->amz_date, sizeof(out->amz_date), "%Y%m%dT%H%M%SZ", &tm);
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, opt->region, opt->service);
+	EVP_Digest(req->body ? req->body : "", req->body_len, md, &mdlen, EVP_sha256(), NULL);
+	hex_of(md, 32, body_hash);
+
+	if (signed_headers(req, cred, opt, body_hash, out, &hs, &n_h) < 0 || parse_query(req->query, &qs, &n_q) < 0 ||
+	    (opt->presign && presign_params(cred, opt, scope, out, &qs, &n_q) < 0))
+		goto oom;
+	if (n_q)
+		qsort(qs, n_q, sizeof(*qs), cmp_pair);
+	if (canonical_request(req, opt, hs, n_h, qs, n_q, body_hash, out) < 0)
+		goto oom;
+	signature(cred, opt, date, scope, out);
 	if (opt->presign) {
 		if (set_param(&out->signature_param, "X-Amz-Signature", out->signature) < 0)
 			goto oom;
-	} else
+	} else {
 		kc_buf_printf(&out->authorization, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 			      cred->access_key_id, scope, out->signed_headers.data, out->signature);
+	}
 	rc = 0;
 	goto out;
 oom:

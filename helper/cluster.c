@@ -32,26 +32,14 @@ static int copy_bytes(unsigned char **dst, size_t *dlen, const unsigned char *sr
 }
 
 /* DescribeCluster (or its cache) with the cluster's own AWS identity, or the
- * instance role when the cluster authenticates otherwise. */
-static int discover(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_cluster_endpoint *ep,
-		    struct kc_err *err)
+ * instance role when the cluster authenticates otherwise (kc_eks_describe_cluster
+ * gets them, within the deadline). */
+static int discover(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
+		    struct kc_cluster_endpoint *ep, struct kc_err *err)
 {
-	struct kc_aws_credentials cred;
 	struct kc_eks_cluster found = { 0 };
-	const struct kc_eks_ref *auth = cl->auth == KC_AUTH_EKS ? &cl->auth_eks : NULL;
-	struct kc_eks_ref fallback = { 0 };
-	int rc;
 
-	if (!auth) {
-		fallback.region = cl->eks.region;
-		fallback.cluster_name = cl->eks.cluster_name;
-		auth = &fallback;
-	}
-	if (kc_aws_helper_credentials(cfg, auth, &cred, err) < 0)
-		return kc_seterr(err, "cluster %s: discovery: %s", cl->name, err->msg), -1;
-	rc = kc_eks_describe_cluster(cfg, &cl->eks, &cred, &found, err);
-	kc_aws_credentials_clear(&cred);
-	if (rc < 0)
+	if (kc_eks_describe_cluster(cfg, &cl->eks, deadline_ms, &found, err) < 0)
 		return kc_seterr(err, "cluster %s: %s", cl->name, err->msg), -1;
 	ep->server = found.endpoint;
 	ep->ca_pem = found.ca_pem;
@@ -70,14 +58,13 @@ static int discover(const struct kc_config *cfg, const struct kc_cluster *cl, st
 int kc_cluster_resolve(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
 		       struct kc_cluster_endpoint *out, struct kc_err *err)
 {
-	(void)deadline_ms;
 	memset(out, 0, sizeof(*out));
 	out->cl = cl;
 	out->context = strdup(cl->context);
 	if (!out->context)
 		return kc_seterr(err, "out of memory"), -1;
 	if (cl->has_eks && !cl->server) {
-		if (discover(cfg, cl, out, err) < 0) {
+		if (discover(cfg, cl, deadline_ms, out, err) < 0) {
 			kc_cluster_endpoint_free(out);
 			return -1;
 		}
@@ -114,17 +101,17 @@ static int token_file(const struct kc_cluster *cl, struct kc_buf *out, struct kc
 	return 0;
 }
 
-static int eks_token(const struct kc_config *cfg, const struct kc_cluster *cl, struct kc_buf *out, struct kc_err *err)
+static int eks_token(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
+		     struct kc_buf *out, struct kc_err *err)
 {
 	struct kc_aws_credentials cred;
 	char *token = NULL;
 	struct kc_err e;
 	int rc;
 
-	if (kc_aws_helper_credentials(cfg, &cl->auth_eks, &cred, &e) < 0)
+	if (kc_aws_helper_credentials(cfg, &cl->auth_eks, deadline_ms, &cred, &e) < 0)
 		return kc_seterr(err, "cluster %s: AWS credentials: %s", cl->name, e.msg), -1;
-	rc = kc_eks_token(&cred, cl->auth_eks.cluster_name, cl->auth_eks.region, cl->auth_eks.sts_endpoint, time(NULL),
-			  &token, &e);
+	rc = kc_eks_auth_token(&cl->auth_eks, &cred, time(NULL), &token, &e);
 	kc_aws_credentials_clear(&cred);
 	if (rc < 0)
 		return kc_seterr(err, "cluster %s: EKS token: %s", cl->name, e.msg), -1;
@@ -139,7 +126,6 @@ int kc_cluster_credential(const struct kc_config *cfg, const struct kc_cluster *
 	struct kc_err e;
 	int rc = -1;
 
-	(void)deadline_ms;
 	memset(out, 0, sizeof(*out));
 	out->bearer.secret = out->key.secret = true;
 	switch (cl->auth) {
@@ -151,7 +137,7 @@ int kc_cluster_credential(const struct kc_config *cfg, const struct kc_cluster *
 		else
 			rc = 0;
 		break;
-	case KC_AUTH_EKS: rc = eks_token(cfg, cl, &out->bearer, err); break;
+	case KC_AUTH_EKS: rc = eks_token(cfg, cl, deadline_ms, &out->bearer, err); break;
 	default: kc_seterr(err, "cluster %s: no auth configured", cl->name); break;
 	}
 	if (rc < 0)

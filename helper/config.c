@@ -11,6 +11,7 @@
 
 #include <yaml.h>
 
+#include "kc_aws.h"
 #include "kc_config_cache.h"
 #include "kc_mapping.h"
 
@@ -338,33 +339,75 @@ static bool valid_cluster_name(const char *s)
 
 static int parse_eks_ref(struct ctx *c, const struct node *v, const char *what, bool for_auth, struct kc_eks_ref *e)
 {
-	static const char *const discovery_keys[] = { "cluster_name", "region",	     "discovery_ttl",
-						      "endpoint",     "endpoint_ca", NULL };
-	static const char *const auth_keys[] = { "cluster_name",     "region",	    "role_arn",
-						 "credentials_file", "profile",	    "sts_endpoint",
-						 "imds_endpoint",    "endpoint_ca", NULL };
+	static const char *const discovery_keys[] = {
+		"cluster_name",		  "region",   "discovery_ttl", "use_fips_endpoint",
+		"use_dualstack_endpoint", "endpoint", "endpoint_ca",   NULL
+	};
+	static const char *const auth_keys[] = { "cluster_name",
+						 "cluster_id",
+						 "region",
+						 "role_arn",
+						 "credentials_file",
+						 "profile",
+						 "web_identity_token_file",
+						 "credential_process",
+						 "container_credentials_uri",
+						 "container_authorization_token_file",
+						 "use_fips_endpoint",
+						 "use_dualstack_endpoint",
+						 "sts_endpoint",
+						 "imds_endpoint",
+						 "endpoint_ca",
+						 NULL };
+	const struct {
+		const char *key;
+		char **slot;
+		struct kc_mark *file_mark; /* an absolute path checked at every load */
+	} strs[] = {
+		{ "cluster_id", &e->cluster_id, NULL },
+		{ "role_arn", &e->role_arn, NULL },
+		{ "credentials_file", &e->credentials_file, &e->credentials_mark },
+		{ "profile", &e->profile, NULL },
+		{ "web_identity_token_file", &e->web_identity_token_file, &e->web_identity_mark },
+		{ "credential_process", &e->credential_process, NULL },
+		{ "container_credentials_uri", &e->container_uri, NULL },
+		{ "container_authorization_token_file", &e->container_token_file, &e->container_token_mark },
+		{ "endpoint", &e->endpoint, NULL },
+		{ "sts_endpoint", &e->sts_endpoint, NULL },
+		{ "imds_endpoint", &e->imds_endpoint, NULL },
+		{ "endpoint_ca", &e->endpoint_ca, &e->endpoint_ca_mark },
+	};
+	const char *bad_key = NULL;
+	struct kc_err e2;
 
 	e->discovery_ttl = 3600;
 	if (check_keys(c, v, what, for_auth ? auth_keys : discovery_keys) < 0 ||
 	    get_str(c, v, what, "cluster_name", &e->cluster_name, true) < 0 ||
 	    get_str(c, v, what, "region", &e->region, true) < 0 ||
-	    get_str(c, v, what, "role_arn", &e->role_arn, false) < 0 ||
-	    get_str(c, v, what, "credentials_file", &e->credentials_file, false) < 0 ||
-	    get_str(c, v, what, "profile", &e->profile, false) < 0 ||
-	    get_str(c, v, what, "endpoint", &e->endpoint, false) < 0 ||
-	    get_str(c, v, what, "sts_endpoint", &e->sts_endpoint, false) < 0 ||
-	    get_str(c, v, what, "imds_endpoint", &e->imds_endpoint, false) < 0 ||
-	    get_str(c, v, what, "endpoint_ca", &e->endpoint_ca, false) < 0 ||
+	    get_bool(c, v, "use_fips_endpoint", &e->use_fips_endpoint) < 0 ||
+	    get_bool(c, v, "use_dualstack_endpoint", &e->use_dualstack_endpoint) < 0 ||
 	    get_duration(c, v, "discovery_ttl", &e->discovery_ttl) < 0)
 		return -1;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const struct node *s = get(v, strs[i].key);
+
+		if (!s)
+			continue;
+		if (s->kind != N_SCALAR)
+			return fail_at(c, s->mark, "'%s' must be a single value, not %s", strs[i].key,
+				       kind_name(s->kind));
+		if (!(*strs[i].slot = strdup(s->value)))
+			return fail_at(c, s->mark, "out of memory");
+		if (strs[i].file_mark && file_key(c, v, strs[i].key, s->value, strs[i].file_mark) < 0)
+			return -1;
+	}
 	for (const char *r = e->region; *r; r++)
 		if (!islower((unsigned char)*r) && !isdigit((unsigned char)*r) && *r != '-')
 			return fail_at(c, *mark_of_key(v, "region"), "'region' must look like us-west-2 (got '%s')",
 				       e->region);
-	if (e->credentials_file && file_key(c, v, "credentials_file", e->credentials_file, &e->credentials_mark) < 0)
-		return -1;
-	if (e->endpoint_ca && file_key(c, v, "endpoint_ca", e->endpoint_ca, &e->endpoint_ca_mark) < 0)
-		return -1;
+	e->process_mark = *mark_of_key(v, "credential_process");
+	if (kc_aws_check_eks_ref(e, for_auth, &bad_key, &e2) < 0)
+		return fail_at(c, *mark_of_key(v, bad_key), "%s", e2.msg);
 	return 0;
 }
 
@@ -541,7 +584,7 @@ static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struc
 			"unknown cluster '%s'; it must be the name of an entry under clusters:", m->cluster);
 		goto out;
 	}
-	slash = strchr(sa, '/');
+	slash = sa ? strchr(sa, '/') : NULL; /* get_str guarantees sa; the analyzer loses track */
 	if (!slash || strchr(slash + 1, '/')) {
 		fail_at(c, m->sa_mark,
 			"'serviceaccount' must be NAMESPACE/NAME, e.g. bastion-users/u-{user_safe} (got '%s')", sa);
@@ -792,10 +835,20 @@ static int check_file(struct ctx *c, struct kc_mark mark, const char *key, const
 
 static int check_eks_files(struct ctx *c, const struct kc_eks_ref *e)
 {
+	struct kc_err e2;
+
 	if (e->credentials_file && check_file(c, e->credentials_mark, "credentials_file", e->credentials_file, 077) < 0)
 		return -1;
 	if (e->endpoint_ca && check_file(c, e->endpoint_ca_mark, "endpoint_ca", e->endpoint_ca, 022) < 0)
 		return -1;
+	if (e->web_identity_token_file &&
+	    check_file(c, e->web_identity_mark, "web_identity_token_file", e->web_identity_token_file, 077) < 0)
+		return -1;
+	if (e->container_token_file && check_file(c, e->container_token_mark, "container_authorization_token_file",
+						  e->container_token_file, 077) < 0)
+		return -1;
+	if (e->credential_process && kc_aws_check_process_program(e->credential_process, &e2) < 0)
+		return fail_at(c, e->process_mark, "credential_process: %s", e2.msg);
 	return 0;
 }
 
@@ -920,10 +973,15 @@ struct kc_config *kc_config_load(const char *path, unsigned flags, struct kc_err
 static void eks_ref_free(struct kc_eks_ref *e)
 {
 	free(e->cluster_name);
+	free(e->cluster_id);
 	free(e->region);
 	free(e->role_arn);
 	free(e->credentials_file);
 	free(e->profile);
+	free(e->web_identity_token_file);
+	free(e->credential_process);
+	free(e->container_uri);
+	free(e->container_token_file);
 	free(e->endpoint);
 	free(e->sts_endpoint);
 	free(e->imds_endpoint);

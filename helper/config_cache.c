@@ -40,14 +40,29 @@ static void put_mark(struct kc_buf *b, struct kc_mark m)
 
 static void put_eks(struct kc_buf *b, const struct kc_eks_ref *e)
 {
-	const char *s[] = { e->cluster_name, e->region,	      e->role_arn,	e->credentials_file, e->profile,
-			    e->endpoint,     e->sts_endpoint, e->imds_endpoint, e->endpoint_ca };
+	const char *s[] = { e->cluster_name,
+			    e->cluster_id,
+			    e->region,
+			    e->role_arn,
+			    e->credentials_file,
+			    e->profile,
+			    e->web_identity_token_file,
+			    e->credential_process,
+			    e->container_uri,
+			    e->container_token_file,
+			    e->endpoint,
+			    e->sts_endpoint,
+			    e->imds_endpoint,
+			    e->endpoint_ca };
+	const struct kc_mark m[] = { e->credentials_mark, e->endpoint_ca_mark, e->web_identity_mark,
+				     e->container_token_mark, e->process_mark };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		put_str(b, s[i]);
+	put_u64(b, (uint64_t)e->use_fips_endpoint << 1 | e->use_dualstack_endpoint);
 	put_u64(b, (uint64_t)e->discovery_ttl);
-	put_mark(b, e->credentials_mark);
-	put_mark(b, e->endpoint_ca_mark);
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		put_mark(b, m[i]);
 }
 
 /* ---- reading, every length checked ------------------------------------------------ */
@@ -115,14 +130,32 @@ static struct kc_mark get_mark(struct reader *r)
 
 static void get_eks(struct reader *r, struct kc_eks_ref *e)
 {
-	char **s[] = { &e->cluster_name, &e->region,	   &e->role_arn,      &e->credentials_file, &e->profile,
-		       &e->endpoint,	 &e->sts_endpoint, &e->imds_endpoint, &e->endpoint_ca };
+	char **s[] = { &e->cluster_name,
+		       &e->cluster_id,
+		       &e->region,
+		       &e->role_arn,
+		       &e->credentials_file,
+		       &e->profile,
+		       &e->web_identity_token_file,
+		       &e->credential_process,
+		       &e->container_uri,
+		       &e->container_token_file,
+		       &e->endpoint,
+		       &e->sts_endpoint,
+		       &e->imds_endpoint,
+		       &e->endpoint_ca };
+	struct kc_mark *m[] = { &e->credentials_mark, &e->endpoint_ca_mark, &e->web_identity_mark,
+				&e->container_token_mark, &e->process_mark };
+	uint64_t flags;
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		*s[i] = get_str(r);
+	flags = get_u64(r);
+	e->use_fips_endpoint = flags >> 1 & 1;
+	e->use_dualstack_endpoint = flags & 1;
 	e->discovery_ttl = (long)get_u64(r);
-	e->credentials_mark = get_mark(r);
-	e->endpoint_ca_mark = get_mark(r);
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		*m[i] = get_mark(r);
 }
 
 /* ---- the file ------------------------------------------------------------------------- */

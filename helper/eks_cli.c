@@ -1,8 +1,10 @@
 /* `pam-kubeconfig eks-token`: what `aws eks get-token` prints, for an admin at a
  * shell or kubectl's exec plugin. The only command that reads the environment,
- * because that is how awscli finds credentials; open/close never come here. */
+ * because that is how awscli finds region, endpoints and credentials; open and
+ * close never come here. */
 #include "kc_admin.h"
 
+#include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +12,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "kc_aws.h"
+#include "kc_json.h"
 #include "kc_lifecycle.h"
+
+extern char **environ;
+
+struct eks_token_opts {
+	const char *cluster_name, *cluster_id, *region, *role_arn, *profile, *output;
+};
+
+static const char usage_text[] =
+	"usage: pam-kubeconfig eks-token (--cluster-name NAME | --cluster-id ID) [--region R] [--role-arn ARN]\n"
+	"                                [--profile P] [--output json]\n"
+	"Prints the ExecCredential `aws eks get-token` prints, for kubectl's exec plugin.\n";
 
 static const char *env(const char *name)
 {
@@ -20,105 +37,249 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static char *home_file(const char *rel)
+/* A path as botocore takes it: ~ is the home directory. */
+static char *user_path(const char *given, const char *fallback)
 {
-	const char *home = env("HOME");
+	const char *p = given ? given : fallback, *home = env("HOME");
 	struct passwd *pw;
 	char *out = NULL;
 
+	if (p[0] != '~')
+		return strdup(p);
 	if (!home && (pw = getpwuid(getuid())))
 		home = pw->pw_dir;
-	if (home && asprintf(&out, "%s/%s", home, rel) < 0)
-		out = NULL;
+	if (!home || asprintf(&out, "%s%s", home, p + 1) < 0)
+		return NULL;
 	return out;
 }
 
-/* awscli's order: the environment (unless --profile was given), the shared
- * credentials file, the config file, then the instance role. */
-static int cli_credentials(const char *profile_opt, struct kc_aws_credentials *out, struct kc_err *err)
+static int parse(int argc, char **argv, struct eks_token_opts *o)
 {
-	const char *profile = profile_opt ? profile_opt : env("AWS_PROFILE") ? env("AWS_PROFILE") : "default";
-	char *path;
-	int rc;
+	static const struct option options[] = {
+		{ "cluster-name", required_argument, NULL, 'n' },
+		{ "cluster-id", required_argument, NULL, 'i' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "role-arn", required_argument, NULL, 'a' },
+		{ "profile", required_argument, NULL, 'p' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
 
-	memset(out, 0, sizeof(*out));
-	if (!profile_opt && env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
-		out->access_key_id = strdup(env("AWS_ACCESS_KEY_ID"));
-		out->secret_access_key = strdup(env("AWS_SECRET_ACCESS_KEY"));
-		out->session_token = env("AWS_SESSION_TOKEN") ? strdup(env("AWS_SESSION_TOKEN")) : NULL;
-		if (!out->access_key_id || !out->secret_access_key ||
-		    (env("AWS_SESSION_TOKEN") && !out->session_token)) {
-			kc_aws_credentials_clear(out);
-			kc_seterr(err, "out of memory");
-			return -1;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'n': o->cluster_name = optarg; break;
+		case 'i': o->cluster_id = optarg; break;
+		case 'r': o->region = optarg; break;
+		case 'a': o->role_arn = optarg; break;
+		case 'p': o->profile = optarg; break;
+		case 'o': o->output = optarg; break;
+		case 'c': break; /* every command takes --config; this one reads none */
+		case 'h': fputs(usage_text, stdout); return 1;
+		default: fputs(usage_text, stderr); return -1;
 		}
-		return 0;
 	}
-	path = env("AWS_SHARED_CREDENTIALS_FILE") ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-						  : home_file(".aws/credentials");
-	rc = path && access(path, R_OK) == 0 ? kc_aws_credentials_from_file(path, profile, false, out, err) : -1;
-	free(path);
-	if (rc == 0)
-		return 0;
-	path = env("AWS_CONFIG_FILE") ? strdup(env("AWS_CONFIG_FILE")) : home_file(".aws/config");
-	rc = path && access(path, R_OK) == 0 ? kc_aws_credentials_from_file(path, profile, false, out, err) : -1;
-	free(path);
-	if (rc == 0)
-		return 0;
-	if (profile_opt || env("AWS_PROFILE")) {
-		kc_seterr(err, "no credentials for profile %s in the shared credentials or config file", profile);
+	if (optind != argc || (!o->cluster_name == !o->cluster_id)) {
+		fprintf(stderr, "pam-kubeconfig eks-token: give one of --cluster-name and --cluster-id%s\n",
+			optind != argc ? " and options only" : "");
+		fputs(usage_text, stderr);
 		return -1;
 	}
-	if (kc_aws_credentials_from_imds(env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), 2000, out, err) == 0)
-		return 0;
-	kc_seterr(err, "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile in "
-		       "~/.aws/credentials, or run on an instance with a role");
-	return -1;
+	if (o->output && strcmp(o->output, "json") != 0) {
+		fprintf(stderr,
+			"pam-kubeconfig eks-token: --output %s: only json is printed (what kubectl's exec plugin "
+			"reads); drop --output or give --output json\n",
+			o->output);
+		return -1;
+	}
+	return 0;
 }
 
-int kc_cmd_eks_token(const char *cluster_name, const char *region, const char *role_arn, const char *profile)
+/* The ExecCredential version KUBERNETES_EXEC_INFO asks for, with awscli's messages. */
+static const char *exec_api_version(void)
+{
+	const char *raw = env("KUBERNETES_EXEC_INFO");
+	static char version[64];
+	json_t *j, *v;
+
+	if (!raw)
+		return KC_EXEC_V1BETA1;
+	j = json_loads(raw, JSON_DECODE_ANY, NULL);
+	if (!j) {
+		fprintf(stderr,
+			"Error parsing KUBERNETES_EXEC_INFO, defaulting to %s. This is likely a bug in your Kubernetes "
+			"client. Please update your Kubernetes client.\n",
+			KC_EXEC_V1BETA1);
+		return KC_EXEC_V1BETA1;
+	}
+	v = json_is_object(j) ? json_object_get(j, "apiVersion") : NULL;
+	snprintf(version, sizeof(version), "%s", json_is_string(v) ? json_string_value(v) : "");
+	json_decref(j);
+	if (strcmp(version, KC_EXEC_V1) == 0 || strcmp(version, KC_EXEC_V1BETA1) == 0)
+		return version;
+	if (strcmp(version, KC_EXEC_V1ALPHA1) == 0) {
+		fprintf(stderr,
+			"Kubeconfig user entry is using deprecated API version %s. Run 'aws eks update-kubeconfig' to "
+			"update.\n",
+			version);
+		return version;
+	}
+	fprintf(stderr,
+		"Unrecognized API version in KUBERNETES_EXEC_INFO, defaulting to %s. This is likely due to an "
+		"outdated AWS CLI. Please update your AWS CLI.\n",
+		KC_EXEC_V1BETA1);
+	return KC_EXEC_V1BETA1;
+}
+
+/* An environment variable, else the profile's key. */
+static const char *setting(const struct kc_aws_profiles *files, const char *profile, const char *var, const char *key)
+{
+	const char *v = env(var);
+
+	return v ? v : kc_aws_profile_get(files, profile, key, 1);
+}
+
+/* The STS endpoint awscli's STS client would use. */
+static int sts_endpoint(const struct kc_aws_profiles *files, const char *profile, const char *region,
+			struct kc_aws_service_endpoint *sts, struct kc_err *err)
+{
+	const char *legacy = setting(files, profile, "AWS_STS_REGIONAL_ENDPOINTS", "sts_regional_endpoints");
+	const char *url = env("AWS_ENDPOINT_URL_STS") ? env("AWS_ENDPOINT_URL_STS") : env("AWS_ENDPOINT_URL");
+	struct kc_aws_variant v = {
+		kc_aws_bool(setting(files, profile, "AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint")),
+		kc_aws_bool(setting(files, profile, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint")),
+		legacy && strcmp(legacy, "legacy") == 0,
+	};
+
+	if (legacy && strcmp(legacy, "legacy") != 0 && strcmp(legacy, "regional") != 0)
+		return kc_seterr(err, "sts_regional_endpoints must be legacy or regional, not '%s'", legacy), -1;
+	if (kc_aws_bool(
+		    setting(files, profile, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "ignore_configured_endpoint_urls")))
+		url = NULL;
+	if (!url)
+		url = kc_aws_profile_get(files, profile, "endpoint_url", 1);
+	if (url && (v.fips || v.dualstack))
+		return kc_seterr(err, "an endpoint URL (%s) and FIPS or dual-stack endpoints do not go together", url),
+		       -1;
+	if (kc_aws_resolve("sts", region, &v, sts, err) < 0)
+		return -1;
+	return url ? kc_aws_endpoint_set_url(sts, url, err) : 0;
+}
+
+static void read_env(struct kc_aws_cli_env *e, const struct eks_token_opts *o)
+{
+	e->access_key_id = env("AWS_ACCESS_KEY_ID");
+	e->secret_access_key = env("AWS_SECRET_ACCESS_KEY");
+	e->session_token = env("AWS_SESSION_TOKEN") ? env("AWS_SESSION_TOKEN") : env("AWS_SECURITY_TOKEN");
+	e->profile = o->profile			  ? o->profile
+		     : env("AWS_DEFAULT_PROFILE") ? env("AWS_DEFAULT_PROFILE")
+						  : env("AWS_PROFILE");
+	e->profile_option = o->profile != NULL;
+	e->web_identity_token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
+	e->role_arn = env("AWS_ROLE_ARN");
+	e->role_session_name = env("AWS_ROLE_SESSION_NAME");
+	e->container_relative_uri = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	e->container_full_uri = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	e->container_token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	e->container_token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	e->imds_endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	e->imds_disabled = kc_aws_bool(env("AWS_EC2_METADATA_DISABLED"));
+	e->envp = environ;
+}
+
+/* Credentials (then --role-arn's) and the token. */
+static int token_for(const struct eks_token_opts *o, const struct kc_aws_cli_env *e,
+		     const struct kc_aws_profiles *files, const struct kc_aws_service_endpoint *sts,
+		     const struct kc_aws_budget *b, time_t now, char **token, struct kc_err *err)
 {
 	struct kc_aws_credentials cred, assumed;
-	struct kc_err err = { "" };
-	char *token = NULL, *out;
-	time_t now = time(NULL);
+	int rc;
 
-	if (!cluster_name || !region) {
-		fprintf(stderr, "pam-kubeconfig eks-token needs --cluster-name and --region\n");
-		return KC_EXIT_USAGE;
-	}
-	if (cli_credentials(profile, &cred, &err) < 0) {
-		fprintf(stderr, "pam-kubeconfig: %s\n", err.msg);
-		return KC_EXIT_ERROR;
-	}
-	if (role_arn) {
-		char url[256];
-		struct kc_aws_endpoint sts = { url, env("AWS_CA_BUNDLE"), 2000, 10000 };
-		int rc;
+	if (kc_aws_cli_credentials(e, files, sts, b, now, &cred, err) < 0)
+		return -1;
+	if (o->role_arn) {
+		struct kc_aws_assume_role a = { o->role_arn, KC_EKS_CLI_SESSION_NAME, NULL, 0 };
 
-		if (env("AWS_ENDPOINT_URL_STS"))
-			snprintf(url, sizeof(url), "%s", env("AWS_ENDPOINT_URL_STS"));
-		else
-			snprintf(url, sizeof(url), "https://sts.%s.amazonaws.com", region);
-		rc = kc_aws_assume_role(&sts, region, role_arn, "pam-kubeconfig-eks-token", &cred, now, &assumed, &err);
+		rc = kc_aws_assume_role(sts, b, &a, &cred, now, &assumed, err);
 		kc_aws_credentials_clear(&cred);
-		if (rc < 0) {
-			fprintf(stderr, "pam-kubeconfig: %s\n", err.msg);
-			return KC_EXIT_ERROR;
-		}
+		if (rc < 0)
+			return -1;
 		cred = assumed;
 	}
-	if (kc_eks_token(&cred, cluster_name, region, NULL, now, &token, &err) < 0) {
-		kc_aws_credentials_clear(&cred);
+	rc = kc_eks_token(&cred, o->cluster_id ? o->cluster_id : o->cluster_name, sts, now, token, err);
+	kc_aws_credentials_clear(&cred);
+	return rc;
+}
+
+static int run(const struct eks_token_opts *o, struct kc_err *err)
+{
+	struct kc_aws_cli_env e = { 0 };
+	struct kc_aws_profiles files = { 0 };
+	struct kc_aws_service_endpoint sts;
+	kc_autofree char *config = user_path(env("AWS_CONFIG_FILE"), "~/.aws/config");
+	kc_autofree char *creds = user_path(env("AWS_SHARED_CREDENTIALS_FILE"), "~/.aws/credentials");
+	const char *region, *profile, *api = exec_api_version();
+	time_t now = time(NULL);
+	char *token = NULL, *out;
+	int rc = -1;
+
+	read_env(&e, o);
+	profile = e.profile ? e.profile : "default";
+	if (kc_aws_profiles_load(&files, config, creds, 0, err) < 0)
+		return -1;
+	region = o->region ? o->region : env("AWS_REGION") ? env("AWS_REGION") : env("AWS_DEFAULT_REGION");
+	if (!region)
+		region = kc_aws_profile_get(&files, profile, "region", 1);
+	if (!region) {
+		kc_seterr(err,
+			  "no region: give --region, set AWS_REGION or AWS_DEFAULT_REGION, or set region in "
+			  "profile [%s] of ~/.aws/config",
+			  profile);
+		goto out;
+	}
+	if (sts_endpoint(&files, profile, region, &sts, err) == 0) {
+		const char *ca = setting(&files, profile, "AWS_CA_BUNDLE", "ca_bundle");
+		const struct kc_aws_budget b = { ca, 5000, 20000, kc_now_ms() + 60000 };
+
+		rc = token_for(o, &e, &files, &sts, &b, now, &token, err);
+	}
+	if (rc == 0) {
+		out = kc_eks_exec_credential(token, now, api);
+		kc_free_secret(token);
+		if (!out) {
+			kc_seterr(err, "out of memory");
+			rc = -1;
+			goto out;
+		}
+		fputs(out, stdout);
+		kc_free_secret(out);
+	}
+out:
+	kc_aws_profiles_free(&files);
+	return rc;
+}
+
+int kc_cmd_eks_token(int argc, char **argv)
+{
+	struct eks_token_opts o = { 0 };
+	struct kc_err err = { "" };
+	int rc = parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc > 0 ? KC_EXIT_OK : KC_EXIT_USAGE;
+	kc_json_secure_init();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "pam-kubeconfig: cannot initialise libcurl\n");
+		return KC_EXIT_ERROR;
+	}
+	rc = run(&o, &err);
+	curl_global_cleanup();
+	if (rc < 0) {
 		fprintf(stderr, "pam-kubeconfig: %s\n", err.msg);
 		return KC_EXIT_ERROR;
 	}
-	kc_aws_credentials_clear(&cred);
-	out = kc_eks_exec_credential(token, now);
-	kc_free_secret(token);
-	if (!out)
-		return KC_EXIT_ERROR;
-	fputs(out, stdout);
-	kc_free_secret(out);
-	return KC_EXIT_OK;
+	return fflush(stdout) == 0 ? KC_EXIT_OK : KC_EXIT_ERROR;
 }

@@ -26,7 +26,7 @@ static const char usage_text[] =
 	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
 	"  refresh [--now USER] [--deadline MS]  rotate tokens of open sessions, revoke what no longer maps (timer)\n"
 	"  gc [--deadline MS]                    prune stale records, retry revocations (timer, boot)\n"
-	"  eks-token --cluster-name N --region R [--role-arn A] [--profile P]\n"
+	"  eks-token (--cluster-name N | --cluster-id ID) [--region R] [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
 
@@ -91,39 +91,24 @@ enum {
 	OPT_ONLINE,
 	OPT_INSECURE,
 	OPT_HELP,
-	OPT_CLUSTER_NAME,
-	OPT_REGION,
-	OPT_ROLE_ARN,
-	OPT_PROFILE,
 	OPT_DEADLINE,
 	OPT_NOW
 };
 
 static const struct option options[] = {
-	{ "user", required_argument, NULL, OPT_USER },
-	{ "session", required_argument, NULL, OPT_SESSION },
-	{ "config", required_argument, NULL, OPT_CONFIG },
-	{ "rhost", required_argument, NULL, OPT_RHOST },
-	{ "tty", required_argument, NULL, OPT_TTY },
-	{ "service", required_argument, NULL, OPT_SERVICE },
-	{ "pid", required_argument, NULL, OPT_PID },
-	{ "debug", no_argument, NULL, OPT_DEBUG },
-	{ "online", no_argument, NULL, OPT_ONLINE },
-	{ "allow-insecure", no_argument, NULL, OPT_INSECURE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "cluster-name", required_argument, NULL, OPT_CLUSTER_NAME },
-	{ "region", required_argument, NULL, OPT_REGION },
-	{ "role-arn", required_argument, NULL, OPT_ROLE_ARN },
-	{ "profile", required_argument, NULL, OPT_PROFILE },
-	{ "deadline", required_argument, NULL, OPT_DEADLINE },
-	{ "now", required_argument, NULL, OPT_NOW },
-	{ NULL, 0, NULL, 0 },
+	{ "user", required_argument, NULL, OPT_USER },	   { "session", required_argument, NULL, OPT_SESSION },
+	{ "config", required_argument, NULL, OPT_CONFIG }, { "rhost", required_argument, NULL, OPT_RHOST },
+	{ "tty", required_argument, NULL, OPT_TTY },	   { "service", required_argument, NULL, OPT_SERVICE },
+	{ "pid", required_argument, NULL, OPT_PID },	   { "debug", no_argument, NULL, OPT_DEBUG },
+	{ "online", no_argument, NULL, OPT_ONLINE },	   { "allow-insecure", no_argument, NULL, OPT_INSECURE },
+	{ "help", no_argument, NULL, OPT_HELP },	   { "deadline", required_argument, NULL, OPT_DEADLINE },
+	{ "now", required_argument, NULL, OPT_NOW },	   { NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL, *now_user = NULL;
+	const char *cmd, *now_user = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -136,6 +121,11 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "cut") == 0)
 		return cut_command(argc, argv);
+	/* eks-token (kubectl's exec plugin, awscli's options) parses its own. */
+	if (strcmp(cmd, "eks-token") == 0) {
+		kc_log_init(false);
+		return kc_cmd_eks_token(argc - 1, argv + 1);
+	}
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
@@ -158,10 +148,6 @@ int main(int argc, char **argv)
 		case OPT_ONLINE: online = true; break;
 		case OPT_INSECURE: insecure = true; break;
 		case OPT_HELP: fputs(usage_text, stdout); return 0;
-		case OPT_CLUSTER_NAME: cluster_name = optarg; break;
-		case OPT_REGION: region = optarg; break;
-		case OPT_ROLE_ARN: role_arn = optarg; break;
-		case OPT_PROFILE: profile = optarg; break;
 		case OPT_DEADLINE: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -177,10 +163,10 @@ int main(int argc, char **argv)
 	}
 
 	/* The privileged commands never take anything from the environment; only
-	 * eks-token (an admin's awscli replacement) and rbac keep it. Nor do they
-	 * keep the caller's limits: a file size limit of 0 or a handful of fds must
-	 * not cut a kubeconfig short. */
-	if (strcmp(cmd, "rbac") != 0 && strcmp(cmd, "eks-token") != 0) {
+	 * eks-token (an admin's awscli replacement, dispatched above) and rbac keep
+	 * it. Nor do they keep the caller's limits: a file size limit of 0 or a
+	 * handful of fds must not cut a kubeconfig short. */
+	if (strcmp(cmd, "rbac") != 0) {
 		clearenv();
 		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 		sane_limits();
@@ -188,8 +174,7 @@ int main(int argc, char **argv)
 	}
 	kc_log_init(debug);
 	kc_json_secure_init();
-	/* eks-token only signs (libcurl initialises itself if --role-arn needs it). */
-	if (strcmp(cmd, "eks-token") != 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		kc_error("cannot initialise libcurl");
 		return KC_EXIT_ERROR;
 	}
@@ -210,13 +195,9 @@ int main(int argc, char **argv)
 				    : usage("refresh takes no arguments");
 	} else if (strcmp(cmd, "gc") == 0) {
 		rc = optind == argc ? kc_cmd_gc(a.config, a.deadline_ms) : usage("gc takes no arguments");
-	} else if (strcmp(cmd, "eks-token") == 0) {
-		rc = optind == argc ? kc_cmd_eks_token(cluster_name, region, role_arn, profile)
-				    : usage("eks-token takes only options");
 	} else {
 		rc = usage("unknown command");
 	}
-	if (strcmp(cmd, "eks-token") != 0)
-		curl_global_cleanup();
+	curl_global_cleanup();
 	return rc;
 }

@@ -9,8 +9,8 @@ int kc_cmd_explain(const char *config, const char *user);
 /* The manifest is built from the config alone: its files need not exist here. */
 int kc_cmd_rbac(const char *config, const char *identity);
 
-/* `aws eks get-token` for an admin: credentials from the environment, the
- * shared files or the instance role, the way awscli finds them. */
-int kc_cmd_eks_token(const char *cluster_name, const char *region, const char *role_arn, const char *profile);
+/* `aws eks get-token` for an admin or kubectl: region, endpoints and credentials
+ * the way awscli finds them. argv[0] is "eks-token"; it parses its own options. */
+int kc_cmd_eks_token(int argc, char **argv);
 
 #endif

@@ -23,16 +23,25 @@ enum kc_auth_kind { KC_AUTH_NONE, KC_AUTH_TOKEN, KC_AUTH_CERT, KC_AUTH_EKS };
 
 struct kc_eks_ref {
 	char *cluster_name;
+	char *cluster_id; /* auth: an Outposts local cluster's id, signed instead of the name */
 	char *region;
 	char *role_arn;
+	/* auth: where the base credentials come from, at most one; none: IMDSv2 */
 	char *credentials_file;
 	char *profile;
-	char *endpoint; /* tests only: EKS API override */
-	char *sts_endpoint; /* tests only */
+	char *web_identity_token_file; /* with role_arn: AssumeRoleWithWebIdentity */
+	char *credential_process;
+	char *container_uri; /* container_credentials_uri (ECS, EKS Pod Identity) */
+	char *container_token_file; /* container_authorization_token_file */
+	bool use_fips_endpoint;
+	bool use_dualstack_endpoint;
+	char *endpoint; /* tests only: where DescribeCluster calls go */
+	char *sts_endpoint; /* tests only: where STS calls go (tokens still name the real host) */
 	char *imds_endpoint; /* tests only */
 	char *endpoint_ca; /* tests only: CA file for an HTTPS stand-in */
 	long discovery_ttl;
-	struct kc_mark credentials_mark, endpoint_ca_mark; /* for the file checks */
+	struct kc_mark credentials_mark, endpoint_ca_mark, web_identity_mark, container_token_mark,
+		process_mark; /* for the file checks */
 };
 
 struct kc_cluster {

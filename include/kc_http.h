@@ -1,5 +1,6 @@
-/* One HTTP(S) call for AWS endpoints (IMDS, STS, EKS). Cluster endpoints use
- * kc_kubeapi.h instead: there only the configured CA is ever trusted. */
+/* One HTTP(S) call for AWS endpoints (IMDS, container credentials, STS, EKS).
+ * Cluster endpoints use kc_kubeapi.h instead: there only the configured CA is
+ * ever trusted. */
 #ifndef KC_HTTP_H
 #define KC_HTTP_H
 
@@ -17,13 +18,19 @@ struct kc_http_call {
 	const char *body;
 	size_t body_len;
 	const char *ca_file; /* trust this CA alone; NULL: the system store (public AWS endpoints) */
-	bool plain_http; /* IMDS is plain HTTP on a link-local address */
-	long connect_timeout_ms;
+	bool allow_http; /* IMDS and container endpoints: plain HTTP on link-local or loopback */
+	long connect_timeout_ms; /* configured limits; 0: none */
 	long timeout_ms;
+	long long deadline_ms; /* absolute, as kc_now_ms(); 0: none. Both limits are cut to what is left. */
 };
 
-/* Never through a proxy, never follows redirects. Returns the HTTP status, or -1
- * (err set). resp is made a secret buffer. */
+/* Never through a proxy, never follows redirects, never past the deadline.
+ * Returns the HTTP status, or -1 (err set: unreachable, out of time, too large).
+ * resp is made a secret buffer. */
 long kc_http(const struct kc_http_call *call, struct kc_buf *resp, struct kc_err *err);
+
+/* min(limit, what is left until deadline_ms); limit 0 means none. Returns < 1
+ * when the deadline has passed. */
+long kc_http_budget(long limit_ms, long long deadline_ms);
 
 #endif

@@ -1,17 +1,19 @@
-"""Loopback stand-ins for what cannot be reached here: the instance metadata
-service, STS, the EKS API, and a webhook token authenticator for the real
-kube-apiserver that checks k8s-aws-v1 tokens the way aws-iam-authenticator does,
-by recomputing the SigV4 signature (an implementation independent of ours)."""
-import base64
-import hashlib
-import hmac
+"""The EKS tier's stand-ins for what cannot be reached here.
+
+- kc-aws-standin (Go, tests/eks/standin, built by tests/eks/build): STS and EKS
+  DescribeCluster answering only calls whose SigV4 signature the AWS SDK for Go's
+  signer recomputes, and aws-iam-authenticator's own token verifier (pkg/token),
+  behind a TokenReview webhook for the real kube-apiserver or over stdin.
+- Python, plain HTTP on loopback: the instance metadata service (IMDSv2, with
+  faults), a container credentials endpoint (ECS / EKS Pod Identity), and a
+  proxy that counts connections (a proxy from the environment must get none)."""
 import json
+import os
 import socket
-import ssl
+import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,25 +21,176 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import certs  # noqa: E402
 
-CREDS = {
-    "AKIDINSTANCEROLE": ("instance/secret+key", "IQoJb3JpZ2luX2VjEXAMPLE/session+token="),
-    "ASIAASSUMEDROLE1": ("assumed/secret+key2", "FwoGZXIvYXdzEAssumed/tok=="),
+HERE = Path(__file__).resolve().parent
+ACCOUNT = "111122223333"
+PARTITIONS = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"]
+
+# access key id -> (secret, session token or None, principal); "{partition}" is
+# filled by the stand-in with the partition of the STS host asked.
+KEYS = {
+    "AKIDEXAMPLE": ("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, "iam::111122223333:user/admin"),
+    # a session token as long as real ones, with the characters that need encoding
+    "ASIAEXAMPLE2": ("abc/def+ghi=", "IQoJb3JpZ2luX2VjE" + "A/b+C=d" * 90 + "//tok+en==",
+                     "sts::111122223333:assumed-role/dev/alice"),
+    "AKIDINSTANCEROLE": ("instance/secret+key", "IQoJb3JpZ2luX2VjEXAMPLE/session+token=",
+                         "sts::111122223333:assumed-role/bastion-role/i-0123456789abcdef0"),
+    "AKIDFILE": ("file/secret+key", None, "iam::111122223333:user/bastion"),
+    "ASIAPROCESS": ("process/secret", "process+token/=", "sts::111122223333:assumed-role/proc/p"),
+    "ASIACONTAINER": ("container/secret", "container+token/=", "sts::111122223333:assumed-role/pod/p"),
+    "AKIDSOURCE": ("source/secret", None, "iam::111122223333:user/source"),
 }
-ROLE = "bastion-role"
+ROLE_CREDS = {  # role name -> the key its sessions get
+    "bastion-minter": ("ASIAASSUMEDROLE1", "assumed/secret+key2", "FwoGZXIvYXdzEAssumed/tok=="),
+    "eks-admin": ("ASIAASSUMEDROLE2", "admin/secret+key3", "FwoGZXIvYXdzEAdmin/tok=="),
+    "irsa": ("ASIAWEBIDENTITY1", "webid/secret", "FwoGZXIvYXdzEWebId/tok=="),
+}
+WEB_IDENTITY_TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln"
 
 
-def make_ca(d: Path):
-    """A throwaway CA and a serving certificate for 127.0.0.1 (server.pem/.key),
-    for the HTTPS stand-ins. Returns the CA's certificate."""
+def creds_env(akid):
+    secret, token, _ = KEYS[akid]
+    env = {"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret}
+    if token:
+        env["AWS_SESSION_TOKEN"] = token
+    return env
+
+
+def principals(clusters=None):
+    def user_id(akid, principal):  # what GetCallerIdentity answers: ROLEID:SESSION for a role session
+        if ":assumed-role/" in principal:
+            return "AROA" + akid[4:] + ":" + principal.rsplit("/", 1)[1]
+        return "AIDA" + akid[4:]
+
+    keys = {k: {"secret": s, "session_token": t or "", "arn": f"arn:{{partition}}:{p}", "user_id": user_id(k, p)}
+            for k, (s, t, p) in KEYS.items()}
+    for name, (akid, secret, token) in ROLE_CREDS.items():
+        # known before any AssumeRole, so that any stand-in can verify a session's tokens
+        keys[akid] = {"secret": secret, "session_token": token, "user_id": "AROA" + akid[4:] + ":session",
+                      "arn": f"arn:{{partition}}:sts::{ACCOUNT}:assumed-role/{name}/session"}
+    roles = {}
+    for part in PARTITIONS:
+        for name, (akid, secret, token) in ROLE_CREDS.items():
+            roles[f"arn:{part}:iam::{ACCOUNT}:role/{name}"] = {
+                "access_key_id": akid, "secret": secret, "session_token": token, "user_id": "AROA" + akid[4:]}
+    return {"account": ACCOUNT, "keys": keys, "roles": roles, "web_identity_token": WEB_IDENTITY_TOKEN,
+            "clusters": clusters or {}}
+
+
+def make_tls(d: Path):
+    """A throwaway CA and a serving certificate for 127.0.0.1 (server.pem/.key)."""
     ca_cert, ca_key = certs.make_ca(d, "standin")
     certs.sign_cert(d, "server", ca_cert, ca_key)
+    for f in d.iterdir():
+        os.chmod(f, 0o644 if f.suffix == ".pem" else 0o600)
     return ca_cert
 
 
-class Server:
-    """A threading HTTP(S) server on a free loopback port running handle(req)."""
+_binary = None
 
-    def __init__(self, handle, tls_dir=None):
+
+def standin_binary():
+    """kc-aws-standin, built once per go.sum into ~/.cache/pam-kubeconfig."""
+    global _binary
+    if _binary is None:
+        p = subprocess.run([str(HERE / "build")], capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError(f"tests/eks/build failed:\n{p.stderr}")
+        _binary = p.stdout.strip().splitlines()[-1]
+    return _binary
+
+
+class _Process:
+    """A kc-aws-standin server: started here, stopped here by its pid."""
+
+    def __init__(self, args, log):
+        self.log = log
+        self.p = subprocess.Popen([standin_binary(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        line = self.p.stdout.readline()
+        if not line.startswith("listening on "):
+            self.p.kill()
+            raise RuntimeError(f"kc-aws-standin {args[0]} did not start: {line}{self.p.stderr.read()}")
+        self.addr = line.split()[-1]
+        self.url = f"https://{self.addr}"
+
+    def events(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(l) for l in self.log.read_text().splitlines() if l.strip()]
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+class AwsStandin(_Process):
+    """STS and EKS DescribeCluster, every signature checked with the AWS SDK for Go."""
+
+    def __init__(self, tls_dir: Path, clusters=None):
+        self.principals = tls_dir / f"principals-{time.monotonic_ns()}.json"
+        self.principals.write_text(json.dumps(principals(clusters)))
+        log = tls_dir / f"aws-{time.monotonic_ns()}.jsonl"
+        super().__init__(["aws", "--cert", str(tls_dir / "server.pem"), "--key", str(tls_dir / "server.key"),
+                          "--principals", str(self.principals), "--log", str(log)], log)
+
+    def calls(self, action):
+        return [e for e in self.events() if e.get("action") == action]
+
+
+class Webhook(_Process):
+    """aws-iam-authenticator's verifier as kube-apiserver's token webhook: a
+    verified identity becomes the Kubernetes user pam-kubeconfig."""
+
+    def __init__(self, tls_dir: Path, ca: Path, sts: AwsStandin, cluster_id, partition, region):
+        log = tls_dir / f"webhook-{time.monotonic_ns()}.jsonl"
+        super().__init__(["webhook", "--cert", str(tls_dir / "server.pem"), "--key", str(tls_dir / "server.key"),
+                          "--cluster-id", cluster_id, "--partition", partition, "--region", region,
+                          "--sts", sts.addr, "--sts-ca", str(ca), "--log", str(log)], log)
+        self.kubeconfig = tls_dir / f"webhook-{self.addr.split(':')[1]}.kubeconfig"
+        self.kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: webhook
+  cluster:
+    server: {self.url}/authenticate
+    certificate-authority: {ca}
+users:
+- name: apiserver
+  user: {{}}
+contexts:
+- name: webhook
+  context: {{cluster: webhook, user: apiserver}}
+current-context: webhook
+""")
+
+    def accepted(self):
+        return [e["access_key_id"] for e in self.events() if e.get("ok")]
+
+    def refused(self):
+        return [e["error"] for e in self.events() if not e.get("ok")]
+
+
+def verify(tokens, cluster_id, partition, region, sts: AwsStandin, ca: Path):
+    """aws-iam-authenticator's verdict on each token: [{"ok": bool, "error": ...}]."""
+    p = subprocess.run([standin_binary(), "verify", "--cluster-id", cluster_id, "--partition", partition,
+                        "--region", region, "--sts", sts.addr, "--sts-ca", str(ca)],
+                       input="".join(t + "\n" for t in tokens), capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"kc-aws-standin verify failed: {p.stderr}")
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+# ---- Python stand-ins on plain HTTP ------------------------------------------------
+
+class Server:
+    """A threading HTTP server on a free loopback port running handle(req)."""
+
+    def __init__(self, handle):
         outer = self
         self.requests = []
 
@@ -52,8 +205,6 @@ class Server:
                 body = self.rfile.read(n) if n else b""
                 outer.requests.append((self.command, self.path, dict(self.headers), body))
                 status, headers, data = handle(self.command, self.path, self.headers, body)
-                if status is None:
-                    return
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -61,16 +212,12 @@ class Server:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = do_DELETE = _any
+            do_GET = do_PUT = do_POST = _any
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
-        if tls_dir:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(tls_dir / "server.pem", tls_dir / "server.key")
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"{'https' if tls_dir else 'http'}://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -82,9 +229,17 @@ def iso(t):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def credentials_doc(akid, expired=False):
+    secret, token, _ = KEYS[akid]
+    exp = datetime.now(timezone.utc) + (timedelta(hours=-1) if expired else timedelta(hours=6))
+    return {"AccessKeyId": akid, "SecretAccessKey": secret, "Token": token, "Expiration": iso(exp)}
+
+
 class Imds:
     """IMDSv2 with switchable faults: ok, v1only, unauthorized, norole, missing,
     expired, slow."""
+
+    ROLE = "bastion-role"
 
     def __init__(self, mode="ok", akid="AKIDINSTANCEROLE"):
         self.mode = mode
@@ -102,12 +257,10 @@ class Imds:
         if headers.get("X-aws-ec2-metadata-token") != "imds-session-token" or self.mode == "unauthorized":
             return 401, {}, b""
         if path == "/latest/meta-data/iam/security-credentials/":
-            return 200, {}, b"" if self.mode == "norole" else ROLE.encode()
-        if path == f"/latest/meta-data/iam/security-credentials/{ROLE}":
-            secret, token = CREDS[self.akid]
-            exp = datetime.now(timezone.utc) + (timedelta(hours=-1) if self.mode == "expired" else timedelta(hours=6))
-            doc = {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": self.akid, "SecretAccessKey": secret,
-                   "Token": token, "Expiration": iso(exp), "LastUpdated": iso(datetime.now(timezone.utc))}
+            return 200, {}, b"" if self.mode == "norole" else self.ROLE.encode()
+        if path == f"/latest/meta-data/iam/security-credentials/{self.ROLE}":
+            doc = {"Code": "Success", "Type": "AWS-HMAC", "LastUpdated": iso(datetime.now(timezone.utc)),
+                   **credentials_doc(self.akid, expired=self.mode == "expired")}
             if self.mode == "missing":
                 del doc["Token"]
             return 200, {"Content-Type": "text/plain"}, json.dumps(doc).encode()
@@ -117,134 +270,23 @@ class Imds:
         self.server.close()
 
 
-def _signing_key(secret, date, region, service):
-    k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
-    for part in (region, service, "aws4_request"):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-    return k
+class Container:
+    """The ECS / EKS Pod Identity credentials endpoint: answers only with the
+    expected Authorization header."""
 
-
-def _q(s):
-    return urllib.parse.quote(s, safe="-_.~")
-
-
-def verify_eks_token(token, cluster_name, now=None):
-    """Returns the access key id the token was signed with, or raises ValueError."""
-    if not token.startswith("k8s-aws-v1."):
-        raise ValueError("not a k8s-aws-v1 token")
-    raw = token[len("k8s-aws-v1."):]
-    url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-    u = urllib.parse.urlsplit(url)
-    pairs = urllib.parse.parse_qsl(u.query, keep_blank_values=True, strict_parsing=True)
-    q = dict(pairs)
-    if q.get("Action") != "GetCallerIdentity" or q.get("X-Amz-Expires") != "60":
-        raise ValueError("not a 60s GetCallerIdentity presign")
-    if q.get("X-Amz-SignedHeaders") != "host;x-k8s-aws-id":
-        raise ValueError("x-k8s-aws-id not signed")
-    akid, date, region, service, term = q["X-Amz-Credential"].split("/")
-    when = datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    if abs((now or datetime.now(timezone.utc)) - when) > timedelta(minutes=15):
-        raise ValueError("token too old or from the future")
-    if akid not in CREDS or service != "sts":
-        raise ValueError("unknown key")
-    canon_q = "&".join(sorted(f"{_q(k)}={_q(v)}" for k, v in pairs if k != "X-Amz-Signature"))
-    canonical = "\n".join(["GET", u.path or "/", canon_q, f"host:{u.netloc}", f"x-k8s-aws-id:{cluster_name}", "",
-                           "host;x-k8s-aws-id", hashlib.sha256(b"").hexdigest()])
-    sts = "\n".join(["AWS4-HMAC-SHA256", q["X-Amz-Date"], f"{date}/{region}/{service}/aws4_request",
-                     hashlib.sha256(canonical.encode()).hexdigest()])
-    sig = hmac.new(_signing_key(CREDS[akid][0], date, region, service), sts.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(sig, q["X-Amz-Signature"]):
-        raise ValueError("bad signature")
-    return akid
-
-
-class Webhook:
-    """A TokenReview webhook for kube-apiserver: k8s-aws-v1 tokens for cluster_name
-    signed with a known key authenticate as the user pam-kubeconfig."""
-
-    def __init__(self, tls_dir, ca_file, cluster_name):
-        self.cluster_name = cluster_name
-        self.accepted = []
-        self.server = Server(self.handle, tls_dir)
-        self.kubeconfig = tls_dir / "webhook.kubeconfig"
-        self.kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters:
-- name: webhook
-  cluster:
-    server: {self.server.url}/authenticate
-    certificate-authority: {ca_file}
-users:
-- name: apiserver
-  user: {{}}
-contexts:
-- name: webhook
-  context: {{cluster: webhook, user: apiserver}}
-current-context: webhook
-""")
+    def __init__(self, authorization, akid="ASIACONTAINER", path="/v1/credentials"):
+        self.authorization = authorization
+        self.akid = akid
+        self.path = path
+        self.server = Server(self.handle)
+        self.url = self.server.url + path
 
     def handle(self, method, path, headers, body):
-        review = json.loads(body)
-        token = review.get("spec", {}).get("token", "")
-        status = {"authenticated": False}
-        try:
-            akid = verify_eks_token(token, self.cluster_name)
-            self.accepted.append(akid)
-            status = {"authenticated": True,
-                      "user": {"username": "pam-kubeconfig", "uid": f"aws-iam-authenticator:{akid}"}}
-        except (ValueError, KeyError) as e:
-            status["error"] = str(e)
-        out = {"apiVersion": review.get("apiVersion"), "kind": "TokenReview", "status": status}
-        return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
-
-    def close(self):
-        self.server.close()
-
-
-class Eks:
-    """DescribeCluster for one cluster, answering with the real test cluster."""
-
-    def __init__(self, tls_dir, name, server, ca_pem):
-        self.name = name
-        self.endpoint = server
-        self.ca = base64.b64encode(Path(ca_pem).read_bytes()).decode()
-        self.arn = f"arn:aws:eks:us-west-2:111122223333:cluster/{name}"
-        self.server = Server(self.handle, tls_dir)
-        self.url = self.server.url
-
-    def handle(self, method, path, headers, body):
-        auth = headers.get("Authorization", "")
-        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or "/us-west-2/eks/aws4_request" not in auth:
-            return 403, {}, b'{"message": "missing signature"}'
-        if method != "GET" or path != f"/clusters/{self.name}":
-            return 404, {}, b'{"message": "No cluster found"}'
-        doc = {"cluster": {"name": self.name, "arn": self.arn, "endpoint": self.endpoint, "status": "ACTIVE",
-                           "certificateAuthority": {"data": self.ca}, "version": "1.33"}}
-        return 200, {"Content-Type": "application/json"}, json.dumps(doc).encode()
-
-    def close(self):
-        self.server.close()
-
-
-class Sts:
-    """STS AssumeRole: answers with the assumed role's credentials."""
-
-    def __init__(self, tls_dir):
-        self.server = Server(self.handle, tls_dir)
-        self.url = self.server.url
-        self.calls = []
-
-    def handle(self, method, path, headers, body):
-        form = dict(urllib.parse.parse_qsl(body.decode()))
-        self.calls.append(form)
-        if form.get("Action") != "AssumeRole" or not headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
-            return 400, {}, b"<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>"
-        secret, token = CREDS["ASIAASSUMEDROLE1"]
-        exp = iso(datetime.now(timezone.utc) + timedelta(hours=1))
-        xml = (f"<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAASSUMEDROLE1</AccessKeyId>"
-               f"<SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken>"
-               f"<Expiration>{exp}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>")
-        return 200, {"Content-Type": "text/xml"}, xml.encode()
+        if method != "GET" or path != self.path:
+            return 404, {}, b""
+        if headers.get("Authorization") != self.authorization:
+            return 401, {}, b'{"message": "bad token"}'
+        return 200, {"Content-Type": "application/json"}, json.dumps(credentials_doc(self.akid)).encode()
 
     def close(self):
         self.server.close()
