@@ -93,8 +93,8 @@ static int token_file(const struct kc_cluster *cl, struct kc_buf *out, struct kc
 
 	if (kc_read_root_file(cl->token_file, KC_CREDENTIAL_MAX, 077, true, out, &e) < 0)
 		return kc_seterr(err, "cluster %s: token_file: %s", cl->name, e.msg), -1;
-	n = strcspn(out->data ? out->data : "", "\r\n");
-	if (n == 0)
+	n = out->data ? strcspn(out->data, "\r\n") : 0;
+	if (n == 0 || !out->data)
 		return kc_seterr(err, "cluster %s: token_file %s is empty", cl->name, cl->token_file), -1;
 	explicit_bzero(out->data + n, out->len - n);
 	out->len = n;

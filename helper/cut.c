@@ -38,8 +38,7 @@ static int parse_addr(const char *s, struct kc_endpoint_addr *a)
 /* resolve: also what the server's name resolves to now. The first cut, inside a
  * logout, goes by the addresses the helper itself connected to (no DNS wait); the
  * second, detached, asks DNS too. */
-static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
-			bool resolve)
+static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n, bool resolve)
 {
 	struct kc_endpoint_addr list[MAX_ADDRS], *now = NULL;
 	size_t m = 0, n_now = 0;

@@ -91,8 +91,10 @@ static int recv_msg(struct kc_writer *w, struct kc_buf *b, long long deadline_ms
 	if (!b->data)
 		return -1;
 	b->cap = (size_t)n + 1;
-	if (read_by(w->from_child, b->data, n, deadline_ms) < 0)
+	if (read_by(w->from_child, b->data, n, deadline_ms) < 0) {
+		kc_buf_free(b);
 		return -1;
+	}
 	b->len = n;
 	b->data[n] = '\0';
 	return 0;

@@ -65,6 +65,10 @@ static int req_parse(struct kc_frame_reader *r, struct merge_req *q)
 	for (size_t i = 0; i < q->n; i++) {
 		char **f = &q->fields[i * KC_ENTRY_FIELDS];
 
+		for (size_t k = 0; k < KC_ENTRY_FIELDS; k++)
+			if (!f[k])
+				return -1;
+
 		q->e[i] = (struct kc_merge_entry){ .name = f[0],
 						   .server = f[1],
 						   .ca_pem = (const unsigned char *)f[2],
