@@ -996,6 +996,14 @@ int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 	for (size_t i = 0; i < cfg->n_mappings; i++) {
 		const struct kc_mapping *m = &cfg->mappings[i];
 
+		if (strncmp(m->sa_namespace, "{user_safe}", 11) == 0 || strncmp(m->sa_name, "{user_safe}", 11) == 0) {
+			kc_buf_printf(out,
+				      "%s:%u:%u: warning: a name that {user_safe} changes begins with '--', which "
+				      "Kubernetes refuses at the start of a name: such users cannot log in; put a "
+				      "fixed prefix before it, e.g. u-{user_safe}\n",
+				      cfg->path, m->sa_mark.line, m->sa_mark.col);
+			n++;
+		}
 		if (strcmp(m->sa_namespace, "kube-system") == 0) {
 			kc_buf_printf(
 				out,

@@ -220,6 +220,29 @@ static void test_kube_system_warning(void **state)
 	kc_config_free(cfg);
 }
 
+static void test_leading_user_safe_warning(void **state)
+{
+	struct kc_err err;
+	struct kc_buf out = { 0 };
+	struct kc_config *cfg = parse("clusters:\n"
+				      "  - name: a\n"
+				      "    server: https://h\n"
+				      "    certificate_authority_data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
+				      "    auth: {token_file: /t}\n"
+				      "mappings:\n"
+				      "  - user: \"*\"\n"
+				      "    cluster: a\n"
+				      "    serviceaccount: bastion-users/{user_safe}\n",
+				      &err);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(kc_config_warnings(cfg, &out), 1);
+	assert_non_null(strstr(out.data, "t.yaml:9:21: warning: a name that {user_safe} changes begins with '--'"));
+	kc_buf_free(&out);
+	kc_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_and_mapping_errors),
 		cmocka_unit_test(test_deep_nesting_refused),
 		cmocka_unit_test(test_kube_system_warning),
+		cmocka_unit_test(test_leading_user_safe_warning),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
