@@ -21,30 +21,95 @@ struct probe {
 	const char *verb, *group, *resource, *subresource, *ns, *name;
 };
 
-static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+static void describe(const struct probe *p, char *what, size_t len)
 {
-	struct kc_err err = { "" };
-	bool allowed = false;
-	char what[600];
-
-	snprintf(what, sizeof(what), "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
+	snprintf(what, len, "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
 		 p->subresource ? p->subresource : "", p->name ? " " : "", p->name ? p->name : "",
 		 p->ns ? " in namespace " : " cluster-wide", p->ns ? p->ns : "");
-	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &allowed, &err) < 0) {
+}
+
+/* Asks the API server whether k's identity may do p: 1 yes, 0 no, -1 could not ask. */
+static int allowed(struct kc_kube *k, const struct probe *p)
+{
+	struct kc_err err = { "" };
+	bool yes = false;
+
+	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &yes, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	return yes;
+}
+
+static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+{
+	char what[600];
+	int yes = allowed(k, p);
+
+	describe(p, what, sizeof(what));
+	if (yes < 0) {
 		(*problems)++;
 		return -1;
 	}
-	if (want && !allowed) {
-		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac\n", cl->name, what);
+	if (want && !yes) {
+		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac --cluster %s\n",
+			cl->name, what, cl->name);
 		(*problems)++;
-	} else if (!want && allowed) {
+	} else if (!want && yes) {
 		fprintf(stderr, "cluster %s: warning: the helper's identity may also %s, which it never needs\n",
 			cl->name, what);
 	}
 	return 0;
 }
 
+/* Every verb on every name of one rule of the manifest. */
+static int ask_rule(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac_rule *r, int *problems)
+{
+	char resource[128];
+	const char *slash = strchr(r->resource, '/');
+	struct probe p = { NULL, r->group, resource, slash ? slash + 1 : NULL, r->ns, NULL };
+
+	snprintf(resource, sizeof(resource), "%.*s", (int)(slash ? (size_t)(slash - r->resource) : strlen(r->resource)),
+		 r->resource);
+	for (size_t v = 0; v < r->n_verbs; v++) {
+		p.verb = r->verbs[v];
+		for (size_t i = 0; i < (r->names ? r->names->n : 1); i++) {
+			p.name = r->names ? r->names->items[i] : NULL;
+			if (ask(k, cl, &p, true, problems) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Powers the helper never needs: each one it holds is a warning. */
+static void ask_beyond(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac *r, int *problems)
+{
+	static const char *const peek[] = { "get", "list", "watch" };
+	const char *other = "pam-kubeconfig-check-unmapped", *rbac = "rbac.authorization.k8s.io";
+
+	for (size_t i = 0; i < r->n_ns; i++) {
+		const struct kc_rbac_ns *n = &r->ns[i];
+
+		if (!n->token_any)
+			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", n->ns, other }, false,
+			    problems);
+		for (size_t v = 0; v < 3; v++)
+			ask(k, cl, &(struct probe){ peek[v], "", "secrets", NULL, n->ns, NULL }, false, problems);
+		if (n->reconcile && !n->sa_any)
+			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, other }, false,
+			    problems);
+		if (n->bind_roles.n && !n->binding_any)
+			ask(k, cl, &(struct probe){ "delete", rbac, "rolebindings", NULL, n->ns, other }, false,
+			    problems);
+	}
+	ask(k, cl, &(struct probe){ "delete", rbac, "clusterrolebindings", NULL, NULL, other }, false, problems);
+	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "escalate", rbac, "clusterroles", NULL, NULL, NULL }, false, problems);
+}
+
+/* Probes exactly the rules `rbac` prints for this config, with no cap. */
 static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl)
 {
 	struct kc_rbac r;
@@ -62,58 +127,10 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 		kc_rbac_free(&r);
 		return 1;
 	}
-	for (size_t i = 0; i < r.n_ns; i++) {
-		const struct kc_rbac_ns *n = &r.ns[i];
-		struct probe p = { "create", "", "serviceaccounts", "token", n->ns, NULL };
-
-		if (n->token_any) {
-			if (ask(k, cl, &p, true, &problems) < 0)
-				break;
-		} else {
-			for (size_t t = 0; t < n->token_names.n && t < 50; t++) {
-				p.name = n->token_names.items[t];
-				ask(k, cl, &p, true, &problems);
-			}
-			p.name = "pam-kubeconfig-check-unmapped";
-			ask(k, cl, &p, false, &problems);
-		}
-		if (n->secrets) {
-			ask(k, cl, &(struct probe){ "create", "", "secrets", NULL, n->ns, NULL }, true, &problems);
-			ask(k, cl, &(struct probe){ "delete", "", "secrets", NULL, n->ns, NULL }, true, &problems);
-		}
-		ask(k, cl, &(struct probe){ "get", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		ask(k, cl, &(struct probe){ "list", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		ask(k, cl, &(struct probe){ "watch", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		if (n->reconcile) {
-			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, NULL }, true, &problems);
-			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", NULL, n->ns, NULL }, true,
-			    &problems);
-			if (n->bind_roles.n) {
-				static const char *const verbs[] = { "get", "create", "delete" };
-
-				for (size_t v = 0; v < 3; v++)
-					ask(k, cl,
-					    &(struct probe){ verbs[v], "rbac.authorization.k8s.io", "rolebindings",
-							     NULL, n->ns, NULL },
-					    true, &problems);
-			}
-			for (size_t b = 0; b < n->bind_roles.n; b++)
-				ask(k, cl,
-				    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, n->ns,
-						     n->bind_roles.items[b] },
-				    true, &problems);
-		}
-	}
-	for (size_t b = 0; b < r.cluster_bind_roles.n; b++)
-		ask(k, cl,
-		    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL,
-				     r.cluster_bind_roles.items[b] },
-		    true, &problems);
-	/* Powers no config needs. */
-	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, &problems);
-	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, &problems);
-	ask(k, cl, &(struct probe){ "escalate", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL, NULL }, false,
-	    &problems);
+	for (size_t i = 0; i < r.n_rules; i++)
+		if (ask_rule(k, cl, &r.rules[i], &problems) < 0)
+			break;
+	ask_beyond(k, cl, &r, &problems);
 	kc_kube_close(k);
 	kc_rbac_free(&r);
 	if (!problems)
@@ -278,7 +295,7 @@ out:
 	return rc;
 }
 
-int kc_cmd_rbac(const char *config, const char *identity)
+int kc_cmd_rbac(const char *config, const char *cluster, const char *identity)
 {
 	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, KC_LOAD_NO_FILES, &err);
@@ -289,7 +306,7 @@ int kc_cmd_rbac(const char *config, const char *identity)
 		fprintf(stderr, "%s\n", err.msg);
 		return KC_EXIT_USAGE;
 	}
-	if (kc_rbac_manifest(cfg, identity, &out, &err) < 0) {
+	if (kc_rbac_manifest(cfg, cluster, identity, &out, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		rc = KC_EXIT_USAGE;
 	} else {

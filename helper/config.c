@@ -566,6 +566,14 @@ static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struc
 		fail_at(c, *mark_of_key(v, "cluster_wide"), "'cluster_wide' needs a 'clusterrole' to bind");
 		goto out;
 	}
+	if (m->cluster_wide && strchr(m->sa_name, '{')) {
+		fail_at(c, *mark_of_key(v, "cluster_wide"),
+			"'cluster_wide' needs a ServiceAccount name without {user} or {user_safe}: Kubernetes cannot "
+			"limit creating ClusterRoleBindings by name, only deleting them, so the helper may delete "
+			"only the bindings of rules whose names it knows; bind per namespace instead (drop "
+			"cluster_wide), or map to a fixed ServiceAccount");
+		goto out;
+	}
 	if (m->clusterrole && !*m->clusterrole) {
 		fail_at(c, *mark_of_key(v, "clusterrole"), "'clusterrole' is empty; name a ClusterRole such as view");
 		goto out;

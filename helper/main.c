@@ -23,7 +23,8 @@ static const char usage_text[] =
 	"  close --user U --session ID [--deadline MS] [--pid P] [--debug]\n"
 	"  check [--online] [--allow-insecure]   validate the config (and, online, the helper's RBAC)\n"
 	"  explain USER                          which rules match USER and why\n"
-	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
+	"  rbac [--cluster NAME] [--user NAME]   the least-privilege manifest for the helper's identity on\n"
+	"                                        one cluster (--cluster: required with several)\n"
 	"  refresh [--now USER] [--deadline MS]  rotate tokens of open sessions, revoke what no longer maps (timer)\n"
 	"  gc [--deadline MS]                    prune stale records, retry revocations (timer, boot)\n"
 	"  eks-token --cluster-name N --region R [--role-arn A] [--profile P]\n"
@@ -96,7 +97,8 @@ enum {
 	OPT_ROLE_ARN,
 	OPT_PROFILE,
 	OPT_DEADLINE,
-	OPT_NOW
+	OPT_NOW,
+	OPT_CLUSTER
 };
 
 static const struct option options[] = {
@@ -117,13 +119,15 @@ static const struct option options[] = {
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "deadline", required_argument, NULL, OPT_DEADLINE },
 	{ "now", required_argument, NULL, OPT_NOW },
+	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL, *now_user = NULL;
+	const char *cmd, *cluster = NULL, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL,
+			 *now_user = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -172,9 +176,13 @@ int main(int argc, char **argv)
 			break;
 		}
 		case OPT_NOW: now_user = optarg; break;
+		case OPT_CLUSTER: cluster = optarg; break;
 		default: return usage(NULL);
 		}
 	}
+
+	if (cluster && strcmp(cmd, "rbac") != 0)
+		return usage("--cluster is an option of rbac");
 
 	/* The privileged commands never take anything from the environment; only
 	 * eks-token (an admin's awscli replacement) and rbac keep it. Nor do they
@@ -203,8 +211,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "explain") == 0) {
 		rc = optind + 1 == argc ? kc_cmd_explain(a.config, argv[optind]) : usage("explain needs one USER");
 	} else if (strcmp(cmd, "rbac") == 0) {
-		rc = optind == argc ? kc_cmd_rbac(a.config, a.user ? a.user : KC_DEFAULT_IDENTITY)
-				    : usage("rbac takes only --user NAME");
+		rc = optind == argc ? kc_cmd_rbac(a.config, cluster, a.user ? a.user : KC_DEFAULT_IDENTITY)
+				    : usage("rbac takes only --cluster NAME and --user NAME");
 	} else if (strcmp(cmd, "refresh") == 0) {
 		rc = optind == argc ? kc_cmd_refresh(a.config, now_user, a.deadline_ms)
 				    : usage("refresh takes no arguments");

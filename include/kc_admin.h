@@ -6,8 +6,9 @@
 
 int kc_cmd_check(const char *config, bool online, bool allow_insecure);
 int kc_cmd_explain(const char *config, const char *user);
-/* The manifest is built from the config alone: its files need not exist here. */
-int kc_cmd_rbac(const char *config, const char *identity);
+/* The manifest is built from the config alone: its files need not exist here.
+ * cluster may be NULL only when the config has one. */
+int kc_cmd_rbac(const char *config, const char *cluster, const char *identity);
 
 /* `aws eks get-token` for an admin: credentials from the environment, the
  * shared files or the instance role, the way awscli finds them. */
