@@ -986,6 +986,13 @@ const struct kc_cluster *kc_config_cluster(const struct kc_config *cfg, const ch
 	return NULL;
 }
 
+/* Roles every cluster has that may delete Secrets and create ServiceAccount
+ * tokens (check --online asks the API server about the others). */
+static bool powerful_role(const char *role)
+{
+	return strcmp(role, "edit") == 0 || strcmp(role, "admin") == 0 || strcmp(role, "cluster-admin") == 0;
+}
+
 int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 {
 	int n = 0;
@@ -1010,6 +1017,20 @@ int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 				      "Kubernetes refuses at the start of a name: such users cannot log in; put a "
 				      "fixed prefix before it, e.g. u-{user_safe}\n",
 				      cfg->path, m->sa_mark.line, m->sa_mark.col);
+			n++;
+		}
+		if (m->clusterrole && powerful_role(m->clusterrole) &&
+		    (m->cluster_wide || kc_namespace_shared(cfg, m->cluster, m->sa_namespace))) {
+			kc_buf_printf(out,
+				      "%s:%u:%u: warning: ClusterRole %s bound %s%s%s can delete Secrets and create "
+				      "ServiceAccount tokens: every user this rule maps can delete other users' "
+				      "revocation Secrets and act as the other ServiceAccounts %s; bind a narrower "
+				      "role such as view, or give each user a namespace of their own\n",
+				      cfg->path, m->mark.line, m->mark.col, m->clusterrole,
+				      m->cluster_wide ? "cluster-wide" : "in namespace ",
+				      m->cluster_wide ? "" : m->sa_namespace,
+				      m->cluster_wide ? "" : ", which several users share,",
+				      m->cluster_wide ? "in every namespace" : "there");
 			n++;
 		}
 		if (strcmp(m->sa_namespace, "kube-system") == 0) {

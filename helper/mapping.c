@@ -369,3 +369,18 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 	}
 	return usable;
 }
+
+bool kc_namespace_shared(const struct kc_config *cfg, const char *cluster, const char *ns)
+{
+	size_t rules = 0;
+
+	for (size_t i = 0; i < cfg->n_mappings; i++) {
+		const struct kc_mapping *m = &cfg->mappings[i];
+
+		if (strcmp(m->cluster, cluster) != 0 || strcmp(m->sa_namespace, ns) != 0)
+			continue;
+		if (m->group || strcmp(m->user, "*") == 0 || ++rules > 1)
+			return true;
+	}
+	return false;
+}

@@ -57,6 +57,10 @@ int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len
 /* Checks placeholders and that the fixed parts can form a valid name. */
 int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len);
 
+/* Do several users' ServiceAccounts and revocation Secrets live in this namespace
+ * (more than one rule maps there, or a "*" or group rule)? */
+bool kc_namespace_shared(const struct kc_config *cfg, const char *cluster, const char *ns);
+
 bool kc_valid_dns_label(const char *s); /* namespaces */
 bool kc_valid_dns_subdomain(const char *s); /* ServiceAccount names: 253, as Kubernetes checks them */
 

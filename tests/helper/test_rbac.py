@@ -1,16 +1,19 @@
 """`rbac` and `check --online` against the real test cluster: one cluster's
 manifest at a time, cluster_wide deletes limited to the helper's own bindings,
-`check --online` probing exactly the rules `rbac` prints."""
+`check --online` probing exactly the rules `rbac` prints, and the warnings about
+roles that let one mapped user undo another's isolation."""
 import copy
+import json
 import os
 import re
 import secrets
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import helper, run, security
+from conftest import helper, kubeconfig_of, kubectl_as, run, security, token_in
 
 
 def apply(cluster, text, verb="apply"):
@@ -28,10 +31,18 @@ def docs(text):
 
 
 def open_session(user, cfg, rhost="198.51.100.7"):
-    session = secrets.token_hex(8)
-    p = helper("open", "--user", user, "--session", session, "--config", cfg, "--rhost", rhost,
-               "--service", "sshd", "--pid", str(os.getpid()))
-    return p, session
+    """A login. Right after a manifest is applied the API server's authorizer
+    may not have seen it yet (its caches follow within moments): a 403 then is
+    retried for a few seconds, any other failure is returned at once."""
+    deadline = time.monotonic() + 10
+    while True:
+        session = secrets.token_hex(8)
+        p = helper("open", "--user", user, "--session", session, "--config", cfg, "--rhost", rhost,
+                   "--service", "sshd", "--pid", str(os.getpid()))
+        if p.returncode == 0 or "(403)" not in p.stderr or time.monotonic() > deadline:
+            return p, session
+        close_session(user, cfg, session)
+        time.sleep(0.5)
 
 
 def close_session(user, cfg, session):
@@ -227,5 +238,78 @@ def test_check_online_probes_every_named_serviceaccount(cluster, workdir):
         assert got == want, p.stderr
         assert (f"cluster test: missing: create serviceaccounts/token sa59 in namespace {ns}; apply the output "
                 "of pam-kubeconfig rbac --cluster test") in p.stderr.splitlines()
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# ---- roles that break isolation between users ------------------------------------------
+
+def token_of(users, user):
+    """The user's token: in the file the kubeconfig names (tokenFile), or inline."""
+    kc = kubeconfig_of(users, user)
+    named = re.search(r"^\s*tokenFile:\s*['\"]?([^'\"\n]+)", kc.read_text(), re.M)
+    return Path(named.group(1)).read_text().strip() if named else token_in(kc)
+
+
+def revocation_secret(cluster, ns, user):
+    out = cluster.kubectl("-n", ns, "get", "secrets", "-l", "app.kubernetes.io/managed-by=pam-kubeconfig",
+                          "-o", "json")
+    for item in json.loads(out.stdout)["items"]:
+        if user in (item["metadata"].get("annotations") or {}).values():
+            return item["metadata"]["name"]
+    raise AssertionError(f"no revocation Secret of {user} in {ns}")
+
+
+@security("check warns when a mapped role lets users delete each other's revocation Secrets or act as "
+          "each other (edit in a shared namespace); --online asks the API server as each ServiceAccount")
+def test_check_warns_about_roles_that_break_isolation(cluster, workdir, users):
+    ns = f"kc-shared-{secrets.token_hex(3)}"
+    rule = f'  - user: "*"\n    cluster: test\n    serviceaccount: {ns}/u-{{user_safe}}\n    create: true\n' \
+           f'    clusterrole: ROLE\n'
+    cfg = workdir.write_config(rule.replace("ROLE", "edit"))
+    apply(cluster, manifest(cfg))
+    a, b = users.make(), users.make()
+    try:
+        sessions = {}
+        for u in (a, b):
+            p, sessions[u] = open_session(u, cfg)
+            assert p.returncode == 0, p.stderr
+
+        p = helper("check", "--config", cfg)
+        assert p.returncode == 0
+        assert (f"{cfg}:8:5: warning: ClusterRole edit bound in namespace {ns}, which several users share, can "
+                "delete Secrets") in p.stderr, p.stderr
+
+        p = helper("check", "--online", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        for u in (a, b):
+            assert re.search(rf"warning: ServiceAccount {ns}/u-{u} \(rule at {re.escape(str(cfg))}:8:5, "
+                             rf"ClusterRole edit\) can delete Secrets in namespace {ns}:", p.stderr), p.stderr
+
+        # The warning is true: a deletes b's revocation Secret, and b's token dies with it.
+        token = token_of(users, b)
+        assert cluster.whoami(token) == f"system:serviceaccount:{ns}:u-{b}"
+        gone = kubectl_as(a, kubeconfig_of(users, a), "-n", ns, "delete", "secret", revocation_secret(cluster, ns, b))
+        assert gone.returncode == 0, gone.stderr
+        cluster.wait_refused(token)
+        for u in (a, b):
+            close_session(u, cfg, sessions[u])
+
+        # With view nobody can: no warning, offline or online. (check --online
+        # asks about the bindings the cluster holds: they are made view here.)
+        cfg = workdir.write_config(rule.replace("ROLE", "view"))
+        apply(cluster, manifest(cfg))
+        for u in (a, b):
+            cluster.kubectl("-n", ns, "delete", "rolebinding", f"pam-kubeconfig:u-{u}")
+            cluster.kubectl("-n", ns, "create", "rolebinding", f"pam-kubeconfig:u-{u}", "--clusterrole=view",
+                            f"--serviceaccount={ns}:u-{u}")
+            p, sessions[u] = open_session(u, cfg)
+            assert p.returncode == 0, p.stderr
+        p = helper("check", "--online", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        assert "warning: ClusterRole" not in p.stderr and "can delete Secrets" not in p.stderr, p.stderr
+        assert "can create tokens" not in p.stderr
+        for u in (a, b):
+            close_session(u, cfg, sessions[u])
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
