@@ -27,6 +27,7 @@ static const char usage_text[] =
 	"                                        one cluster (--cluster: required with several)\n"
 	"  refresh [--now USER] [--deadline MS]  rotate tokens of open sessions, revoke what no longer maps (timer)\n"
 	"  gc [--deadline MS]                    prune stale records, retry revocations (timer, boot)\n"
+	"  audit --audit-log FILE --mint-log FILE  per Unix login, the API requests made with its tokens\n"
 	"  eks-token --cluster-name N --region R [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
@@ -98,7 +99,9 @@ enum {
 	OPT_PROFILE,
 	OPT_DEADLINE,
 	OPT_NOW,
-	OPT_CLUSTER
+	OPT_CLUSTER,
+	OPT_AUDIT_LOG,
+	OPT_MINT_LOG
 };
 
 static const struct option options[] = {
@@ -120,14 +123,16 @@ static const struct option options[] = {
 	{ "deadline", required_argument, NULL, OPT_DEADLINE },
 	{ "now", required_argument, NULL, OPT_NOW },
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
+	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
+	{ "mint-log", required_argument, NULL, OPT_MINT_LOG },
 	{ NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd, *cluster = NULL, *cluster_name = NULL, *region = NULL, *role_arn = NULL, *profile = NULL,
-			 *now_user = NULL;
+	const char *cmd, *cluster = NULL, *audit_log = NULL, *mint_log = NULL, *cluster_name = NULL, *region = NULL,
+			 *role_arn = NULL, *profile = NULL, *now_user = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -177,6 +182,8 @@ int main(int argc, char **argv)
 		}
 		case OPT_NOW: now_user = optarg; break;
 		case OPT_CLUSTER: cluster = optarg; break;
+		case OPT_AUDIT_LOG: audit_log = optarg; break;
+		case OPT_MINT_LOG: mint_log = optarg; break;
 		default: return usage(NULL);
 		}
 	}
@@ -218,6 +225,10 @@ int main(int argc, char **argv)
 				    : usage("refresh takes no arguments");
 	} else if (strcmp(cmd, "gc") == 0) {
 		rc = optind == argc ? kc_cmd_gc(a.config, a.deadline_ms) : usage("gc takes no arguments");
+	} else if (strcmp(cmd, "audit") == 0) {
+		rc = optind == argc && audit_log && mint_log
+			     ? kc_cmd_audit(audit_log, mint_log)
+			     : usage("audit needs --audit-log FILE and --mint-log FILE");
 	} else if (strcmp(cmd, "eks-token") == 0) {
 		rc = optind == argc ? kc_cmd_eks_token(cluster_name, region, role_arn, profile)
 				    : usage("eks-token takes only options");

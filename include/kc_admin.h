@@ -10,6 +10,11 @@ int kc_cmd_explain(const char *config, const char *user);
  * cluster may be NULL only when the config has one. */
 int kc_cmd_rbac(const char *config, const char *cluster, const char *identity);
 
+/* Per Unix login, the API requests made with its tokens: the API server's audit
+ * log (JSON lines) joined with the mint log (syslog lines or journal export) on
+ * the token's credential id. */
+int kc_cmd_audit(const char *audit_log, const char *mint_log);
+
 /* `aws eks get-token` for an admin: credentials from the environment, the
  * shared files or the instance role, the way awscli finds them. */
 int kc_cmd_eks_token(const char *cluster_name, const char *region, const char *role_arn, const char *profile);
