@@ -1,11 +1,13 @@
 /* Commands for the administrator: check [--online], explain USER, rbac. */
 #include "kc_admin.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kc_auditlog.h"
 #include "kc_aws.h"
 #include "kc_config.h"
 #include "kc_kubeapi.h"
@@ -21,33 +23,238 @@ struct probe {
 	const char *verb, *group, *resource, *subresource, *ns, *name;
 };
 
-static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+static void describe(const struct probe *p, char *what, size_t len)
 {
-	struct kc_err err = { "" };
-	bool allowed = false;
-	char what[600];
-
-	snprintf(what, sizeof(what), "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
+	snprintf(what, len, "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
 		 p->subresource ? p->subresource : "", p->name ? " " : "", p->name ? p->name : "",
 		 p->ns ? " in namespace " : " cluster-wide", p->ns ? p->ns : "");
-	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &allowed, &err) < 0) {
+}
+
+/* Asks the API server whether k's identity may do p: 1 yes, 0 no, -1 could not ask. */
+static int allowed(struct kc_kube *k, const struct probe *p)
+{
+	struct kc_err err = { "" };
+	bool yes = false;
+
+	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &yes, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	return yes;
+}
+
+static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+{
+	char what[600];
+	int yes = allowed(k, p);
+
+	describe(p, what, sizeof(what));
+	if (yes < 0) {
 		(*problems)++;
 		return -1;
 	}
-	if (want && !allowed) {
-		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac\n", cl->name, what);
+	if (want && !yes) {
+		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac --cluster %s\n",
+			cl->name, what, cl->name);
 		(*problems)++;
-	} else if (!want && allowed) {
+	} else if (!want && yes) {
 		fprintf(stderr, "cluster %s: warning: the helper's identity may also %s, which it never needs\n",
 			cl->name, what);
 	}
 	return 0;
 }
 
+/* Every verb on every name of one rule of the manifest. */
+static int ask_rule(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac_rule *r, int *problems)
+{
+	char resource[128];
+	const char *slash = strchr(r->resource, '/');
+	struct probe p = { NULL, r->group, resource, slash ? slash + 1 : NULL, r->ns, NULL };
+
+	snprintf(resource, sizeof(resource), "%.*s", (int)(slash ? (size_t)(slash - r->resource) : strlen(r->resource)),
+		 r->resource);
+	for (size_t v = 0; v < r->n_verbs; v++) {
+		p.verb = r->verbs[v];
+		for (size_t i = 0; i < (r->names ? r->names->n : 1); i++) {
+			p.name = r->names ? r->names->items[i] : NULL;
+			if (ask(k, cl, &p, true, problems) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Powers the helper never needs: each one it holds is a warning. */
+static void ask_beyond(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac *r, int *problems)
+{
+	static const char *const peek[] = { "get", "list", "watch" };
+	const char *other = "pam-kubeconfig-check-unmapped", *rbac = "rbac.authorization.k8s.io";
+
+	for (size_t i = 0; i < r->n_ns; i++) {
+		const struct kc_rbac_ns *n = &r->ns[i];
+
+		if (!n->token_any)
+			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", n->ns, other }, false,
+			    problems);
+		for (size_t v = 0; v < 3; v++)
+			ask(k, cl, &(struct probe){ peek[v], "", "secrets", NULL, n->ns, NULL }, false, problems);
+		if (n->reconcile && !n->sa_any)
+			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, other }, false,
+			    problems);
+		if (n->bind_roles.n && !n->binding_any)
+			ask(k, cl, &(struct probe){ "delete", rbac, "rolebindings", NULL, n->ns, other }, false,
+			    problems);
+	}
+	ask(k, cl, &(struct probe){ "delete", rbac, "clusterrolebindings", NULL, NULL, other }, false, problems);
+	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "escalate", rbac, "clusterroles", NULL, NULL, NULL }, false, problems);
+}
+
+/* ---- isolation: what a mapped ServiceAccount may do to the others ---------- */
+
+struct mapped_sa {
+	char ns[KC_NS_MAX];
+	char name[KC_NAME_MAX];
+	const struct kc_mapping *rule;
+};
+
+static int add_mapped(struct mapped_sa **list, size_t *n, const char *ns, const char *name,
+		      const struct kc_mapping *rule)
+{
+	struct mapped_sa *p;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*list)[i].ns, ns) == 0 && strcmp((*list)[i].name, name) == 0)
+			return 0;
+	p = realloc(*list, (*n + 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	*list = p;
+	snprintf(p[*n].ns, sizeof(p[*n].ns), "%s", ns);
+	snprintf(p[*n].name, sizeof(p[*n].name), "%s", name);
+	p[*n].rule = rule;
+	(*n)++;
+	return 0;
+}
+
+/* The ServiceAccounts of this cluster's rules: fixed names as written, names
+ * made from user names for every user of this host in scope. */
+static size_t mapped_service_accounts(const struct kc_config *cfg, const struct kc_cluster *cl, struct mapped_sa **list)
+{
+	struct kc_target *t = calloc(cfg->n_clusters, sizeof(*t));
+	size_t n = 0, c = (size_t)(cl - cfg->clusters);
+	struct passwd pw, *pwp;
+	char buf[16384];
+
+	*list = NULL;
+	if (!t)
+		return 0;
+	for (size_t i = 0; i < cfg->n_mappings; i++) {
+		const struct kc_mapping *m = &cfg->mappings[i];
+
+		if (strcmp(m->cluster, cl->name) == 0 && !strchr(m->sa_namespace, '{') && !strchr(m->sa_name, '{'))
+			add_mapped(list, &n, m->sa_namespace, m->sa_name, m);
+	}
+	setpwent();
+	while (getpwent_r(&pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+		struct kc_identity id;
+		struct kc_err err;
+
+		if (pw.pw_uid == 0 || pw.pw_uid < cfg->min_uid || kc_identity_load(pw.pw_name, &id, &err) < 0)
+			continue;
+		kc_map_user(cfg, &id, t);
+		if (t[c].rule && !t[c].error[0] && strchr(t[c].rule->sa_name, '{'))
+			add_mapped(list, &n, t[c].sa_namespace, t[c].sa_name, t[c].rule);
+		kc_identity_free(&id);
+	}
+	endpwent();
+	free(t);
+	return n;
+}
+
+static void role_of(const struct kc_mapping *m, char *out, size_t len)
+{
+	if (m->clusterrole)
+		snprintf(out, len, "ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " bound cluster-wide" : "");
+	else
+		snprintf(out, len, "a role bound outside this config");
+}
+
+/* As the ServiceAccount (token), may it delete Secrets or mint tokens in a
+ * namespace where other users' Secrets or ServiceAccounts are? */
+static void ask_as(const struct kc_config *cfg, struct kc_kube *as, const struct kc_rbac *r, const struct mapped_sa *sa)
+{
+	const struct kc_cluster *cl = r->cluster;
+	char role[300];
+
+	role_of(sa->rule, role, sizeof(role));
+	for (size_t i = 0; i < r->n_ns; i++) {
+		const char *ns = r->ns[i].ns;
+		bool others = strcmp(ns, sa->ns) != 0 || kc_namespace_shared(cfg, cl->name, ns);
+
+		if (!others)
+			continue;
+		if (allowed(as, &(struct probe){ "delete", "", "secrets", NULL, ns, NULL }) == 1)
+			fprintf(stderr,
+				"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can delete Secrets "
+				"in "
+				"namespace %s: every user mapped to it can delete other users' revocation Secrets "
+				"there; bind a role that cannot, e.g. view\n",
+				cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role,
+				ns);
+		if (allowed(as, &(struct probe){ "create", "", "serviceaccounts", "token", ns, NULL }) == 1)
+			fprintf(stderr,
+				"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can create tokens in "
+				"namespace %s: every user mapped to it can act as the other ServiceAccounts there; "
+				"bind a role that cannot, e.g. view\n",
+				cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role,
+				ns);
+	}
+}
+
+static void check_isolation(const struct kc_config *cfg, struct kc_kube *k, const struct kc_cluster_endpoint *ep,
+			    const struct kc_rbac *r)
+{
+	struct mapped_sa *list;
+	size_t n = mapped_service_accounts(cfg, r->cluster, &list);
+
+	for (size_t i = 0; i < n; i++) {
+		/* The shortest token the API allows, bound to nothing, wiped after. */
+		struct kc_token_spec spec = { list[i].ns, list[i].name, KC_MIN_TTL, NULL, 0, NULL, "" };
+		struct kc_cluster_credential as_sa = { .bearer = { .secret = true } };
+		struct kc_minted minted;
+		struct kc_err err = { "" };
+		struct kc_kube *as = NULL;
+		int rc = kc_kube_token_request(k, &spec, &minted, &err);
+
+		if (rc == KC_MINT_SA_MISSING) /* a ServiceAccount not made yet holds no rights */
+			continue;
+		if (rc != KC_MINT_OK) {
+			fprintf(stderr, "%s; what %s/%s may do was not checked\n", err.msg, list[i].ns, list[i].name);
+			continue;
+		}
+		kc_audit_mint(NULL, 0, r->cluster->name, list[i].ns, list[i].name, &minted, KC_MIN_TTL, "check", NULL,
+			      0);
+		if (kc_buf_puts(&as_sa.bearer, minted.token) == 0)
+			as = kc_kube_open(ep, &as_sa, cfg->connect_timeout_ms, cfg->request_timeout_ms, &err);
+		kc_cluster_credential_free(&as_sa);
+		kc_minted_clear(&minted);
+		if (!as) {
+			fprintf(stderr, "%s\n", err.msg[0] ? err.msg : "out of memory");
+			continue;
+		}
+		ask_as(cfg, as, r, &list[i]);
+		kc_kube_close(as);
+	}
+	free(list);
+}
+
+/* Probes exactly the rules `rbac` prints for this config, with no cap. */
 static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl)
 {
 	struct kc_rbac r;
+	struct kc_cluster_endpoint ep = { 0 };
 	struct kc_err err = { "" };
 	struct kc_kube *k;
 	int problems = 0;
@@ -56,65 +263,20 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	k = kc_cluster_connect(cfg, cl, 0, NULL, &err);
+	k = kc_cluster_connect(cfg, cl, 0, &ep, &err);
 	if (!k) {
 		fprintf(stderr, "%s\n", err.msg);
+		kc_cluster_endpoint_free(&ep);
 		kc_rbac_free(&r);
 		return 1;
 	}
-	for (size_t i = 0; i < r.n_ns; i++) {
-		const struct kc_rbac_ns *n = &r.ns[i];
-		struct probe p = { "create", "", "serviceaccounts", "token", n->ns, NULL };
-
-		if (n->token_any) {
-			if (ask(k, cl, &p, true, &problems) < 0)
-				break;
-		} else {
-			for (size_t t = 0; t < n->token_names.n && t < 50; t++) {
-				p.name = n->token_names.items[t];
-				ask(k, cl, &p, true, &problems);
-			}
-			p.name = "pam-kubeconfig-check-unmapped";
-			ask(k, cl, &p, false, &problems);
-		}
-		if (n->secrets) {
-			ask(k, cl, &(struct probe){ "create", "", "secrets", NULL, n->ns, NULL }, true, &problems);
-			ask(k, cl, &(struct probe){ "delete", "", "secrets", NULL, n->ns, NULL }, true, &problems);
-		}
-		ask(k, cl, &(struct probe){ "get", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		ask(k, cl, &(struct probe){ "list", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		ask(k, cl, &(struct probe){ "watch", "", "secrets", NULL, n->ns, NULL }, false, &problems);
-		if (n->reconcile) {
-			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, NULL }, true, &problems);
-			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", NULL, n->ns, NULL }, true,
-			    &problems);
-			if (n->bind_roles.n) {
-				static const char *const verbs[] = { "get", "create", "delete" };
-
-				for (size_t v = 0; v < 3; v++)
-					ask(k, cl,
-					    &(struct probe){ verbs[v], "rbac.authorization.k8s.io", "rolebindings",
-							     NULL, n->ns, NULL },
-					    true, &problems);
-			}
-			for (size_t b = 0; b < n->bind_roles.n; b++)
-				ask(k, cl,
-				    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, n->ns,
-						     n->bind_roles.items[b] },
-				    true, &problems);
-		}
-	}
-	for (size_t b = 0; b < r.cluster_bind_roles.n; b++)
-		ask(k, cl,
-		    &(struct probe){ "bind", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL,
-				     r.cluster_bind_roles.items[b] },
-		    true, &problems);
-	/* Powers no config needs. */
-	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, &problems);
-	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, &problems);
-	ask(k, cl, &(struct probe){ "escalate", "rbac.authorization.k8s.io", "clusterroles", NULL, NULL, NULL }, false,
-	    &problems);
+	for (size_t i = 0; i < r.n_rules; i++)
+		if (ask_rule(k, cl, &r.rules[i], &problems) < 0)
+			break;
+	ask_beyond(k, cl, &r, &problems);
+	check_isolation(cfg, k, &ep, &r);
 	kc_kube_close(k);
+	kc_cluster_endpoint_free(&ep);
 	kc_rbac_free(&r);
 	if (!problems)
 		printf("cluster %s: the helper's identity holds every permission it needs\n", cl->name);
@@ -280,7 +442,7 @@ out:
 	return rc;
 }
 
-int kc_cmd_rbac(const char *config, const char *identity)
+int kc_cmd_rbac(const char *config, const char *cluster, const char *identity)
 {
 	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, KC_LOAD_NO_FILES, &err);
@@ -291,7 +453,7 @@ int kc_cmd_rbac(const char *config, const char *identity)
 		fprintf(stderr, "%s\n", err.msg);
 		return KC_EXIT_USAGE;
 	}
-	if (kc_rbac_manifest(cfg, identity, &out, &err) < 0) {
+	if (kc_rbac_manifest(cfg, cluster, identity, &out, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		rc = KC_EXIT_USAGE;
 	} else {

@@ -60,7 +60,7 @@ void kc_audit_mint(const char *user, uid_t uid, const char *cluster, const char 
 		   size_t n_sessions)
 {
 	kc_autobuf struct kc_buf ids = { 0 }, hosts = { 0 };
-	char t[32], when[32], life[32], want[32], jti[160];
+	char t[32], when[32], life[32], want[32], jti[160], id[16] = "-";
 
 	now_str(t);
 	kc_format_time(m->expiry, when, sizeof(when));
@@ -68,9 +68,11 @@ void kc_audit_mint(const char *user, uid_t uid, const char *cluster, const char 
 	kc_format_duration(asked, want, sizeof(want));
 	list(sessions, n_sessions, false, &ids);
 	list(sessions, n_sessions, true, &hosts);
-	kc_audit("mint user=%s uid=%u cluster=%s serviceaccount=%s/%s jti=%s expires=%s lifetime=%s reason=%s "
+	if (user)
+		snprintf(id, sizeof(id), "%u", (unsigned)uid);
+	kc_audit("mint user=%s uid=%s cluster=%s serviceaccount=%s/%s jti=%s expires=%s lifetime=%s reason=%s "
 		 "sessions=%s rhosts=%s time=%s%s%s",
-		 user, (unsigned)uid, cluster, ns, sa, word(m->jti, jti, sizeof(jti)), when, life, reason, ids.data,
+		 user ? user : "-", id, cluster, ns, sa, word(m->jti, jti, sizeof(jti)), when, life, reason, ids.data,
 		 hosts.data, t, m->shortened ? " shortened-from=" : "", m->shortened ? want : "");
 }
 

@@ -609,6 +609,14 @@ static int parse_mapping(struct ctx *c, const struct kc_config *cfg, const struc
 		fail_at(c, *mark_of_key(v, "cluster_wide"), "'cluster_wide' needs a 'clusterrole' to bind");
 		goto out;
 	}
+	if (m->cluster_wide && strchr(m->sa_name, '{')) {
+		fail_at(c, *mark_of_key(v, "cluster_wide"),
+			"'cluster_wide' needs a ServiceAccount name without {user} or {user_safe}: Kubernetes cannot "
+			"limit creating ClusterRoleBindings by name, only deleting them, so the helper may delete "
+			"only the bindings of rules whose names it knows; bind per namespace instead (drop "
+			"cluster_wide), or map to a fixed ServiceAccount");
+		goto out;
+	}
 	if (m->clusterrole && !*m->clusterrole) {
 		fail_at(c, *mark_of_key(v, "clusterrole"), "'clusterrole' is empty; name a ClusterRole such as view");
 		goto out;
@@ -1036,6 +1044,13 @@ const struct kc_cluster *kc_config_cluster(const struct kc_config *cfg, const ch
 	return NULL;
 }
 
+/* Roles every cluster has that may delete Secrets and create ServiceAccount
+ * tokens (check --online asks the API server about the others). */
+static bool powerful_role(const char *role)
+{
+	return strcmp(role, "edit") == 0 || strcmp(role, "admin") == 0 || strcmp(role, "cluster-admin") == 0;
+}
+
 int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 {
 	int n = 0;
@@ -1054,6 +1069,28 @@ int kc_config_warnings(const struct kc_config *cfg, struct kc_buf *out)
 	for (size_t i = 0; i < cfg->n_mappings; i++) {
 		const struct kc_mapping *m = &cfg->mappings[i];
 
+		if (strncmp(m->sa_namespace, "{user_safe}", 11) == 0 || strncmp(m->sa_name, "{user_safe}", 11) == 0) {
+			kc_buf_printf(out,
+				      "%s:%u:%u: warning: a name that {user_safe} changes begins with '--', which "
+				      "Kubernetes refuses at the start of a name: such users cannot log in; put a "
+				      "fixed prefix before it, e.g. u-{user_safe}\n",
+				      cfg->path, m->sa_mark.line, m->sa_mark.col);
+			n++;
+		}
+		if (m->clusterrole && powerful_role(m->clusterrole) &&
+		    (m->cluster_wide || kc_namespace_shared(cfg, m->cluster, m->sa_namespace))) {
+			kc_buf_printf(out,
+				      "%s:%u:%u: warning: ClusterRole %s bound %s%s%s can delete Secrets and create "
+				      "ServiceAccount tokens: every user this rule maps can delete other users' "
+				      "revocation Secrets and act as the other ServiceAccounts %s; bind a narrower "
+				      "role such as view, or give each user a namespace of their own\n",
+				      cfg->path, m->mark.line, m->mark.col, m->clusterrole,
+				      m->cluster_wide ? "cluster-wide" : "in namespace ",
+				      m->cluster_wide ? "" : m->sa_namespace,
+				      m->cluster_wide ? "" : ", which several users share,",
+				      m->cluster_wide ? "in every namespace" : "there");
+			n++;
+		}
 		if (strcmp(m->sa_namespace, "kube-system") == 0) {
 			kc_buf_printf(
 				out,

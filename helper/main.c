@@ -23,9 +23,11 @@ static const char usage_text[] =
 	"  close --user U --session ID [--deadline MS] [--pid P] [--debug]\n"
 	"  check [--online] [--allow-insecure]   validate the config (and, online, the helper's RBAC)\n"
 	"  explain USER                          which rules match USER and why\n"
-	"  rbac [--user NAME]                    the least-privilege manifest for the helper's identity\n"
+	"  rbac [--cluster NAME] [--user NAME]   the least-privilege manifest for the helper's identity on\n"
+	"                                        one cluster (--cluster: required with several)\n"
 	"  refresh [--now USER] [--deadline MS]  rotate tokens of open sessions, revoke what no longer maps (timer)\n"
 	"  gc [--deadline MS]                    prune stale records, retry revocations (timer, boot)\n"
+	"  audit --audit-log FILE --mint-log FILE  per Unix login, the API requests made with its tokens\n"
 	"  eks-token (--cluster-name N | --cluster-id ID) [--region R] [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
@@ -92,23 +94,36 @@ enum {
 	OPT_INSECURE,
 	OPT_HELP,
 	OPT_DEADLINE,
-	OPT_NOW
+	OPT_NOW,
+	OPT_CLUSTER,
+	OPT_AUDIT_LOG,
+	OPT_MINT_LOG
 };
 
 static const struct option options[] = {
-	{ "user", required_argument, NULL, OPT_USER },	   { "session", required_argument, NULL, OPT_SESSION },
-	{ "config", required_argument, NULL, OPT_CONFIG }, { "rhost", required_argument, NULL, OPT_RHOST },
-	{ "tty", required_argument, NULL, OPT_TTY },	   { "service", required_argument, NULL, OPT_SERVICE },
-	{ "pid", required_argument, NULL, OPT_PID },	   { "debug", no_argument, NULL, OPT_DEBUG },
-	{ "online", no_argument, NULL, OPT_ONLINE },	   { "allow-insecure", no_argument, NULL, OPT_INSECURE },
-	{ "help", no_argument, NULL, OPT_HELP },	   { "deadline", required_argument, NULL, OPT_DEADLINE },
-	{ "now", required_argument, NULL, OPT_NOW },	   { NULL, 0, NULL, 0 },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "rhost", required_argument, NULL, OPT_RHOST },
+	{ "tty", required_argument, NULL, OPT_TTY },
+	{ "service", required_argument, NULL, OPT_SERVICE },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "online", no_argument, NULL, OPT_ONLINE },
+	{ "allow-insecure", no_argument, NULL, OPT_INSECURE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "deadline", required_argument, NULL, OPT_DEADLINE },
+	{ "now", required_argument, NULL, OPT_NOW },
+	{ "cluster", required_argument, NULL, OPT_CLUSTER },
+	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
+	{ "mint-log", required_argument, NULL, OPT_MINT_LOG },
+	{ NULL, 0, NULL, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd, *now_user = NULL;
+	const char *cmd, *cluster = NULL, *audit_log = NULL, *mint_log = NULL, *now_user = NULL;
 	bool debug = false, online = false, insecure = false;
 	int opt, rc;
 
@@ -158,9 +173,15 @@ int main(int argc, char **argv)
 			break;
 		}
 		case OPT_NOW: now_user = optarg; break;
+		case OPT_CLUSTER: cluster = optarg; break;
+		case OPT_AUDIT_LOG: audit_log = optarg; break;
+		case OPT_MINT_LOG: mint_log = optarg; break;
 		default: return usage(NULL);
 		}
 	}
+
+	if (cluster && strcmp(cmd, "rbac") != 0)
+		return usage("--cluster is an option of rbac");
 
 	/* The privileged commands never take anything from the environment; only
 	 * eks-token (an admin's awscli replacement, dispatched above) and rbac keep
@@ -188,13 +209,17 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "explain") == 0) {
 		rc = optind + 1 == argc ? kc_cmd_explain(a.config, argv[optind]) : usage("explain needs one USER");
 	} else if (strcmp(cmd, "rbac") == 0) {
-		rc = optind == argc ? kc_cmd_rbac(a.config, a.user ? a.user : KC_DEFAULT_IDENTITY)
-				    : usage("rbac takes only --user NAME");
+		rc = optind == argc ? kc_cmd_rbac(a.config, cluster, a.user ? a.user : KC_DEFAULT_IDENTITY)
+				    : usage("rbac takes only --cluster NAME and --user NAME");
 	} else if (strcmp(cmd, "refresh") == 0) {
 		rc = optind == argc ? kc_cmd_refresh(a.config, now_user, a.deadline_ms)
 				    : usage("refresh takes no arguments");
 	} else if (strcmp(cmd, "gc") == 0) {
 		rc = optind == argc ? kc_cmd_gc(a.config, a.deadline_ms) : usage("gc takes no arguments");
+	} else if (strcmp(cmd, "audit") == 0) {
+		rc = optind == argc && audit_log && mint_log
+			     ? kc_cmd_audit(audit_log, mint_log)
+			     : usage("audit needs --audit-log FILE and --mint-log FILE");
 	} else {
 		rc = usage("unknown command");
 	}

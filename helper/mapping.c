@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,34 +87,39 @@ void kc_identity_free(struct kc_identity *id)
 	memset(id, 0, sizeof(*id));
 }
 
+static bool lower_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
 bool kc_valid_dns_label(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+	if (n == 0 || n > KC_NS_MAX - 1 || !lower_alnum((unsigned char)s[0]) || !lower_alnum((unsigned char)s[n - 1]))
 		return false;
 	for (; *s; s++)
-		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
+		if (!lower_alnum((unsigned char)*s) && *s != '-')
 			return false;
 	return true;
 }
 
+/* As Kubernetes' IsDNS1123Subdomain: labels joined by '.', 253 characters in
+ * all; a label is not capped at 63 there. */
 bool kc_valid_dns_subdomain(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 253)
+	if (n == 0 || n > KC_NAME_MAX - 1)
 		return false;
 	for (const char *label = s; *label;) {
 		size_t len = strcspn(label, ".");
-		char part[64];
 
-		if (len == 0 || len > 63)
+		if (len == 0 || !lower_alnum((unsigned char)label[0]) || !lower_alnum((unsigned char)label[len - 1]))
 			return false;
-		memcpy(part, label, len);
-		part[len] = '\0';
-		if (!kc_valid_dns_label(part))
-			return false;
+		for (size_t i = 0; i < len; i++)
+			if (!lower_alnum((unsigned char)label[i]) && label[i] != '-')
+				return false;
 		label += len;
 		if (*label == '.' && !*++label)
 			return false;
@@ -121,31 +127,98 @@ bool kc_valid_dns_subdomain(const char *s)
 	return true;
 }
 
-void kc_user_safe(const char *user, char *out, size_t len)
+bool kc_user_safe_unchanged(const char *user)
 {
-	bool changed = false;
-	size_t i;
+	const unsigned char *p = (const unsigned char *)user;
 
-	for (i = 0; user[i] && i + 1 < len; i++) {
-		unsigned char ch = (unsigned char)user[i];
+	if (!lower_alnum(*p))
+		return false;
+	for (; *p; p++)
+		if (!lower_alnum(*p) && !(*p == '-' && lower_alnum(p[1])))
+			return false;
+	return true;
+}
 
-		if (islower(ch) || isdigit(ch) || ch == '-') {
-			out[i] = (char)ch;
-		} else if (isupper(ch)) {
-			out[i] = (char)tolower(ch);
-			changed = true;
+static size_t escaped_length(const unsigned char *u, size_t i)
+{
+	if (lower_alnum(u[i]) || (u[i] == '-' && i > 0 && lower_alnum(u[i + 1])))
+		return 1;
+	return u[i] >= 'A' && u[i] <= 'Z' ? 3 : 5;
+}
+
+/* The escapes of a changed name, each starting with "--" (which no unchanged
+ * name holds): "--" + a lowercase letter is that letter in uppercase; "--" +
+ * three decimal digits is any other byte. A '-' stays as it is where it stands
+ * between a character and a lowercase letter or digit. */
+int kc_user_safe(const char *user, char *out, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)user;
+	size_t off = 0;
+
+	if (!*u)
+		return -1;
+	if (kc_user_safe_unchanged(user)) {
+		off = strlen(user);
+		if (off >= len)
+			return -1;
+		memcpy(out, user, off + 1);
+		return (int)off;
+	}
+	for (size_t i = 0; u[i]; i++) {
+		char piece[6];
+		size_t n = escaped_length(u, i);
+
+		if (n == 1)
+			snprintf(piece, sizeof(piece), "%c", u[i]);
+		else if (n == 3)
+			snprintf(piece, sizeof(piece), "--%c", u[i] - 'A' + 'a');
+		else
+			snprintf(piece, sizeof(piece), "--%03u", u[i]);
+		if (off + n >= len)
+			return -1;
+		memcpy(out + off, piece, n);
+		off += n;
+	}
+	out[off] = '\0';
+	return (int)off;
+}
+
+int kc_user_safe_decode(const char *name, char *out, size_t len)
+{
+	const char *p = name;
+	size_t off = 0;
+	char again[KC_NAME_MAX];
+
+	while (*p) {
+		unsigned char c = (unsigned char)*p;
+
+		if (off + 1 >= len)
+			return -1;
+		if (p[0] == '-' && p[1] == '-' && p[2] >= 'a' && p[2] <= 'z') {
+			c = (unsigned char)(p[2] - 'a' + 'A');
+			p += 3;
+		} else if (p[0] == '-' && p[1] == '-') {
+			unsigned v = 0;
+
+			for (int i = 2; i < 5; i++) {
+				if (p[i] < '0' || p[i] > '9')
+					return -1;
+				v = v * 10 + (unsigned)(p[i] - '0');
+			}
+			if (v == 0 || v > 255)
+				return -1;
+			c = (unsigned char)v;
+			p += 5;
 		} else {
-			out[i] = '-';
-			changed = true;
+			p++;
 		}
+		out[off++] = (char)c;
 	}
-	out[i] = '\0';
-	if (changed && i + 10 < len) {
-		char hex[65];
-
-		kc_sha256_hex(user, strlen(user), hex);
-		snprintf(out + i, len - i, "-%.8s", hex);
-	}
+	out[off] = '\0';
+	/* Only what kc_user_safe() writes decodes: one name, one encoding. */
+	if (kc_user_safe(out, again, sizeof(again)) < 0 || strcmp(again, name) != 0)
+		return -1;
+	return (int)off;
 }
 
 int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len)
@@ -162,28 +235,40 @@ int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len
 			n = strlen(user);
 			p += 6;
 		} else if (strncmp(p, "{user_safe}", 11) == 0) {
-			kc_user_safe(user, safe, sizeof(safe));
+			int r = kc_user_safe(user, safe, sizeof(safe));
+
 			piece = safe;
-			n = strlen(safe);
 			p += 11;
+			if (r < 0) { /* longer than any name (or empty): count it, never fits */
+				const unsigned char *u = (const unsigned char *)user;
+				bool same = kc_user_safe_unchanged(user);
+
+				for (size_t i = 0; u[i]; i++)
+					off += same ? 1 : escaped_length(u, i);
+				off = off < len ? len : off;
+				continue;
+			}
+			n = (size_t)r;
 		} else {
 			piece = p;
 			n = 1;
 			p++;
 		}
-		if (off + n >= len)
-			return -1;
-		memcpy(out + off, piece, n);
+		if (off + n < len)
+			memcpy(out + off, piece, n);
 		off += n;
 	}
-	out[off] = '\0';
-	return 0;
+	if (len)
+		out[off < len ? off : len - 1] = '\0';
+	return off > (size_t)INT_MAX ? INT_MAX : (int)off;
 }
 
 int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len)
 {
 	char sample[KC_NAME_MAX];
 	const char *what = is_namespace ? "namespace" : "ServiceAccount name";
+	size_t max = is_namespace ? KC_NS_MAX - 1 : KC_NAME_MAX - 1;
+	int n;
 
 	for (const char *p = tmpl; (p = strpbrk(p, "{}"));) {
 		if (strncmp(p, "{user}", 6) == 0) {
@@ -198,15 +283,47 @@ int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len
 		}
 	}
 	/* "a" is valid in every position a user name can take. */
-	if (kc_template_expand(tmpl, "a", sample, sizeof(sample)) < 0 ||
-	    !(is_namespace ? kc_valid_dns_label(sample) : kc_valid_dns_subdomain(sample))) {
+	n = kc_template_expand(tmpl, "a", sample, sizeof(sample));
+	if ((size_t)n > max || !(is_namespace ? kc_valid_dns_label(sample) : kc_valid_dns_subdomain(sample))) {
 		snprintf(why, len,
 			 "'%s' is not a valid Kubernetes %s: use lowercase letters, digits and '-'%s, starting and "
-			 "ending with a letter or digit, at most %d characters",
-			 tmpl, what, is_namespace ? "" : " (and '.')", is_namespace ? 63 : 253);
+			 "ending with a letter or digit, at most %zu characters",
+			 tmpl, what, is_namespace ? "" : " (and '.')", max);
 		return -1;
 	}
 	return 0;
+}
+
+/* Expands one half of a rule's serviceaccount for a user; on failure says why,
+ * naming the rule's line. */
+static int expand_for(const struct kc_config *cfg, const struct kc_mapping *m, const char *user, bool is_namespace,
+		      char *out, size_t len, char *error, size_t error_len)
+{
+	const char *tmpl = is_namespace ? m->sa_namespace : m->sa_name;
+	const char *what = is_namespace ? "namespace" : "ServiceAccount name";
+	size_t max = len - 1;
+	int n = kc_template_expand(tmpl, user, out, len);
+
+	if ((size_t)n > max) {
+		snprintf(error, error_len,
+			 "%s:%u:%u: for user '%s' the %s '%s' would be %d characters long; a %s holds at most %zu: "
+			 "shorten the fixed part of the template, or map this user by a rule of their own",
+			 cfg->path, m->sa_mark.line, m->sa_mark.col, user, what, tmpl, n, what, max);
+		return -1;
+	}
+	if (is_namespace ? kc_valid_dns_label(out) : kc_valid_dns_subdomain(out))
+		return 0;
+	if (strstr(tmpl, "{user}"))
+		snprintf(error, error_len,
+			 "%s:%u:%u: for user '%s' the %s '%s' is not a valid Kubernetes name; use {user_safe} "
+			 "instead of {user}",
+			 cfg->path, m->sa_mark.line, m->sa_mark.col, user, what, tmpl);
+	else
+		snprintf(error, error_len,
+			 "%s:%u:%u: for user '%s' the %s '%s' gives '%s', which is not a valid Kubernetes name; put "
+			 "a fixed prefix and suffix of letters or digits around {user_safe}, e.g. u-{user_safe}",
+			 cfg->path, m->sa_mark.line, m->sa_mark.col, user, what, tmpl, out);
+	return -1;
 }
 
 static bool rule_matches(const struct kc_mapping *m, const struct kc_identity *id)
@@ -244,23 +361,26 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 			continue;
 		t->rule = m;
 		t->rule_index = i;
-		if (kc_template_expand(m->sa_namespace, id->name, t->sa_namespace, sizeof(t->sa_namespace)) < 0 ||
-		    !kc_valid_dns_label(t->sa_namespace)) {
-			snprintf(t->error, sizeof(t->error),
-				 "%s:%u:%u: for user '%s' the namespace '%s' is not a valid Kubernetes name; use "
-				 "{user_safe} instead of {user}",
-				 cfg->path, m->sa_mark.line, m->sa_mark.col, id->name, m->sa_namespace);
+		if (expand_for(cfg, m, id->name, true, t->sa_namespace, sizeof(t->sa_namespace), t->error,
+			       sizeof(t->error)) < 0 ||
+		    expand_for(cfg, m, id->name, false, t->sa_name, sizeof(t->sa_name), t->error, sizeof(t->error)) < 0)
 			continue;
-		}
-		if (kc_template_expand(m->sa_name, id->name, t->sa_name, sizeof(t->sa_name)) < 0 ||
-		    !kc_valid_dns_subdomain(t->sa_name)) {
-			snprintf(t->error, sizeof(t->error),
-				 "%s:%u:%u: for user '%s' the ServiceAccount name '%s' is not a valid Kubernetes name; "
-				 "use {user_safe} instead of {user}",
-				 cfg->path, m->sa_mark.line, m->sa_mark.col, id->name, m->sa_name);
-			continue;
-		}
 		usable++;
 	}
 	return usable;
+}
+
+bool kc_namespace_shared(const struct kc_config *cfg, const char *cluster, const char *ns)
+{
+	size_t rules = 0;
+
+	for (size_t i = 0; i < cfg->n_mappings; i++) {
+		const struct kc_mapping *m = &cfg->mappings[i];
+
+		if (strcmp(m->cluster, cluster) != 0 || strcmp(m->sa_namespace, ns) != 0)
+			continue;
+		if (m->group || strcmp(m->user, "*") == 0 || ++rules > 1)
+			return true;
+	}
+	return false;
 }

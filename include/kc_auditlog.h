@@ -5,25 +5,39 @@
  *   login user=U uid=N session=ID rhost=H service=S tty=T time=T
  *   logout user=U uid=N session=ID time=T
  *   mint user=U uid=N cluster=C serviceaccount=NS/SA jti=J expires=T lifetime=D
- *        reason=login|rotation|remap sessions=ID,ID rhosts=H,H time=T [shortened-from=D]
+ *        reason=login|rotation|remap|check sessions=ID,ID rhosts=H,H time=T [shortened-from=D]
  *   revoke user=U uid=N cluster=C secret=NS/NAME reason=WORDS time=T
- * No line ever holds a token, key, signature or presigned URL. */
+ * reason=check: `check --online` minted a short token to ask the API server
+ * what a mapped ServiceAccount may do; no user (user=- uid=-), no session.
+ * No line ever holds a token, key, signature or presigned URL.
+ * The writer is helper/auditlog.c; the reader, helper/audit.c. */
 #ifndef KC_AUDITLOG_H
 #define KC_AUDITLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "kc_kubeapi.h"
 #include "kc_state.h"
 
+#define KC_AUDIT_TAG "pam-kubeconfig" /* the syslog tag (kc_log_init) */
+
 void kc_audit_login(const char *user, uid_t uid, const struct kc_session_record *r);
 void kc_audit_logout(const char *user, uid_t uid, const char *session);
-/* sessions: the live login sessions the token serves. */
+/* sessions: the live login sessions the token serves. user NULL: no user. */
 void kc_audit_mint(const char *user, uid_t uid, const char *cluster, const char *ns, const char *sa,
 		   const struct kc_minted *m, long asked, const char *reason, const struct kc_session_record *sessions,
 		   size_t n_sessions);
 void kc_audit_revoke(const char *user, uid_t uid, const char *cluster, const char *ns, const char *secret,
 		     const char *reason);
+
+/* Reading. The kind of a line given its message (the text after the syslog
+ * tag), KC_AUDIT_NONE for any other line. */
+enum kc_audit_kind { KC_AUDIT_NONE, KC_AUDIT_LOGIN, KC_AUDIT_LOGOUT, KC_AUDIT_MINT, KC_AUDIT_REVOKE };
+enum kc_audit_kind kc_audit_line_kind(const char *msg);
+/* The value of key= in msg, copied into out ("-" stays "-": unknown); false if
+ * the key is absent or its value does not fit. */
+bool kc_audit_line_value(const char *msg, const char *key, char *out, size_t len);
 
 #endif

@@ -1,6 +1,9 @@
 /* A cache of parsed configs under KC_CACHE_DIR, so a login does not parse a
- * large unchanged config again. Keyed by the file's identity: path, device,
- * inode, size, mtime and ctime (which nobody can set back), owner and mode. The
+ * large unchanged config again. Keyed by the build of the program (its GNU
+ * build id, else a hash of its file: a parser or validation fix applies at
+ * once after an upgrade) and by the file's identity: path, device, inode, size,
+ * mtime and ctime (which nobody can set back), owner and mode. Writing an entry
+ * prunes the entries of other builds and of configs that no longer exist. The
  * cache holds no secret; what depends on other files is checked at every load. */
 #ifndef KC_CONFIG_CACHE_H
 #define KC_CONFIG_CACHE_H

@@ -39,15 +39,29 @@ struct kc_target {
  * Returns how many clusters have a usable target. */
 size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, struct kc_target *targets);
 
-/* {user_safe}: lowercase, other characters to '-', and a short hash of the
- * original appended when anything changed. */
-void kc_user_safe(const char *user, char *out, size_t len);
-/* Expands {user} and {user_safe}; -1 if the result does not fit. */
+/* {user_safe}: a reversible escape encoding into [a-z0-9-]. A name that is
+ * already a DNS label without "--" (kc_user_safe_unchanged()) stays as it is;
+ * any other name takes escapes that begin with "--": "--" + a letter is that
+ * letter in uppercase, "--" + three decimal digits is any other byte, and a '-'
+ * that could be misread is escaped too ("First.Last" -> "--first--046--last").
+ * Distinct names never share an encoding. Returns the length, or -1 if out
+ * cannot hold it (or user is empty). */
+int kc_user_safe(const char *user, char *out, size_t len);
+bool kc_user_safe_unchanged(const char *user);
+/* The inverse: the user name, or -1 for a name kc_user_safe() never writes. */
+int kc_user_safe_decode(const char *name, char *out, size_t len);
+/* Expands {user} and {user_safe} into out (truncated when it does not fit) and,
+ * like snprintf, returns the length the whole result has: more than len - 1
+ * means it does not fit. */
 int kc_template_expand(const char *tmpl, const char *user, char *out, size_t len);
 /* Checks placeholders and that the fixed parts can form a valid name. */
 int kc_template_check(const char *tmpl, bool is_namespace, char *why, size_t len);
 
+/* Do several users' ServiceAccounts and revocation Secrets live in this namespace
+ * (more than one rule maps there, or a "*" or group rule)? */
+bool kc_namespace_shared(const struct kc_config *cfg, const char *cluster, const char *ns);
+
 bool kc_valid_dns_label(const char *s); /* namespaces */
-bool kc_valid_dns_subdomain(const char *s); /* ServiceAccount names */
+bool kc_valid_dns_subdomain(const char *s); /* ServiceAccount names: 253, as Kubernetes checks them */
 
 #endif

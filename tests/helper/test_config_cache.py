@@ -4,9 +4,10 @@ from the cache), a damaged cache is ignored, and credential files are checked at
 every load."""
 import hashlib
 import os
+import re
 from pathlib import Path
 
-from conftest import helper, kubeconfig_of, kubectl_as, security
+from conftest import HELPER, helper, kubeconfig_of, kubectl_as, run, security
 
 CACHE = Path("/var/cache/pam_kubeconfig")
 
@@ -77,3 +78,65 @@ def test_credential_files_are_checked_on_a_cache_hit(workdir, users):
     os.chmod(workdir.token, 0o644)
     p = helper("check", "--config", cfg)
     assert p.returncode == 2 and "must not be readable or writable by group or others" in p.stderr
+
+
+# ---- the cache is keyed by the build --------------------------------------------------
+
+def other_build(tmp_dir):
+    """A copy of the helper with another GNU build id, as an upgrade would be:
+    same path layout, different code."""
+    out = run(["readelf", "-n", HELPER]).stdout
+    build_id = bytes.fromhex(re.search(r"Build ID: ([0-9a-f]+)", out).group(1))
+    data = HELPER.read_bytes()
+    assert data.count(build_id) == 1
+    changed = build_id[:-1] + bytes([build_id[-1] ^ 0xff])
+    copy = tmp_dir / "pam-kubeconfig"
+    copy.write_bytes(data.replace(build_id, changed))
+    os.chmod(copy, 0o755)
+    return copy
+
+
+@security("a parsed config cached by one build is never used by another: an upgrade's parser or "
+          "validation fix applies to an unchanged config at once")
+def test_another_build_never_reads_the_cache(workdir, users):
+    user = users.make()
+    cfg = workdir.write_config(mapping(user, "team-a/alice"))
+    old = other_build(workdir.path)
+    # The "old build" parses and caches the config...
+    p = run([old, "explain", "--config", cfg, user], check=False)
+    assert "-> ServiceAccount team-a/alice" in p.stdout, p.stdout + p.stderr
+    entry = cache_file(cfg)
+    # ...and, as an old parser may, got it wrong: its entry says another ServiceAccount.
+    data = entry.read_bytes()
+    assert data.count(b"\x05\x00\x00\x00alice") == 1
+    entry.write_bytes(data.replace(b"\x05\x00\x00\x00alice", b"\x05\x00\x00\x00mallo"))
+    assert "-> ServiceAccount team-a/mallo" in run([old, "explain", "--config", cfg, user]).stdout
+    # The current build parses the config itself.
+    p = helper("explain", "--config", cfg, user)
+    assert "-> ServiceAccount team-a/alice" in p.stdout, p.stdout + p.stderr
+    assert b"mallo" not in entry.read_bytes()
+
+
+def test_stale_entries_are_pruned(workdir, users):
+    """A parse (a cache miss) prunes the entries of configs that no longer exist
+    and of other builds; this build's entries for existing configs stay."""
+    user = users.make()
+    old = other_build(workdir.path)
+    kept, gone, third, rebuilt = (workdir.path / f"{n}.yaml" for n in ("kept", "gone", "third", "rebuilt"))
+    text = workdir.write_config(mapping(user, "team-a/alice")).read_text()
+    for c in (kept, gone, third, rebuilt):
+        c.write_text(text)
+        os.chmod(c, 0o644)
+    assert helper("check", "--config", kept).returncode == 0
+    assert helper("check", "--config", gone).returncode == 0
+    assert cache_file(kept).exists() and cache_file(gone).exists()
+    gone.unlink()
+    assert helper("check", "--config", third).returncode == 0
+    assert cache_file(kept).exists() and cache_file(third).exists()
+    assert not cache_file(gone).exists()
+    # Another build's parse prunes this build's entries, and the other way round.
+    assert run([old, "check", "--config", rebuilt], check=False).returncode == 0
+    assert cache_file(rebuilt).exists()
+    assert not cache_file(kept).exists() and not cache_file(third).exists()
+    assert helper("check", "--config", kept).returncode == 0
+    assert cache_file(kept).exists() and not cache_file(rebuilt).exists()

@@ -147,24 +147,56 @@ def test_star_rule_creates_reuses_and_rebinds(cluster, workdir, users):
         run(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "apply", "-f", REPO / "config/rbac/minter.yaml"])
 
 
+def _badname_user(users, name):
+    """A user whose name useradd refuses by default (dots, uppercase)."""
+    run(["userdel", "-r", "-f", name], check=False)  # a leftover of an interrupted run
+    run(["useradd", "--badname", "-m", name])
+    users.created.append(name)
+    return name
+
+
+@security("{user_safe} never gives two users one ServiceAccount: sa.victim and sa-victim-fc32e39e "
+          "(one name in the old hash scheme) map apart; unchanged names keep theirs")
 def test_user_safe_names_are_distinct_and_valid(cluster, workdir, users):
     tag = secrets.token_hex(2)
-    a = users.make(name=f"first_last{tag}")
-    b = f"First.Last{tag}"
-    run(["useradd", "--badname", "-m", b])
-    users.created.append(b)
+    want = {
+        # the review's pair: the old scheme gave both u-sa-victim-fc32e39e
+        "sa.victim": "u-sa--046victim",
+        "sa-victim-fc32e39e": "u-sa-victim-fc32e39e",
+        f"first_last{tag}": f"u-first--095last{tag}",
+        f"First.Last{tag}": f"u---first--046--last{tag}",
+        f"plain-{tag}": f"u-plain-{tag}",
+        # 32 characters that all change: 66 in all, longer than a DNS label, as
+        # a ServiceAccount name may be (253)
+        "Ab" * 16: "u-" + "--ab" * 16,
+    }
     cfg = workdir.write_config(VIEW_RULE)
-    names = []
-    for user in (a, b):
+    for user, sa in want.items():
+        _badname_user(users, user)
+        p = helper("explain", "--config", cfg, user)
+        assert f"-> ServiceAccount bastion-users/{sa}," in p.stdout, p.stdout + p.stderr
+    for user, sa in want.items():
         p, s = open_session(user, cfg)
         assert p.returncode == 0, p.stderr
         who = kubectl_as(user, kubeconfig_of(users, user), "auth", "whoami", "-o",
                          "jsonpath={.status.userInfo.username}")
-        names.append(who.stdout)
+        assert who.stdout == f"system:serviceaccount:bastion-users:{sa}", who.stderr
         close_session(user, cfg, s)
-    assert names[0] != names[1]
-    for n in names:
-        assert re.fullmatch(rf"system:serviceaccount:bastion-users:u-first-last{tag}-[0-9a-f]{{8}}", n), n
+    assert len(set(want.values())) == len(want)
+
+
+def test_user_safe_refuses_a_name_that_does_not_fit(cluster, workdir, users):
+    """A namespace made from {user_safe} holds 63 characters: a longer result is
+    refused at login, naming the rule, the length and the limit."""
+    user = _badname_user(users, "Z" * 21)  # 63 characters escaped, 66 with "ns-"
+    cfg = workdir.write_config('  - user: "*"\n    cluster: test\n    serviceaccount: "ns-{user_safe}/u"\n')
+    p = helper("explain", "--config", cfg, user)
+    assert p.returncode == 1
+    assert (f"{cfg}:10:21: for user '{user}' the namespace 'ns-{{user_safe}}' would be 66 characters long; "
+            "a namespace holds at most 63") in p.stdout
+    p, _ = open_session(user, cfg)
+    assert p.returncode != 0 and "would be 66 characters long" in p.stderr
+    assert "MESSAGE=cluster test: your user name does not map to a valid ServiceAccount name" in p.stdout
 
 
 def test_two_clusters_give_two_contexts(cluster, workdir, users):

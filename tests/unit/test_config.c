@@ -220,6 +220,80 @@ static void test_kube_system_warning(void **state)
 	kc_config_free(cfg);
 }
 
+static void test_leading_user_safe_warning(void **state)
+{
+	struct kc_err err;
+	struct kc_buf out = { 0 };
+	struct kc_config *cfg = parse("clusters:\n"
+				      "  - name: a\n"
+				      "    server: https://h\n"
+				      "    certificate_authority_data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
+				      "    auth: {token_file: /t}\n"
+				      "mappings:\n"
+				      "  - user: \"*\"\n"
+				      "    cluster: a\n"
+				      "    serviceaccount: bastion-users/{user_safe}\n",
+				      &err);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(kc_config_warnings(cfg, &out), 1);
+	assert_non_null(strstr(out.data, "t.yaml:9:21: warning: a name that {user_safe} changes begins with '--'"));
+	kc_buf_free(&out);
+	kc_config_free(cfg);
+}
+
+/* edit, admin and cluster-admin bound where several users' objects live. */
+static void test_powerful_role_warning(void **state)
+{
+	static const char head[] = "clusters:\n"
+				   "  - name: a\n"
+				   "    server: https://h\n"
+				   "    certificate_authority_data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
+				   "    auth: {token_file: /t}\n"
+				   "mappings:\n";
+	static const struct {
+		const char *rules;
+		int warnings;
+		const char *says;
+	} cases[] = {
+		{ "  - {user: \"*\", cluster: a, serviceaccount: \"ns/u-{user_safe}\", create: true, clusterrole: "
+		  "edit}\n",
+		  1, "t.yaml:7:5: warning: ClusterRole edit bound in namespace ns, which several users share" },
+		{ "  - {group: g, cluster: a, serviceaccount: ns/x, create: true, clusterrole: cluster-admin}\n", 1,
+		  "ClusterRole cluster-admin bound in namespace ns" },
+		{ "  - {user: a, cluster: a, serviceaccount: ns/a, create: true, clusterrole: admin}\n"
+		  "  - {user: b, cluster: a, serviceaccount: ns/b, create: true, clusterrole: view}\n",
+		  1, "ClusterRole admin bound in namespace ns" },
+		{ "  - {user: a, cluster: a, serviceaccount: ns/a, create: true, clusterrole: edit, cluster_wide: "
+		  "true}\n",
+		  1, "ClusterRole edit bound cluster-wide can delete Secrets" },
+		/* One user alone in a namespace, or a role that cannot: no warning. */
+		{ "  - {user: a, cluster: a, serviceaccount: ns/a, create: true, clusterrole: edit}\n", 0, NULL },
+		{ "  - {user: \"*\", cluster: a, serviceaccount: \"ns/u-{user_safe}\", create: true, clusterrole: "
+		  "view}\n",
+		  0, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		struct kc_err err;
+		struct kc_buf out = { 0 };
+		struct kc_config *cfg;
+
+		snprintf(text, sizeof(text), "%s%s", head, cases[i].rules);
+		cfg = parse(text, &err);
+		if (!cfg)
+			fail_msg("%s", err.msg);
+		assert_int_equal(kc_config_warnings(cfg, &out), cases[i].warnings);
+		if (cases[i].says && !strstr(out.data, cases[i].says))
+			fail_msg("case %zu: %s", i, out.data);
+		kc_buf_free(&out);
+		kc_config_free(cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +303,8 @@ int main(void)
 		cmocka_unit_test(test_cluster_and_mapping_errors),
 		cmocka_unit_test(test_deep_nesting_refused),
 		cmocka_unit_test(test_kube_system_warning),
+		cmocka_unit_test(test_leading_user_safe_warning),
+		cmocka_unit_test(test_powerful_role_warning),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
