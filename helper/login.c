@@ -235,22 +235,25 @@ static int open_session(struct login *l)
 	return 0;
 }
 
-static bool mapped_anywhere(const struct login *l)
+/* How many clusters the mapping gives the user; -1 when a rule matched but
+ * gave no valid name (the user is told, and the login is an error). */
+static int mapped_anywhere(const struct login *l)
 {
 	struct kc_target *t = calloc(l->cfg->n_clusters + 1, sizeof(*t));
-	size_t n;
+	int n, bad = 0;
 
 	if (!t)
-		return true;
-	n = kc_map_user(l->cfg, &l->id, t);
+		return 1;
+	n = (int)kc_map_user(l->cfg, &l->id, t);
 	for (size_t i = 0; i < l->cfg->n_clusters; i++)
 		if (t[i].error[0]) {
 			kc_error("%s", t[i].error);
 			say("cluster %s: your user name does not map to a valid ServiceAccount name; ask the admin",
 			    t[i].cluster->name);
+			bad++;
 		}
 	free(t);
-	return n > 0;
+	return n == 0 && bad ? -1 : n;
 }
 
 /* Not mapped (any more): no session is recorded, but what an earlier mapping
@@ -275,10 +278,13 @@ int kc_cmd_open(const struct kc_session_args *a)
 
 	if (rc != KC_EXIT_OK)
 		goto out;
-	if (!mapped_anywhere(&l)) {
+	switch (mapped_anywhere(&l)) {
+	case -1: rc = KC_EXIT_ERROR; goto out;
+	case 0:
 		revoke_unmapped(&l);
 		rc = KC_EXIT_IGNORE;
 		goto out;
+	default: break;
 	}
 	rc = KC_EXIT_ERROR;
 	if (open_session(&l) < 0)
