@@ -50,7 +50,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut $(B)/tests/kc-merge
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h helper/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -c $< -o $@
 
@@ -109,7 +109,7 @@ FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 FUZZ_OBJS  := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
 FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/obj/%.o: %.c $(wildcard include/*.h helper/asuser/*.h)
+build/fuzz/obj/%.o: %.c $(wildcard include/*.h helper/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -c $< -o $@
 

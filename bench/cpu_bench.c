@@ -1,5 +1,5 @@
 /* The CPU part of a login, for callgrind (instruction counts are stable on a
- * noisy machine): parse a config, map a user, emit a kubeconfig; or presign EKS
+ * noisy machine): parse a config, map a user, merge a kubeconfig; or presign EKS
  * tokens.   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "kc_aws.h"
 #include "kc_config.h"
-#include "kc_kubeconfig.h"
+#include "kc_merge.h"
 #include "kc_mapping.h"
 
 static int login(const char *path, const char *user, int n)
@@ -29,17 +29,21 @@ static int login(const char *path, const char *user, int n)
 		t = calloc(cfg->n_clusters, sizeof(*t));
 		mapped = kc_map_user(cfg, &id, t);
 		for (size_t c = 0; c < cfg->n_clusters && mapped; c++) {
-			struct kc_kubeconfig_entry e = { t[c].cluster->context,
-							 "https://127.0.0.1:6443",
-							 (const unsigned char *)"-----BEGIN CERTIFICATE-----\nMIIB\n",
-							 33,
-							 t[c].sa_namespace,
-							 t[c].sa_name,
-							 "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
-							 1795942539 };
+			struct kc_merge_entry e = {
+				.name = t[c].cluster->context,
+				.server = "https://127.0.0.1:6443",
+				.ca_pem = (const unsigned char *)"-----BEGIN CERTIFICATE-----\nMIIB\n",
+				.ca_pem_len = 33,
+				.sa_namespace = t[c].sa_namespace,
+				.token_file = "/run/pam_kubeconfig/1000/c.token"
+			};
+			struct kc_buf notes = { 0 };
+			struct kc_err e2;
+			bool changed, empty;
 
 			if (t[c].rule) {
-				kc_kubeconfig_emit("bastion", "host", user, &e, 1, &out);
+				kc_kubeconfig_merge(NULL, 0, &e, 1, NULL, &out, &changed, &empty, &notes, &e2);
+				kc_buf_free(&notes);
 				break;
 			}
 		}

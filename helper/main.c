@@ -120,109 +120,169 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-int main(int argc, char **argv)
-{
-	struct kc_session_args a = { .config = KC_DEFAULT_CONFIG };
-	const char *cmd, *cluster = NULL, *audit_log = NULL, *mint_log = NULL, *now_user = NULL;
-	bool debug = false, online = false, insecure = false;
-	int opt, rc;
+struct args {
+	struct kc_session_args s;
+	const char *cluster, *audit_log, *mint_log, *now_user;
+	bool debug, online, insecure;
+	char **rest; /* the operands after the options */
+	int n_rest;
+};
 
-	if (argc < 2 || !argv[0] || !argv[1])
-		return usage("no command given");
-	cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "cut") == 0)
-		return cut_command(argc, argv);
-	/* eks-token (kubectl's exec plugin, awscli's options) parses its own. */
-	if (strcmp(cmd, "eks-token") == 0) {
-		kc_log_init(false);
-		return kc_cmd_eks_token(argc - 1, argv + 1);
-	}
+static int number(const char *s, long max, long *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*end || v <= 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* 0 parsed, 1 --help printed, -1 a usage error (printed). */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	long v;
+	int opt;
+
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
-		case OPT_USER: a.user = optarg; break;
-		case OPT_SESSION: a.session = optarg; break;
-		case OPT_CONFIG: a.config = optarg; break;
-		case OPT_RHOST: a.rhost = optarg; break;
-		case OPT_TTY: a.tty = optarg; break;
-		case OPT_SERVICE: a.service = optarg; break;
-		case OPT_PID: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || v <= 0 || v > 0x3fffffff)
-				return usage("--pid must be a process id");
-			a.pid = (pid_t)v;
+		case OPT_USER: a->s.user = optarg; break;
+		case OPT_SESSION: a->s.session = optarg; break;
+		case OPT_CONFIG: a->s.config = optarg; break;
+		case OPT_RHOST: a->s.rhost = optarg; break;
+		case OPT_TTY: a->s.tty = optarg; break;
+		case OPT_SERVICE: a->s.service = optarg; break;
+		case OPT_PID:
+			if (number(optarg, 0x3fffffff, &v) < 0)
+				return usage("--pid must be a process id"), -1;
+			a->s.pid = (pid_t)v;
 			break;
-		}
-		case OPT_DEBUG: debug = true; break;
-		case OPT_ONLINE: online = true; break;
-		case OPT_INSECURE: insecure = true; break;
-		case OPT_HELP: fputs(usage_text, stdout); return 0;
-		case OPT_DEADLINE: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || v <= 0 || v > 3600000)
-				return usage("--deadline must be milliseconds, 1 to 3600000");
-			a.deadline_ms = v;
+		case OPT_DEADLINE:
+			if (number(optarg, 3600000, &v) < 0)
+				return usage("--deadline must be milliseconds, 1 to 3600000"), -1;
+			a->s.deadline_ms = v;
 			break;
-		}
-		case OPT_NOW: now_user = optarg; break;
-		case OPT_CLUSTER: cluster = optarg; break;
-		case OPT_AUDIT_LOG: audit_log = optarg; break;
-		case OPT_MINT_LOG: mint_log = optarg; break;
-		default: return usage(NULL);
+		case OPT_DEBUG: a->debug = true; break;
+		case OPT_ONLINE: a->online = true; break;
+		case OPT_INSECURE: a->insecure = true; break;
+		case OPT_NOW: a->now_user = optarg; break;
+		case OPT_CLUSTER: a->cluster = optarg; break;
+		case OPT_AUDIT_LOG: a->audit_log = optarg; break;
+		case OPT_MINT_LOG: a->mint_log = optarg; break;
+		case OPT_HELP: fputs(usage_text, stdout); return 1;
+		default: return usage(NULL), -1;
 		}
 	}
+	a->rest = argv + optind;
+	a->n_rest = argc - optind;
+	return 0;
+}
 
-	if (cluster && strcmp(cmd, "rbac") != 0)
+/* ---- the commands: each checks its own operands ------------------------------ */
+
+static int run_open_close(const struct args *a, bool open)
+{
+	if (!a->s.user || !a->s.session || a->n_rest)
+		return usage("open and close need --user and --session");
+	return open ? kc_cmd_open(&a->s) : kc_cmd_close(&a->s);
+}
+
+static int run_open(const struct args *a)
+{
+	return run_open_close(a, true);
+}
+
+static int run_close(const struct args *a)
+{
+	return run_open_close(a, false);
+}
+
+static int run_check(const struct args *a)
+{
+	return a->n_rest ? usage("check takes no arguments") : kc_cmd_check(a->s.config, a->online, a->insecure);
+}
+
+static int run_explain(const struct args *a)
+{
+	return a->n_rest != 1 ? usage("explain needs one USER") : kc_cmd_explain(a->s.config, a->rest[0]);
+}
+
+static int run_rbac(const struct args *a)
+{
+	return a->n_rest ? usage("rbac takes only --cluster NAME and --user NAME")
+			 : kc_cmd_rbac(a->s.config, a->cluster, a->s.user ? a->s.user : KC_DEFAULT_IDENTITY);
+}
+
+static int run_refresh(const struct args *a)
+{
+	return a->n_rest ? usage("refresh takes no arguments")
+			 : kc_cmd_refresh(a->s.config, a->now_user, a->s.deadline_ms);
+}
+
+static int run_gc(const struct args *a)
+{
+	return a->n_rest ? usage("gc takes no arguments") : kc_cmd_gc(a->s.config, a->s.deadline_ms);
+}
+
+static int run_audit(const struct args *a)
+{
+	return a->n_rest || !a->audit_log || !a->mint_log ? usage("audit needs --audit-log FILE and --mint-log FILE")
+							  : kc_cmd_audit(a->audit_log, a->mint_log);
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(const struct args *a);
+	bool keeps_environment; /* rbac: an admin's manifest printer, run as the admin */
+} commands[] = {
+	{ "open", run_open, false },	   { "close", run_close, false }, { "check", run_check, false },
+	{ "explain", run_explain, false }, { "rbac", run_rbac, true },	  { "refresh", run_refresh, false },
+	{ "gc", run_gc, false },	   { "audit", run_audit, false },
+};
+
+int main(int argc, char **argv)
+{
+	struct args a = { .s = { .config = KC_DEFAULT_CONFIG } };
+	const struct command *c = NULL;
+	int rc;
+
+	if (argc < 2 || !argv[0] || !argv[1])
+		return usage("no command given");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return fputs(usage_text, stdout), 0;
+	if (strcmp(argv[1], "cut") == 0)
+		return cut_command(argc, argv);
+	/* eks-token (kubectl's exec plugin, awscli's options) parses its own. */
+	if (strcmp(argv[1], "eks-token") == 0)
+		return kc_log_init(false), kc_cmd_eks_token(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			c = &commands[i];
+	if (!c)
+		return usage("unknown command");
+	rc = parse_args(argc, argv, &a);
+	if (rc != 0)
+		return rc > 0 ? 0 : KC_EXIT_USAGE;
+	if (a.cluster && c->run != run_rbac)
 		return usage("--cluster is an option of rbac");
-
-	/* The privileged commands never take anything from the environment; only
-	 * eks-token (an admin's awscli replacement, dispatched above) and rbac keep
-	 * it. Nor do they keep the caller's limits: a file size limit of 0 or a
-	 * handful of fds must not cut a kubeconfig short. */
-	if (strcmp(cmd, "rbac") != 0) {
+	/* The privileged commands never take anything from the environment, nor
+	 * the caller's limits: a file size limit of 0 or a handful of fds must not
+	 * cut a kubeconfig short. */
+	if (!c->keeps_environment) {
 		clearenv();
 		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 		sane_limits();
 		kc_harden_process();
 	}
-	kc_log_init(debug);
+	kc_log_init(a.debug);
 	kc_json_secure_init();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		kc_error("cannot initialise libcurl");
 		return KC_EXIT_ERROR;
 	}
-
-	if (strcmp(cmd, "open") == 0 || strcmp(cmd, "close") == 0) {
-		if (!a.user || !a.session || optind != argc)
-			return usage("open and close need --user and --session");
-		rc = cmd[0] == 'o' ? kc_cmd_open(&a) : kc_cmd_close(&a);
-	} else if (strcmp(cmd, "check") == 0) {
-		rc = optind == argc ? kc_cmd_check(a.config, online, insecure) : usage("check takes no arguments");
-	} else if (strcmp(cmd, "explain") == 0) {
-		rc = optind + 1 == argc ? kc_cmd_explain(a.config, argv[optind]) : usage("explain needs one USER");
-	} else if (strcmp(cmd, "rbac") == 0) {
-		rc = optind == argc ? kc_cmd_rbac(a.config, cluster, a.user ? a.user : KC_DEFAULT_IDENTITY)
-				    : usage("rbac takes only --cluster NAME and --user NAME");
-	} else if (strcmp(cmd, "refresh") == 0) {
-		rc = optind == argc ? kc_cmd_refresh(a.config, now_user, a.deadline_ms)
-				    : usage("refresh takes no arguments");
-	} else if (strcmp(cmd, "gc") == 0) {
-		rc = optind == argc ? kc_cmd_gc(a.config, a.deadline_ms) : usage("gc takes no arguments");
-	} else if (strcmp(cmd, "audit") == 0) {
-		rc = optind == argc && audit_log && mint_log
-			     ? kc_cmd_audit(audit_log, mint_log)
-			     : usage("audit needs --audit-log FILE and --mint-log FILE");
-	} else {
-		rc = usage("unknown command");
-	}
+	rc = c->run(&a);
 	curl_global_cleanup();
 	return rc;
 }

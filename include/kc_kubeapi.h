@@ -21,6 +21,8 @@ struct kc_kube;
 struct kc_kube *kc_kube_open(const struct kc_cluster_endpoint *ep, const struct kc_cluster_credential *cred,
 			     long connect_timeout_ms, long request_timeout_ms, struct kc_err *err);
 void kc_kube_close(struct kc_kube *k);
+/* The cluster's name in the config, for messages. */
+const char *kc_kube_name(const struct kc_kube *k);
 /* How many requests this connection sent (for tests and benchmarks). */
 unsigned kc_kube_requests(const struct kc_kube *k);
 /* All calls from now on end by this monotonic time (kc_now_ms()). */
@@ -45,22 +47,23 @@ void kc_kube_status_error(struct kc_kube *k, long status, json_t *resp, const st
 			  struct kc_err *err);
 
 /* The same for any cluster name, without a connection (tests, fuzzers). */
-void kc_status_error(const char *cluster, long status, json_t *resp, const struct kc_action *what, struct kc_err *err);
+void kc_kube_status_error_for(const char *cluster, long status, json_t *resp, const struct kc_action *what,
+			      struct kc_err *err);
 
 struct kc_minted {
-	char *token; /* secret: kc_minted_clear() wipes it */
+	char *token; /* secret: kc_kube_minted_clear() wipes it */
 	time_t expiry; /* on our clock: the time we asked + lifetime */
 	long lifetime; /* what the server granted (spec.expirationSeconds) */
 	bool shortened; /* the server gave less than asked */
 	char jti[128]; /* from the JWT, for audit only; "" if absent */
 	char secret_uid[64]; /* the uid of the Secret the server bound it to; "" if unbound */
 };
-void kc_minted_clear(struct kc_minted *m);
+void kc_kube_minted_clear(struct kc_minted *m);
 
 /* A TokenRequest answer: status.token and status.expirationTimestamp (which must
  * lie ahead), spec.expirationSeconds; jti and the bound uid from the JWT. */
-int kc_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl, time_t asked,
-			    struct kc_minted *out, struct kc_err *err);
+int kc_kube_token_response_parse(const char *cluster, const char *ns, const char *name, json_t *resp, long ttl,
+				 time_t asked, struct kc_minted *out, struct kc_err *err);
 
 struct kc_token_spec {
 	const char *sa_namespace;
@@ -89,16 +92,16 @@ int kc_kube_delete_secret(struct kc_kube *k, const char *ns, const char *name, c
 const char *kc_kube_peer(const struct kc_kube *k);
 
 /* create: true: the ServiceAccount exists, and when clusterrole is set a
- * (Cluster)RoleBinding named kc_binding_name() binds it to that role. */
+ * (Cluster)RoleBinding named kc_kube_binding_name() binds it to that role. */
 int kc_kube_reconcile(struct kc_kube *k, const char *ns, const char *name, const char *clusterrole, bool cluster_wide,
 		      struct kc_err *err);
-void kc_binding_name(const char *ns, const char *name, bool cluster_wide, char *out, size_t len);
+void kc_kube_binding_name(const char *ns, const char *name, bool cluster_wide, char *out, size_t len);
 
 /* SelfSubjectAccessReview: may the helper's identity do this? */
 int kc_kube_can_i(struct kc_kube *k, const char *verb, const char *group, const char *resource, const char *subresource,
 		  const char *ns, const char *name, bool *allowed, struct kc_err *err);
 
 /* "pam-kubeconfig-" + a hash of host id, user and cluster: a valid name for any user. */
-void kc_revocation_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len);
+void kc_kube_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len);
 
 #endif

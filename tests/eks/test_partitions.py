@@ -20,8 +20,8 @@ BUILD = REPO / "build"
 def test_generated_table_has_not_drifted_from_the_installed_botocore():
     p = subprocess.run([str(REPO / "tools/gen-aws-partitions"), "--output", "-"], capture_output=True, text=True,
                        check=True)
-    committed = (REPO / "helper/aws_partitions.c").read_text()
-    assert p.stdout == committed, ("helper/aws_partitions.c differs from what tools/gen-aws-partitions makes "
+    committed = (REPO / "helper/aws/aws_partitions.c").read_text()
+    assert p.stdout == committed, ("helper/aws/aws_partitions.c differs from what tools/gen-aws-partitions makes "
                                    "from the installed botocore: run the script and commit the result")
     # and it carries what the issue names
     for partition in ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"):

@@ -29,13 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	status = 100 + ((data[0] << 8 | data[1]) % 500);
 	resp = json_loadb((const char *)data + 2, size - 2, JSON_REJECT_DUPLICATES, NULL);
 	if (status == 200 || status == 201) {
-		if (kc_token_response_parse("fuzz", "team-a", "alice", resp, 28800, time(NULL), &minted, &err) == 0) {
+		if (kc_kube_token_response_parse("fuzz", "team-a", "alice", resp, 28800, time(NULL), &minted, &err) ==
+		    0) {
 			if (!minted.token || minted.expiry <= 0)
 				__builtin_trap();
-			kc_minted_clear(&minted);
+			kc_kube_minted_clear(&minted);
 		}
 	} else {
-		kc_status_error("fuzz", status, resp, &what, &err);
+		kc_kube_status_error_for("fuzz", status, resp, &what, &err);
 		if (!err.msg[0] || !strstr(err.msg, "cluster fuzz: "))
 			__builtin_trap();
 	}

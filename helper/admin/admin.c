@@ -1,0 +1,464 @@
+/* Commands for the administrator: check [--online], explain USER, rbac. */
+#include "kc_admin.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kc_auditlog.h"
+#include "kc_aws.h"
+#include "kc_config.h"
+#include "kc_kubeapi.h"
+#include "kc_lifecycle.h"
+#include "kc_mapping.h"
+#include "kc_rbac.h"
+#include "kc_asuser.h"
+#include "kc_cluster.h"
+#include "kc_hostcheck.h"
+
+/* One permission the helper needs (or must not have). */
+struct probe {
+	const char *verb, *group, *resource, *subresource, *ns, *name;
+};
+
+static void describe(const struct probe *p, char *what, size_t len)
+{
+	snprintf(what, len, "%s %s%s%s%s%s%s%s", p->verb, p->resource, p->subresource ? "/" : "",
+		 p->subresource ? p->subresource : "", p->name ? " " : "", p->name ? p->name : "",
+		 p->ns ? " in namespace " : " cluster-wide", p->ns ? p->ns : "");
+}
+
+/* Asks the API server whether k's identity may do p: 1 yes, 0 no, -1 could not ask. */
+static int allowed(struct kc_kube *k, const struct probe *p)
+{
+	struct kc_err err = { "" };
+	bool yes = false;
+
+	if (kc_kube_can_i(k, p->verb, p->group, p->resource, p->subresource, p->ns, p->name, &yes, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	return yes;
+}
+
+static int ask(struct kc_kube *k, const struct kc_cluster *cl, const struct probe *p, bool want, int *problems)
+{
+	char what[600];
+	int yes = allowed(k, p);
+
+	describe(p, what, sizeof(what));
+	if (yes < 0) {
+		(*problems)++;
+		return -1;
+	}
+	if (want && !yes) {
+		fprintf(stderr, "cluster %s: missing: %s; apply the output of pam-kubeconfig rbac --cluster %s\n",
+			cl->name, what, cl->name);
+		(*problems)++;
+	} else if (!want && yes) {
+		fprintf(stderr, "cluster %s: warning: the helper's identity may also %s, which it never needs\n",
+			cl->name, what);
+	}
+	return 0;
+}
+
+/* Every verb on every name of one rule of the manifest. */
+static int ask_rule(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac_rule *r, int *problems)
+{
+	char resource[128];
+	const char *slash = strchr(r->resource, '/');
+	struct probe p = { NULL, r->group, resource, slash ? slash + 1 : NULL, r->ns, NULL };
+
+	snprintf(resource, sizeof(resource), "%.*s", (int)(slash ? (size_t)(slash - r->resource) : strlen(r->resource)),
+		 r->resource);
+	for (size_t v = 0; v < r->n_verbs; v++) {
+		p.verb = r->verbs[v];
+		for (size_t i = 0; i < (r->names ? r->names->n : 1); i++) {
+			p.name = r->names ? r->names->items[i] : NULL;
+			if (ask(k, cl, &p, true, problems) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Powers the helper never needs: each one it holds is a warning. */
+static void ask_beyond(struct kc_kube *k, const struct kc_cluster *cl, const struct kc_rbac *r, int *problems)
+{
+	static const char *const peek[] = { "get", "list", "watch" };
+	const char *other = "pam-kubeconfig-check-unmapped", *rbac = "rbac.authorization.k8s.io";
+
+	for (size_t i = 0; i < r->n_ns; i++) {
+		const struct kc_rbac_ns *n = &r->ns[i];
+
+		if (!n->token_any)
+			ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", n->ns, other }, false,
+			    problems);
+		for (size_t v = 0; v < 3; v++)
+			ask(k, cl, &(struct probe){ peek[v], "", "secrets", NULL, n->ns, NULL }, false, problems);
+		if (n->reconcile && !n->sa_any)
+			ask(k, cl, &(struct probe){ "get", "", "serviceaccounts", NULL, n->ns, other }, false,
+			    problems);
+		if (n->bind_roles.n && !n->binding_any)
+			ask(k, cl, &(struct probe){ "delete", rbac, "rolebindings", NULL, n->ns, other }, false,
+			    problems);
+	}
+	ask(k, cl, &(struct probe){ "delete", rbac, "clusterrolebindings", NULL, NULL, other }, false, problems);
+	ask(k, cl, &(struct probe){ "create", "", "serviceaccounts", "token", "kube-system", NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "*", "*", "*", NULL, NULL, NULL }, false, problems);
+	ask(k, cl, &(struct probe){ "escalate", rbac, "clusterroles", NULL, NULL, NULL }, false, problems);
+}
+
+/* ---- isolation: what a mapped ServiceAccount may do to the others ---------- */
+
+struct mapped_sa {
+	char ns[KC_NS_MAX];
+	char name[KC_NAME_MAX];
+	const struct kc_mapping *rule;
+};
+
+static int add_mapped(struct mapped_sa **list, size_t *n, const char *ns, const char *name,
+		      const struct kc_mapping *rule)
+{
+	struct mapped_sa *p;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*list)[i].ns, ns) == 0 && strcmp((*list)[i].name, name) == 0)
+			return 0;
+	p = realloc(*list, (*n + 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	*list = p;
+	snprintf(p[*n].ns, sizeof(p[*n].ns), "%s", ns);
+	snprintf(p[*n].name, sizeof(p[*n].name), "%s", name);
+	p[*n].rule = rule;
+	(*n)++;
+	return 0;
+}
+
+/* The ServiceAccounts of this cluster's rules: fixed names as written, names
+ * made from user names for every user of this host in scope. */
+static size_t mapped_service_accounts(const struct kc_config *cfg, const struct kc_cluster *cl, struct mapped_sa **list)
+{
+	struct kc_target *t = calloc(cfg->n_clusters, sizeof(*t));
+	size_t n = 0, c = (size_t)(cl - cfg->clusters);
+	struct passwd pw, *pwp;
+	char buf[16384];
+
+	*list = NULL;
+	if (!t)
+		return 0;
+	for (size_t i = 0; i < cfg->n_mappings; i++) {
+		const struct kc_mapping *m = &cfg->mappings[i];
+
+		if (strcmp(m->cluster, cl->name) == 0 && !strchr(m->sa_namespace, '{') && !strchr(m->sa_name, '{'))
+			add_mapped(list, &n, m->sa_namespace, m->sa_name, m);
+	}
+	setpwent();
+	while (getpwent_r(&pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+		struct kc_identity id;
+		struct kc_err err;
+
+		if (pw.pw_uid == 0 || pw.pw_uid < cfg->min_uid || kc_identity_load(pw.pw_name, &id, &err) < 0)
+			continue;
+		kc_map_user(cfg, &id, t);
+		if (t[c].rule && !t[c].error[0] && strchr(t[c].rule->sa_name, '{'))
+			add_mapped(list, &n, t[c].sa_namespace, t[c].sa_name, t[c].rule);
+		kc_identity_free(&id);
+	}
+	endpwent();
+	free(t);
+	return n;
+}
+
+static void role_of(const struct kc_mapping *m, char *out, size_t len)
+{
+	if (m->clusterrole)
+		snprintf(out, len, "ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " bound cluster-wide" : "");
+	else
+		snprintf(out, len, "a role bound outside this config");
+}
+
+/* As the ServiceAccount (token), may it delete Secrets or mint tokens in a
+ * namespace where other users' Secrets or ServiceAccounts are? */
+static void ask_as(const struct kc_config *cfg, struct kc_kube *as, const struct kc_rbac *r, const struct mapped_sa *sa)
+{
+	const struct kc_cluster *cl = r->cluster;
+	char role[300];
+
+	role_of(sa->rule, role, sizeof(role));
+	for (size_t i = 0; i < r->n_ns; i++) {
+		const char *ns = r->ns[i].ns;
+		bool others = strcmp(ns, sa->ns) != 0 || kc_namespace_shared(cfg, cl->name, ns);
+
+		if (!others)
+			continue;
+		if (allowed(as, &(struct probe){ "delete", "", "secrets", NULL, ns, NULL }) == 1)
+			fprintf(stderr,
+				"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can delete Secrets "
+				"in "
+				"namespace %s: every user mapped to it can delete other users' revocation Secrets "
+				"there; bind a role that cannot, e.g. view\n",
+				cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role,
+				ns);
+		if (allowed(as, &(struct probe){ "create", "", "serviceaccounts", "token", ns, NULL }) == 1)
+			fprintf(stderr,
+				"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can create tokens in "
+				"namespace %s: every user mapped to it can act as the other ServiceAccounts there; "
+				"bind a role that cannot, e.g. view\n",
+				cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role,
+				ns);
+	}
+}
+
+static void check_isolation(const struct kc_config *cfg, struct kc_kube *k, const struct kc_cluster_endpoint *ep,
+			    const struct kc_rbac *r)
+{
+	struct mapped_sa *list;
+	size_t n = mapped_service_accounts(cfg, r->cluster, &list);
+
+	for (size_t i = 0; i < n; i++) {
+		/* The shortest token the API allows, bound to nothing, wiped after. */
+		struct kc_token_spec spec = { list[i].ns, list[i].name, KC_MIN_TTL, NULL, 0, NULL, "" };
+		struct kc_cluster_credential as_sa = { .bearer = { .secret = true } };
+		struct kc_minted minted;
+		struct kc_err err = { "" };
+		struct kc_kube *as = NULL;
+		int rc = kc_kube_token_request(k, &spec, &minted, &err);
+
+		if (rc == KC_MINT_SA_MISSING) /* a ServiceAccount not made yet holds no rights */
+			continue;
+		if (rc != KC_MINT_OK) {
+			fprintf(stderr, "%s; what %s/%s may do was not checked\n", err.msg, list[i].ns, list[i].name);
+			continue;
+		}
+		kc_audit_mint(NULL, 0, r->cluster->name, list[i].ns, list[i].name, &minted, KC_MIN_TTL, "check", NULL,
+			      0);
+		if (kc_buf_puts(&as_sa.bearer, minted.token) == 0)
+			as = kc_kube_open(ep, &as_sa, cfg->connect_timeout_ms, cfg->request_timeout_ms, &err);
+		kc_cluster_credential_free(&as_sa);
+		kc_kube_minted_clear(&minted);
+		if (!as) {
+			fprintf(stderr, "%s\n", err.msg[0] ? err.msg : "out of memory");
+			continue;
+		}
+		ask_as(cfg, as, r, &list[i]);
+		kc_kube_close(as);
+	}
+	free(list);
+}
+
+/* Probes exactly the rules `rbac` prints for this config, with no cap. */
+static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl)
+{
+	struct kc_rbac r;
+	struct kc_cluster_endpoint ep = { 0 };
+	struct kc_err err = { "" };
+	struct kc_kube *k;
+	int problems = 0;
+
+	if (kc_rbac_compute(cfg, cl, &r, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	k = kc_cluster_connect(cfg, cl, 0, &ep, &err);
+	if (!k) {
+		fprintf(stderr, "%s\n", err.msg);
+		kc_cluster_endpoint_free(&ep);
+		kc_rbac_free(&r);
+		return 1;
+	}
+	for (size_t i = 0; i < r.n_rules; i++)
+		if (ask_rule(k, cl, &r.rules[i], &problems) < 0)
+			break;
+	ask_beyond(k, cl, &r, &problems);
+	check_isolation(cfg, k, &ep, &r);
+	kc_kube_close(k);
+	kc_cluster_endpoint_free(&ep);
+	kc_rbac_free(&r);
+	if (!problems)
+		printf("cluster %s: the helper's identity holds every permission it needs\n", cl->name);
+	return problems ? 1 : 0;
+}
+
+/* Can an unprivileged user fetch the instance role's credentials? Asked from a
+ * child that has dropped to nobody for good. 1 yes, 0 no, -1 could not ask. */
+static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_ms)
+{
+	struct kc_identity nobody;
+	struct kc_err err;
+	pid_t pid;
+	int status;
+
+	if (kc_identity_load("nobody", &nobody, &err) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct kc_aws_credentials cred;
+
+		struct kc_user u = { nobody.name, nobody.uid, nobody.gid, nobody.home };
+
+		if (kc_asuser_drop(&u) < 0)
+			_exit(3);
+		_exit(kc_aws_credentials_from_imds(a->imds_endpoint, kc_now_ms() + timeout_ms, &cred, &err) == 0 ? 1
+														 : 0);
+	}
+	kc_identity_free(&nobody);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int check_imds(const struct kc_config *cfg)
+{
+	int problems = 0;
+
+	for (size_t i = 0; i < cfg->n_clusters; i++) {
+		const struct kc_cluster *cl = &cfg->clusters[i];
+		int r;
+
+		if (cl->auth != KC_AUTH_EKS || cl->auth_eks.credentials_file || cl->auth_eks.web_identity_token_file ||
+		    cl->auth_eks.credential_process || cl->auth_eks.container_uri)
+			continue; /* IMDS is not asked */
+		r = imds_reachable_unprivileged(&cl->auth_eks, cfg->connect_timeout_ms);
+		if (r < 0) {
+			fprintf(stderr, "cluster %s: could not probe the instance metadata service as nobody\n",
+				cl->name);
+			problems++;
+			continue;
+		}
+		kc_imds_probe_record(r == 1);
+		if (r == 1) {
+			fprintf(stderr,
+				"cluster %s: an unprivileged user (nobody) can fetch the instance role's credentials "
+				"from the instance metadata service%s%s: any local user could mint tokens as the "
+				"helper; "
+				"apply the firewall rule shipped as imds.nft (or imds.iptables)\n",
+				cl->name, cl->auth_eks.imds_endpoint ? " at " : "",
+				cl->auth_eks.imds_endpoint ? cl->auth_eks.imds_endpoint : "");
+			problems++;
+		} else {
+			printf("cluster %s: the instance metadata service is closed to unprivileged users\n", cl->name);
+		}
+	}
+	return problems;
+}
+
+int kc_cmd_check(const char *config, bool online, bool allow_insecure)
+{
+	struct kc_err err = { "" };
+	struct kc_config *cfg = kc_config_load(config, 0, &err);
+	kc_autobuf struct kc_buf warnings = { 0 };
+	int rc = KC_EXIT_OK;
+	bool insecure = false;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_config_warnings(cfg, &warnings) > 0)
+		fputs(warnings.data, stderr);
+	kc_check_host(cfg, stderr);
+	for (size_t i = 0; i < cfg->n_clusters; i++)
+		insecure |= cfg->clusters[i].insecure_skip_tls_verify;
+	if (insecure && !allow_insecure) {
+		fprintf(stderr, "%s: insecure_skip_tls_verify is set; check refuses it unless given --allow-insecure\n",
+			cfg->path);
+		rc = KC_EXIT_USAGE;
+	}
+	if (rc == KC_EXIT_OK && online) {
+		if (check_imds(cfg))
+			rc = KC_EXIT_ERROR;
+		for (size_t i = 0; i < cfg->n_clusters; i++)
+			if (check_online(cfg, &cfg->clusters[i]))
+				rc = KC_EXIT_ERROR;
+	}
+	if (rc == KC_EXIT_OK)
+		printf("%s: OK (%zu cluster%s, %zu mapping rule%s)\n", cfg->path, cfg->n_clusters,
+		       cfg->n_clusters == 1 ? "" : "s", cfg->n_mappings, cfg->n_mappings == 1 ? "" : "s");
+	kc_config_free(cfg);
+	return rc;
+}
+
+int kc_cmd_explain(const char *config, const char *user)
+{
+	struct kc_err err = { "" };
+	struct kc_config *cfg = kc_config_load(config, 0, &err);
+	struct kc_identity id;
+	struct kc_target *t;
+	int rc = KC_EXIT_IGNORE;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_identity_load(user, &id, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		kc_config_free(cfg);
+		return KC_EXIT_ERROR;
+	}
+	printf("user %s (uid %u), groups:", id.name, (unsigned)id.uid);
+	for (size_t i = 0; i < id.n_groups; i++)
+		printf(" %s", id.groups[i]);
+	printf("\n");
+	if (id.uid == 0 || id.uid < cfg->min_uid) {
+		printf("out of scope: %s\n", id.uid == 0 ? "root is never served" : "uid below min_uid");
+		goto out;
+	}
+	t = calloc(cfg->n_clusters, sizeof(*t));
+	if (!t)
+		goto out;
+	kc_map_user(cfg, &id, t);
+	for (size_t c = 0; c < cfg->n_clusters; c++) {
+		const struct kc_mapping *m = t[c].rule;
+
+		if (!m) {
+			printf("cluster %s: no rule matches\n", t[c].cluster->name);
+			continue;
+		}
+		printf("cluster %s: rule %zu at %s:%u:%u (%s %s) ", t[c].cluster->name, t[c].rule_index + 1, cfg->path,
+		       m->mark.line, m->mark.col, m->user ? "user" : "group", m->user ? m->user : m->group);
+		if (t[c].error[0]) {
+			printf("matches but cannot be used:\n  %s\n", t[c].error);
+			rc = KC_EXIT_ERROR;
+			continue;
+		}
+		printf("-> ServiceAccount %s/%s", t[c].sa_namespace, t[c].sa_name);
+		if (m->create)
+			printf(", created if missing");
+		if (m->clusterrole)
+			printf(", bound to ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " cluster-wide" : "");
+		printf("\n");
+		if (rc != KC_EXIT_ERROR)
+			rc = KC_EXIT_OK;
+	}
+	free(t);
+out:
+	kc_identity_free(&id);
+	kc_config_free(cfg);
+	return rc;
+}
+
+int kc_cmd_rbac(const char *config, const char *cluster, const char *identity)
+{
+	struct kc_err err = { "" };
+	struct kc_config *cfg = kc_config_load(config, KC_LOAD_NO_FILES, &err);
+	kc_autobuf struct kc_buf out = { 0 };
+	int rc = KC_EXIT_OK;
+
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err.msg);
+		return KC_EXIT_USAGE;
+	}
+	if (kc_rbac_manifest(cfg, cluster, identity, &out, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		rc = KC_EXIT_USAGE;
+	} else {
+		fputs(out.data ? out.data : "", stdout);
+	}
+	kc_config_free(cfg);
+	return rc;
+}

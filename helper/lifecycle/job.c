@@ -1,0 +1,462 @@
+/* Jobs: plan under the cluster's lock, requests, commit (see kc_job.h). */
+#include "kc_job.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kc_auditlog.h"
+#include "kc_cache.h"
+#include "kc_cut.h"
+#include "kc_kubeapi.h"
+#include "kc_log.h"
+#include "kc_tokenfile.h"
+
+#define RECONCILE_TTL 3600
+
+/* ---- the after_failure window and the reconcile marks, in the cache store ---- */
+
+/* Keyed by what the config says about the cluster, never by what discovery
+ * fills in later: the same cluster has the same key before and after. The
+ * parts are NUL-separated (no two tuples collide), then hashed into a string. */
+static void cluster_key(const struct kc_cluster *cl, const char *extra, struct kc_buf *key)
+{
+	kc_autobuf struct kc_buf raw = { 0 };
+	char hex[65];
+
+	kc_buf_puts(&raw, cl->name);
+	kc_buf_append(&raw, "", 1);
+	if (cl->has_eks)
+		kc_buf_printf(&raw, "eks:%s/%s", cl->eks.cluster_name, cl->eks.region);
+	else
+		kc_buf_puts(&raw, cl->server);
+	kc_buf_append(&raw, "", 1);
+	kc_buf_puts(&raw, extra ? extra : "");
+	kc_sha256_hex(raw.data, raw.len, hex);
+	kc_buf_puts(key, hex);
+}
+
+/* Inside the window: skip. Past it, one caller probes (holding the probe
+ * lock, returned in *probe_fd) while the others keep skipping. */
+static bool in_down_window(const struct kc_job *j, int *probe_fd)
+{
+	kc_autobuf struct kc_buf key = { 0 };
+	time_t down;
+
+	*probe_fd = -1;
+	cluster_key(j->cl, NULL, &key);
+	down = kc_cache_stored("down", key.data);
+	if (!down)
+		return false;
+	if (time(NULL) - down < j->cfg->after_failure)
+		return true;
+	*probe_fd = kc_cache_trylock("down", key.data);
+	return *probe_fd < 0;
+}
+
+static void record_health(const struct kc_job *j, bool down)
+{
+	kc_autobuf struct kc_buf key = { 0 };
+	struct kc_err e;
+
+	cluster_key(j->cl, NULL, &key);
+	if (down)
+		kc_cache_put("down", key.data, "1", 1, &e);
+	else if (kc_cache_stored("down", key.data))
+		kc_cache_drop("down", key.data);
+}
+
+static void reconcile_key(const struct kc_job *j, struct kc_buf *key)
+{
+	char extra[700];
+	const struct kc_mapping *r = j->target->rule;
+
+	snprintf(extra, sizeof(extra), "%s/%s %s %d", j->target->sa_namespace, j->target->sa_name,
+		 r->clusterrole ? r->clusterrole : "-", r->cluster_wide);
+	cluster_key(j->cl, extra, key);
+}
+
+static bool reconciled_recently(const struct kc_job *j)
+{
+	kc_autobuf struct kc_buf key = { 0 };
+	time_t at;
+
+	reconcile_key(j, &key);
+	at = kc_cache_stored("reconciled", key.data);
+	return at && time(NULL) - at < RECONCILE_TTL;
+}
+
+static void mark_reconciled(const struct kc_job *j)
+{
+	kc_autobuf struct kc_buf key = { 0 };
+	struct kc_err e;
+
+	reconcile_key(j, &key);
+	kc_cache_put("reconciled", key.data, "1", 1, &e);
+}
+
+/* ---- planning --------------------------------------------------------------- */
+
+struct job_ctx {
+	struct kc_job *j;
+	struct kc_grant *grants;
+	size_t n_grants;
+	struct kc_session_record *sessions;
+	size_t n_sessions;
+	struct kc_plan plan;
+	struct kc_kube *kube;
+	struct kc_minted minted;
+	char secret[KC_SECRET_NAME_MAX + 1];
+	char error[KC_ERR_MAX];
+};
+
+static void fill_target(struct job_ctx *c, struct kc_plan_input *in)
+{
+	const struct kc_job *j = c->j;
+	const struct kc_target *t = j->target;
+	struct kc_plan_target *pt = &in->target;
+
+	if (j->cfg->revoke_on_logout)
+		snprintf(pt->secret, sizeof(pt->secret), "%s", c->secret);
+	c->j->wanted = j->in_scope && c->n_sessions > 0 && t && t->rule && !t->error[0];
+	if (!c->j->wanted)
+		return;
+	pt->wanted = true;
+	snprintf(pt->sa_namespace, sizeof(pt->sa_namespace), "%s", t->sa_namespace);
+	snprintf(pt->sa_name, sizeof(pt->sa_name), "%s", t->sa_name);
+	pt->create = t->rule->create;
+	pt->reconcile = t->rule->create && !reconciled_recently(j);
+}
+
+static int plan(struct job_ctx *c)
+{
+	struct kc_job *j = c->j;
+	struct kc_plan_input in = {
+		.cluster = j->cl->name, .rotate = j->rotate, .refresh_before = j->cfg->refresh_before, .now = time(NULL)
+	};
+	struct kc_err e;
+
+	/* Without the account's name the Secret's name is unknown: recover nothing by guesswork. */
+	if (j->user)
+		kc_kube_secret_name(j->cfg->host_id, j->user, j->cl->name, c->secret, sizeof(c->secret));
+	if (kc_state_sessions(j->state_dir, false, &c->sessions, &c->n_sessions, NULL, &e) < 0 ||
+	    kc_state_grants(j->state_dir, j->cl->name, c->secret, &c->grants, &c->n_grants, &e) < 0) {
+		snprintf(c->error, sizeof(c->error), "%s", e.msg);
+		return -1;
+	}
+	in.grants = c->grants;
+	in.n_grants = c->n_grants;
+	in.token_file = kc_tokenfile_exists(j->uid, j->cl->name);
+	fill_target(c, &in);
+	if (kc_plan_start(&c->plan, &in) < 0) {
+		snprintf(c->error, sizeof(c->error), "cluster %s: too many grant files", j->cl->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Before any request: whatever a crash leaves behind must say "trust nothing". */
+static void mark_interrupted(struct job_ctx *c)
+{
+	struct kc_job *j = c->j;
+	const struct kc_plan_target *t = &c->plan.in.target;
+	bool target_file = false;
+	struct kc_err e;
+
+	for (size_t i = 0; i < c->n_grants; i++) {
+		kc_state_put_grant(j->state_dir, &c->grants[i], true, &e);
+		target_file |= t->wanted && strcmp(c->grants[i].sa_namespace, t->sa_namespace) == 0;
+	}
+	if (t->wanted && t->secret[0] && !target_file) {
+		struct kc_grant g = { .state = KC_GRANT_REVOKE, .since = time(NULL) };
+
+		snprintf(g.cluster, sizeof(g.cluster), "%s", j->cl->name);
+		snprintf(g.sa_namespace, sizeof(g.sa_namespace), "%s", t->sa_namespace);
+		snprintf(g.secret, sizeof(g.secret), "%s", t->secret);
+		snprintf(g.error, sizeof(g.error), "being made");
+		kc_state_put_grant(j->state_dir, &g, true, &e);
+	}
+}
+
+/* ---- the requests -------------------------------------------------------------- */
+
+static enum kc_outcome of_rc(int rc, enum kc_outcome one)
+{
+	return rc == 0 ? KC_OUT_OK : rc == 1 ? one : KC_OUT_FAILED;
+}
+
+static enum kc_outcome mint(struct job_ctx *c, const struct kc_step *s, char *uid)
+{
+	const struct kc_config *cfg = c->j->cfg;
+	struct kc_token_spec t = { .sa_namespace = s->sa_namespace,
+				   .sa_name = c->plan.in.target.sa_name,
+				   .ttl = cfg->ttl,
+				   .audiences = cfg->audiences,
+				   .n_audiences = cfg->n_audiences,
+				   .secret = s->secret,
+				   .secret_uid = s->secret_uid };
+	struct kc_err e = { "" };
+	time_t sent = time(NULL);
+	int rc;
+
+	kc_kube_minted_clear(&c->minted);
+	rc = kc_kube_token_request(c->kube, &t, &c->minted, &e);
+	if (rc != KC_MINT_OK) {
+		snprintf(c->error, sizeof(c->error), "%s", e.msg);
+		return rc == KC_MINT_SA_MISSING	      ? KC_OUT_SA_MISSING
+		       : rc == KC_MINT_SECRET_MISSING ? KC_OUT_SECRET_MISSING
+						      : KC_OUT_FAILED;
+	}
+	snprintf(uid, 64, "%s", c->minted.secret_uid);
+	kc_plan_minted(&c->plan, sent, c->minted.lifetime, c->minted.jti);
+	return KC_OUT_OK;
+}
+
+static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, char uid[64])
+{
+	const struct kc_job *j = c->j;
+	const struct kc_target *t = j->target;
+	struct kc_err e = { "" };
+	enum kc_outcome o = KC_OUT_FAILED;
+
+	uid[0] = '\0';
+	switch (s->kind) {
+	case KC_STEP_LEARN_UID:
+		o = of_rc(kc_kube_secret_uid(c->kube, s->sa_namespace, s->secret, uid, &e), KC_OUT_GONE);
+		break;
+	case KC_STEP_DELETE:
+		o = of_rc(kc_kube_delete_secret(c->kube, s->sa_namespace, s->secret, s->secret_uid, &e), KC_OUT_GONE);
+		break;
+	case KC_STEP_CREATE:
+		o = of_rc(kc_kube_create_secret(c->kube, s->sa_namespace, s->secret, j->user, j->cfg->host_id, uid, &e),
+			  KC_OUT_EXISTS);
+		break;
+	case KC_STEP_RECONCILE:
+		o = kc_kube_reconcile(c->kube, t->sa_namespace, t->sa_name, t->rule->clusterrole, t->rule->cluster_wide,
+				      &e) == 0
+			    ? KC_OUT_OK
+			    : KC_OUT_FAILED;
+		if (o == KC_OUT_OK)
+			mark_reconciled(j);
+		break;
+	case KC_STEP_MINT: return mint(c, s, uid);
+	case KC_STEP_DONE: break;
+	}
+	if (o == KC_OUT_FAILED)
+		snprintf(c->error, sizeof(c->error), "%s", e.msg);
+	return o;
+}
+
+static const char *const step_name[] = { "done", "learn-uid", "delete", "create", "reconcile", "mint" };
+static const char *const outcome_name[] = { "ok", "gone", "exists", "no-serviceaccount", "no-secret", "failed" };
+
+static void send_all(struct job_ctx *c)
+{
+	struct kc_job *j = c->j;
+	struct kc_err e = { "" };
+	struct kc_step s;
+
+	c->kube = kc_cluster_connect(j->cfg, j->cl, j->deadline_ms, NULL, &e);
+	if (!c->kube) {
+		snprintf(c->error, sizeof(c->error), "%s", e.msg);
+		j->failed = true;
+		record_health(j, true); /* a cluster that cannot be opened is down too */
+		return;
+	}
+	while ((s = kc_plan_next(&c->plan)).kind != KC_STEP_DONE) {
+		char uid[64];
+		enum kc_outcome o = send_step(c, &s, uid);
+
+		kc_plan_record(&c->plan, &s, o, uid);
+		kc_debug("cluster %s: %s %s/%s -> %s", j->cl->name, step_name[s.kind], s.sa_namespace, s.secret,
+			 outcome_name[o]);
+		j->failed |= o == KC_OUT_FAILED;
+	}
+	j->requests = kc_kube_requests(c->kube);
+	record_health(j, j->failed && kc_kube_unreachable(c->kube));
+}
+
+/* ---- the commit ---------------------------------------------------------------- */
+
+static void remember_peer(struct job_ctx *c, struct kc_grant *g)
+{
+	const char *peer = c->kube ? kc_kube_peer(c->kube) : "";
+
+	if (!*peer)
+		return;
+	for (size_t i = 0; i < g->n_addrs; i++)
+		if (strcmp(g->addrs[i], peer) == 0)
+			return;
+	if (g->n_addrs == KC_ADDRS_MAX)
+		memmove(g->addrs[0], g->addrs[1], sizeof(g->addrs[0]) * (KC_ADDRS_MAX - 1)), g->n_addrs--;
+	snprintf(g->addrs[g->n_addrs++], sizeof(g->addrs[0]), "%s", peer);
+}
+
+static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
+{
+	for (size_t i = 0; i < k->n_drop; i++)
+		if (k->drop[i].secret[0])
+			kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, k->drop[i].sa_namespace,
+					k->drop[i].secret, c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
+}
+
+static void write_token(struct job_ctx *c, struct kc_commit *k)
+{
+	struct kc_job *j = c->j;
+	struct kc_err e;
+
+	if (k->token == KC_TOKEN_WRITE &&
+	    kc_tokenfile_write(j->uid, j->gid, j->cl->name, c->minted.token, strlen(c->minted.token), &e) < 0) {
+		snprintf(c->error, sizeof(c->error), "cluster %.100s: %.900s", j->cl->name, e.msg);
+		j->failed = true;
+		k->token = KC_TOKEN_REMOVE; /* the grant stays; the next job mints again */
+		for (size_t i = 0; i < k->n_put; i++)
+			if (k->put[i].state == KC_GRANT_CURRENT)
+				k->put[i].sa_name[0] = '\0';
+	}
+	if (k->token == KC_TOKEN_REMOVE)
+		kc_tokenfile_remove(j->uid, j->cl->name);
+}
+
+/* Every address the endpoint had, as recorded in this cluster's grant files. */
+static size_t known_addrs(const struct job_ctx *c, char (*out)[64], size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_grants; i++)
+		for (size_t a = 0; a < c->grants[i].n_addrs && n < max; a++)
+			snprintf(out[n++], 64, "%s", c->grants[i].addrs[a]);
+	if (c->kube && *kc_kube_peer(c->kube) && n < max)
+		snprintf(out[n++], 64, "%s", kc_kube_peer(c->kube));
+	return n;
+}
+
+static void commit(struct job_ctx *c)
+{
+	struct kc_job *j = c->j;
+	struct kc_commit k;
+	struct kc_err e;
+
+	kc_plan_commit(&c->plan, &k, c->error, time(NULL));
+	write_token(c, &k);
+	for (size_t i = 0; i < k.n_drop; i++)
+		kc_state_drop_grant(j->state_dir, k.drop[i].cluster, k.drop[i].sa_namespace);
+	for (size_t i = 0; i < k.n_put; i++) {
+		remember_peer(c, &k.put[i]);
+		j->pending += k.put[i].state == KC_GRANT_REVOKE;
+		kc_state_put_grant(j->state_dir, &k.put[i], false, &e);
+	}
+	audit_revokes(c, &k);
+	if (k.minted && k.token == KC_TOKEN_WRITE) {
+		j->minted = true;
+		j->shortened = c->minted.shortened;
+		j->lifetime = c->minted.lifetime;
+		kc_audit_mint(j->user, j->uid, j->cl->name, c->plan.in.target.sa_namespace, c->plan.in.target.sa_name,
+			      &c->minted, j->cfg->ttl,
+			      k.remap	    ? "remap"
+			      : j->is_login ? "login"
+					    : "rotation",
+			      c->sessions, c->n_sessions);
+	}
+	j->written = k.token != KC_TOKEN_REMOVE;
+	if (k.cut && j->cfg->cut_on_logout) {
+		char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
+		size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0]));
+
+		kc_cut_user(j->uid, j->cl->name, j->cl->server, addrs, n, NULL);
+	}
+}
+
+/* ---- one job ------------------------------------------------------------------------ */
+
+static void finish(struct job_ctx *c)
+{
+	kc_kube_minted_clear(&c->minted);
+	kc_kube_close(c->kube);
+	free(c->grants);
+	free(c->sessions);
+}
+
+static void resolve_for_kubeconfig(struct kc_job *j)
+{
+	struct kc_err e;
+
+	if (j->wanted && !j->ep.server && kc_cluster_resolve(j->cfg, j->cl, j->deadline_ms, &j->ep, &e) < 0)
+		kc_warn("%s", e.msg);
+}
+
+void kc_job_run(struct kc_job *j)
+{
+	struct job_ctx c = { .j = j };
+	struct kc_err e;
+	long long started = kc_now_ms();
+	int lock, probe = -1;
+
+	lock = kc_state_lock_cluster(j->state_dir, j->cl->name, j->deadline_ms, &e);
+	if (lock < 0) {
+		snprintf(j->error, sizeof(j->error), "%s", e.msg);
+		j->failed = true;
+		j->pending = 1; /* whatever it had to revoke, it did not */
+		return;
+	}
+	if (plan(&c) == 0) {
+		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {
+			if (j->honour_down_window && in_down_window(j, &probe)) {
+				j->skipped = true;
+				snprintf(c.error, sizeof(c.error),
+					 "cluster %s: skipped: it failed less than %lds ago (network.after_failure)",
+					 j->cl->name, j->cfg->after_failure);
+				j->written =
+					c.plan.keep >= 0 && c.plan.old[c.plan.keep].sa_name[0] && c.plan.in.token_file;
+				for (size_t i = 0; i < c.plan.n_old; i++)
+					j->pending += c.plan.fate[i] != KC_FATE_KEEP && !c.plan.revoked[i];
+				goto out;
+			}
+			mark_interrupted(&c);
+			send_all(&c);
+		}
+		commit(&c);
+	} else {
+		j->failed = true;
+	}
+out:
+	close(lock);
+	if (probe >= 0)
+		close(probe);
+	snprintf(j->error, sizeof(j->error), "%s", c.error);
+	finish(&c);
+	resolve_for_kubeconfig(j);
+	j->took_ms = kc_now_ms() - started;
+	kc_debug("cluster %s: %s%s in %lld ms with %u requests", j->cl->name, j->written ? "written" : "not written",
+		 j->skipped ? " (skipped)" : "", j->took_ms, j->requests);
+}
+
+static void *job_thread(void *arg)
+{
+	kc_job_run(arg);
+	return NULL;
+}
+
+void kc_jobs_run(struct kc_job *jobs, size_t n)
+{
+	pthread_t *t = n > 1 ? calloc(n, sizeof(*t)) : NULL;
+	bool *started = n > 1 ? calloc(n, sizeof(*started)) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (!t || !started || pthread_create(&t[i], NULL, job_thread, &jobs[i]) != 0)
+			kc_job_run(&jobs[i]); /* one job, or no thread to spare: here */
+		else
+			started[i] = true;
+	for (size_t i = 0; t && started && i < n; i++)
+		if (started[i])
+			pthread_join(t[i], NULL);
+	free(t);
+	free(started);
+}
+
+void kc_job_clear(struct kc_job *j)
+{
+	kc_cluster_endpoint_free(&j->ep);
+}

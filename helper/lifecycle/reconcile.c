@@ -1,0 +1,184 @@
+/* One user's reconciliation over every cluster (see kc_reconcile.h). */
+#include "kc_reconcile.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kc_kubeapi.h"
+#include "kc_state.h"
+#include "kc_tokenfile.h"
+
+int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
+{
+	const struct kc_config *cfg = r->cfg;
+
+	r->targets = calloc(cfg->n_clusters + 1, sizeof(*r->targets));
+	r->jobs = calloc(cfg->n_clusters + 1, sizeof(*r->jobs));
+	if (!r->targets || !r->jobs)
+		return kc_seterr(err, "out of memory"), -1;
+	if (r->id && r->in_scope)
+		kc_map_user(cfg, r->id, r->targets);
+	for (size_t i = 0; i < cfg->n_clusters; i++) {
+		struct kc_job *j = &r->jobs[r->n_jobs++];
+
+		*j = (struct kc_job){ .cfg = cfg,
+				      .cl = &cfg->clusters[i],
+				      .user = r->user,
+				      .uid = r->uid,
+				      .gid = r->id ? r->id->gid : 0,
+				      .state_dir = r->state_dir,
+				      .target = r->id && r->in_scope ? &r->targets[i] : NULL,
+				      .in_scope = r->in_scope,
+				      .rotate = r->rotate,
+				      .honour_down_window = r->honour_down_window,
+				      .is_login = r->is_login,
+				      .deadline_ms = r->deadline_ms };
+	}
+	kc_jobs_run(r->jobs, r->n_jobs);
+	return 0;
+}
+
+void kc_reconcile_free(struct kc_reconcile *r)
+{
+	for (size_t i = 0; i < r->n_jobs; i++)
+		kc_job_clear(&r->jobs[i]);
+	free(r->jobs);
+	free(r->targets);
+	r->jobs = NULL;
+	r->targets = NULL;
+	r->n_jobs = 0;
+}
+
+size_t kc_reconcile_written(const struct kc_reconcile *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_jobs; i++)
+		n += r->jobs[i].wanted && r->jobs[i].written;
+	return n;
+}
+
+size_t kc_reconcile_entries(const struct kc_reconcile *r, struct kc_merge_entry *out, char (*paths)[160],
+			    struct kc_buf *tokens)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		const struct kc_job *j = &r->jobs[i];
+
+		if (!j->wanted || !j->ep.server)
+			continue;
+		kc_tokenfile_path(r->uid, j->cl->name, paths[n], 160);
+		out[n] = (struct kc_merge_entry){ .name = j->ep.context,
+						  .server = j->ep.server,
+						  .ca_pem = j->ep.ca_pem,
+						  .ca_pem_len = j->ep.ca_pem_len,
+						  .insecure_skip_tls_verify = j->ep.insecure,
+						  .sa_namespace = j->target->sa_namespace,
+						  .token_file = paths[n],
+						  .token = NULL };
+		/* The old form, for clients without tokenFile: rotation does not reach them. */
+		if (r->cfg->inline_token && kc_tokenfile_read(r->uid, j->cl->name, &tokens[n]) == 0) {
+			out[n].token = tokens[n].data;
+			out[n].token_file = NULL;
+		}
+		n++;
+	}
+	return n;
+}
+
+int kc_reconcile_write(const struct kc_reconcile *r, struct kc_writer *w, bool remove_if_empty, long long deadline_ms,
+		       struct kc_writer_result *res, struct kc_err *err)
+{
+	struct kc_merge_entry *e = calloc(r->n_jobs + 1, sizeof(*e));
+	char(*paths)[160] = calloc(r->n_jobs + 1, sizeof(*paths));
+	struct kc_buf *tokens = calloc(r->n_jobs + 1, sizeof(*tokens));
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (!e || !paths || !tokens) {
+		kc_seterr(err, "out of memory");
+	} else {
+		size_t n = kc_reconcile_entries(r, e, paths, tokens);
+
+		rc = kc_writer_merge(w, r->cfg->kubeconfig_path, ".kube/config", remove_if_empty && n == 0, e, n,
+				     deadline_ms, res, err);
+	}
+	for (size_t i = 0; tokens && i < r->n_jobs; i++)
+		kc_buf_free(&tokens[i]);
+	free(tokens);
+	free(paths);
+	free(e);
+	return rc;
+}
+
+void kc_reconcile_digest(const struct kc_reconcile *r, char out[65])
+{
+	kc_autobuf struct kc_buf b = { .secret = true };
+
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		const struct kc_job *j = &r->jobs[i];
+
+		if (!j->wanted)
+			continue;
+		kc_buf_printf(&b, "%s\n%s\n%s\n%s\n%d\n", j->cl->name, j->ep.context ? j->ep.context : "",
+			      j->ep.server ? j->ep.server : "", j->target->sa_namespace, j->ep.insecure);
+		if (j->ep.ca_pem)
+			kc_buf_append(&b, j->ep.ca_pem, j->ep.ca_pem_len);
+		if (r->cfg->inline_token)
+			kc_tokenfile_read(r->uid, j->cl->name, &b);
+	}
+	kc_sha256_hex(b.data ? b.data : "", b.len, out);
+}
+
+bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id, bool in_scope, uid_t uid,
+		      int state_dir, enum kc_rotate rotate)
+{
+	struct kc_target *targets = calloc(cfg->n_clusters + 1, sizeof(*targets));
+	struct kc_session_record *sessions = NULL;
+	size_t n_sessions = 0;
+	bool due = false;
+	struct kc_err e;
+
+	if (!targets || kc_state_sessions(state_dir, false, &sessions, &n_sessions, NULL, &e) < 0) {
+		free(targets);
+		return true;
+	}
+	if (id && in_scope)
+		kc_map_user(cfg, id, targets);
+	for (size_t i = 0; i < cfg->n_clusters && !due; i++) {
+		const struct kc_cluster *cl = &cfg->clusters[i];
+		const struct kc_target *t = &targets[i];
+		struct kc_plan_input in = {
+			.cluster = cl->name, .rotate = rotate, .refresh_before = cfg->refresh_before, .now = time(NULL)
+		};
+		struct kc_grant *g = NULL;
+		size_t n = 0;
+		struct kc_plan *p = malloc(sizeof(*p));
+
+		if (!p || kc_state_grants(state_dir, cl->name, NULL, &g, &n, &e) < 0) {
+			free(p);
+			due = true;
+			break;
+		}
+		in.grants = g;
+		in.n_grants = n;
+		in.token_file = kc_tokenfile_exists(uid, cl->name);
+		if (id && in_scope && n_sessions > 0 && t->rule && !t->error[0]) {
+			in.target.wanted = true;
+			snprintf(in.target.sa_namespace, sizeof(in.target.sa_namespace), "%s", t->sa_namespace);
+			snprintf(in.target.sa_name, sizeof(in.target.sa_name), "%s", t->sa_name);
+			if (cfg->revoke_on_logout)
+				kc_kube_secret_name(cfg->host_id, id->name, cl->name, in.target.secret,
+						    sizeof(in.target.secret));
+		}
+		/* A grant file that cannot be read is due: the job will recover it. */
+		due = kc_plan_start(p, &in) < 0 || kc_plan_next(p).kind != KC_STEP_DONE ||
+		      (in.token_file && !(p->keep >= 0 && p->old[p->keep].sa_name[0]));
+		free(p);
+		free(g);
+	}
+	free(sessions);
+	free(targets);
+	return due;
+}
