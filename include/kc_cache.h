@@ -14,7 +14,7 @@
 #include "kc_util.h"
 
 #define KC_CACHE_DIR "/var/cache/pam_kubeconfig"
-#define KC_CACHE_ENTRY_MAX (1u << 20)
+#define KC_CACHE_ENTRY_MAX (64u << 20) /* a parsed 40,000-rule config fits */
 
 /* The entry holds a secret: the buffer read is wiped when freed. */
 #define KC_CACHE_SECRET 1u
@@ -33,6 +33,11 @@ void kc_cache_drop(const char *kind, const char *key);
 /* An exclusive, non-blocking lock beside the entry (for "one caller probes").
  * Returns the fd holding it (close it to release) or -1 when someone else has it. */
 int kc_cache_trylock(const char *kind, const char *key);
+
+/* Removes the entries of a kind that stale() calls stale, given each one's
+ * bytes (the entry named keep_key stays). For a store whose keys change with
+ * what they describe (the parsed config's, keyed by file identity and build). */
+void kc_cache_prune(const char *kind, const char *keep_key, bool (*stale)(const char *data, size_t len));
 
 /* Tests only: keep the store somewhere else. */
 void kc_cache_use_dir(const char *dir);

@@ -1,6 +1,7 @@
 /* The cache store: entries by kind and key in one root-only directory. */
 #include "kc_cache.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -122,4 +123,33 @@ int kc_cache_trylock(const char *kind, const char *key)
 		return -1;
 	}
 	return fd;
+}
+
+void kc_cache_prune(const char *kind, const char *keep_key, bool (*stale)(const char *data, size_t len))
+{
+	char keep[96], prefix[32];
+	struct kc_err e;
+	int dir = open_dir(&e), fd = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	entry_name(kind, keep_key, "", keep);
+	snprintf(prefix, sizeof(prefix), "%.24s-", kind);
+	while (d && (de = readdir(d))) {
+		kc_autobuf struct kc_buf data = { 0 };
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || len < 5 ||
+		    strcmp(de->d_name + len - 5, ".lock") == 0 || strcmp(de->d_name, keep) == 0)
+			continue;
+		if (kc_read_at(dir, de->d_name, KC_CACHE_ENTRY_MAX, &data, NULL, &e) == 0 &&
+		    stale(data.data ? data.data : "", data.len))
+			unlinkat(dir, de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
 }

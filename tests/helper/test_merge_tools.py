@@ -5,6 +5,7 @@ survives the next merge, our entries are updated, kubectl reads every result,
 and both tools keep our extension marker. Runs build/tests/kc-merge, a test
 front end of the library the user-side writer calls."""
 import json
+import base64
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
 from conftest import BUILD, run  # noqa: E402
-from standins import Eks, make_ca  # noqa: E402
+from standins import AwsStandin, make_tls  # noqa: E402
 
 KC_MERGE = BUILD / "tests" / "kc-merge"
 MARKER = "pam-kubeconfig"
@@ -112,9 +113,12 @@ def kubectl_reads(home, path):
 def eks(tmp_path):
     """DescribeCluster for "other", answered by the EKS stand-in over HTTPS."""
     tls = tmp_path / "tls"
-    ca = make_ca(tls)
-    (tmp_path / "other-ca.pem").write_text("-----BEGIN CERTIFICATE-----\nT1RIRVI=\n-----END CERTIFICATE-----\n")
-    server = Eks(tls, "other", "https://other.example", tmp_path / "other-ca.pem")
+    tls.mkdir()
+    ca = make_tls(tls)
+    pem = b"-----BEGIN CERTIFICATE-----\nT1RIRVI=\n-----END CERTIFICATE-----\n"
+    server = AwsStandin(tls, clusters={"other": {
+        "endpoint": "https://other.example", "ca": base64.b64encode(pem).decode(),
+        "arn": "arn:aws:eks:us-west-2:111122223333:cluster/other"}})
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AWS_CA_BUNDLE": str(ca),
            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
