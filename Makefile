@@ -139,12 +139,14 @@ $(B)/bench/cpu_bench: bench/cpu_bench.c $(B)/libkc.a
 bench: deps all $(B)/bench/cpu_bench
 	@B=$(B) bench/run
 
-# Static checks: the banned-function list, the user-side wing's include rule, cppcheck, clang-tidy
-# (.clang-tidy).
+# Static checks: the banned-function list, the user-side wing's include rule, no loop between
+# modules, the size limits (lizard), cppcheck, clang-tidy (.clang-tidy).
 LINT_SRCS := $(wildcard helper/*.c helper/*/*.c pam_module/*.c)
-lint:
+lint: $(LIB_OBJS)
 	@tests/lint/banned-functions
 	@tests/lint/asuser-includes
+	@tests/lint/module-loops $(B)
+	@tests/lint/size-limits
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"

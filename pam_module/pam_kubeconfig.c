@@ -119,14 +119,111 @@ static void free_data(pam_handle_t *pamh, void *data, int error_status)
 	free(data);
 }
 
+/* open: a new random session id, kept with the handle for close. close: the
+ * one open kept; none means this handle opened no session of ours. */
+static int session_id(pam_handle_t *pamh, bool open, char session[33])
+{
+	const void *data = NULL;
+	unsigned char rnd[16];
+	char *copy;
+
+	if (!open) {
+		if (pam_get_data(pamh, DATA_SESSION, &data) != PAM_SUCCESS || !data)
+			return PAM_IGNORE;
+		snprintf(session, 33, "%s", (const char *)data);
+		return PAM_SUCCESS;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return PAM_SESSION_ERR;
+	for (int i = 0; i < 16; i++)
+		snprintf(session + 2 * i, 3, "%02x", rnd[i]);
+	copy = strdup(session);
+	if (!copy || pam_set_data(pamh, DATA_SESSION, copy, free_data) != PAM_SUCCESS) {
+		free(copy);
+		return PAM_SESSION_ERR;
+	}
+	return PAM_SUCCESS;
+}
+
+/* What the helper is told: only PAM items (made printable) and our options. */
+struct call {
+	char session[33], rhost[256], tty[64], service[64], pid[16], deadline[16];
+};
+
+static int call_helper(pam_handle_t *pamh, const struct options *o, bool open, const char *user, struct call *c,
+		       struct kc_helper_result *res)
+{
+	clean_item(pamh, PAM_RHOST, c->rhost, sizeof(c->rhost));
+	clean_item(pamh, PAM_TTY, c->tty, sizeof(c->tty));
+	clean_item(pamh, PAM_SERVICE, c->service, sizeof(c->service));
+	snprintf(c->pid, sizeof(c->pid), "%d", (int)getpid());
+	/* The helper budgets its whole run against what is left of ours. */
+	snprintf(c->deadline, sizeof(c->deadline), "%d", o->timeout_ms);
+	{
+		const char *argv[] = { "pam-kubeconfig",
+				       open ? "open" : "close",
+				       "--user",
+				       user,
+				       "--session",
+				       c->session,
+				       "--config",
+				       o->config,
+				       "--rhost",
+				       c->rhost,
+				       "--tty",
+				       c->tty,
+				       "--service",
+				       c->service,
+				       "--pid",
+				       c->pid,
+				       "--deadline",
+				       c->deadline,
+				       o->debug ? "--debug" : NULL,
+				       NULL };
+
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "running %s %s for %s", o->helper, argv[1], user);
+		if (kc_run_helper(o->helper, argv, o->timeout_ms, res) < 0) {
+			pam_syslog(pamh, LOG_ERR, "cannot run the helper: %s", res->err);
+			return PAM_SESSION_ERR;
+		}
+	}
+	return PAM_SUCCESS;
+}
+
+/* The helper's exit status as a PAM code, with its output applied. */
+static int map_result(pam_handle_t *pamh, int flags, const struct options *o, bool open, const char *user,
+		      struct kc_helper_result *res)
+{
+	relay_stderr(pamh, res->err);
+	if (res->timed_out) {
+		pam_syslog(pamh, LOG_ERR, "the helper did not finish within %d s; killed (timeout=)",
+			   o->timeout_ms / 1000);
+		return PAM_SESSION_ERR;
+	}
+	if (res->exit_status == 0)
+		return open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
+	if (res->exit_status == KC_EXIT_IGNORE) {
+		/* Out of scope: nothing was recorded, so no close is run for it. Any
+		 * other outcome (even a timeout) may have left a record: close runs. */
+		if (open)
+			pam_set_data(pamh, DATA_SESSION, NULL, NULL);
+		return PAM_IGNORE;
+	}
+	if (open)
+		apply_stdout(pamh, flags, o, res->out, false);
+	pam_syslog(pamh, LOG_ERR, "helper %s for %s failed (exit %d)", open ? "open" : "close", user, res->exit_status);
+	return PAM_SESSION_ERR;
+}
+
 /* Runs `helper open|close` for this session and maps its exit status. */
 static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open)
 {
 	const char *user = NULL;
-	const void *data = NULL;
 	struct passwd *pw;
 	struct kc_helper_result *res;
-	char session[33], rhost[256], tty[64], service[64], pid[16], deadline[16], why[512];
+	struct call c;
+	char why[512];
 	int rc;
 
 	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user || !*user)
@@ -142,83 +239,15 @@ static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open
 		pam_syslog(pamh, LOG_ERR, "refusing the helper: %s", why);
 		return PAM_SESSION_ERR;
 	}
-	if (open) {
-		unsigned char rnd[16];
-		char *copy;
-
-		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-			return PAM_SESSION_ERR;
-		for (int i = 0; i < 16; i++)
-			snprintf(session + 2 * i, 3, "%02x", rnd[i]);
-		copy = strdup(session);
-		if (!copy || pam_set_data(pamh, DATA_SESSION, copy, free_data) != PAM_SUCCESS) {
-			free(copy);
-			return PAM_SESSION_ERR;
-		}
-	} else {
-		if (pam_get_data(pamh, DATA_SESSION, &data) != PAM_SUCCESS || !data)
-			return PAM_IGNORE; /* this handle opened no session of ours */
-		snprintf(session, sizeof(session), "%s", (const char *)data);
-	}
-	clean_item(pamh, PAM_RHOST, rhost, sizeof(rhost));
-	clean_item(pamh, PAM_TTY, tty, sizeof(tty));
-	clean_item(pamh, PAM_SERVICE, service, sizeof(service));
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	/* The helper budgets its whole run against what is left of ours. */
-	snprintf(deadline, sizeof(deadline), "%d", o->timeout_ms);
-	{
-		const char *argv[] = { "pam-kubeconfig",
-				       open ? "open" : "close",
-				       "--user",
-				       user,
-				       "--session",
-				       session,
-				       "--config",
-				       o->config,
-				       "--rhost",
-				       rhost,
-				       "--tty",
-				       tty,
-				       "--service",
-				       service,
-				       "--pid",
-				       pid,
-				       "--deadline",
-				       deadline,
-				       o->debug ? "--debug" : NULL,
-				       NULL };
-
-		res = malloc(sizeof(*res));
-		if (!res)
-			return PAM_SESSION_ERR;
-		if (o->debug)
-			pam_syslog(pamh, LOG_DEBUG, "running %s %s for %s", o->helper, argv[1], user);
-		if (kc_run_helper(o->helper, argv, o->timeout_ms, res) < 0) {
-			pam_syslog(pamh, LOG_ERR, "cannot run the helper: %s", res->err);
-			free(res);
-			return PAM_SESSION_ERR;
-		}
-	}
-	relay_stderr(pamh, res->err);
-	if (res->timed_out) {
-		pam_syslog(pamh, LOG_ERR, "the helper did not finish within %d s; killed (timeout=)",
-			   o->timeout_ms / 1000);
-		rc = PAM_SESSION_ERR;
-	} else if (res->exit_status == 0) {
-		rc = open ? apply_stdout(pamh, flags, o, res->out, true) : PAM_SUCCESS;
-	} else if (res->exit_status == KC_EXIT_IGNORE) {
-		/* Out of scope: nothing was recorded, so no close is run for it. Any
-		 * other outcome (even a timeout) may have left a record: close runs. */
-		if (open)
-			pam_set_data(pamh, DATA_SESSION, NULL, NULL);
-		rc = PAM_IGNORE;
-	} else {
-		if (open)
-			apply_stdout(pamh, flags, o, res->out, false);
-		pam_syslog(pamh, LOG_ERR, "helper %s for %s failed (exit %d)", open ? "open" : "close", user,
-			   res->exit_status);
-		rc = PAM_SESSION_ERR;
-	}
+	rc = session_id(pamh, open, c.session);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	res = malloc(sizeof(*res));
+	if (!res)
+		return PAM_SESSION_ERR;
+	rc = call_helper(pamh, o, open, user, &c, res);
+	if (rc == PAM_SUCCESS)
+		rc = map_result(pamh, flags, o, open, user, res);
 	free(res);
 	return rc;
 }

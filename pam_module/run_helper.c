@@ -68,15 +68,83 @@ static void append(char *buf, size_t *len, const char *data, size_t n)
 	buf[*len] = '\0';
 }
 
+/* Reads what is ready on one of the helper's pipes; closes it at its end. */
+static void read_ready(int *fd, char *buf, size_t *len)
+{
+	char chunk[4096];
+	ssize_t r = read(*fd, chunk, sizeof(chunk));
+
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	append(buf, len, chunk, (size_t)r);
+}
+
+/* Collects stdout and stderr until both end or the deadline comes. Returns
+ * false at the deadline. */
+static bool collect(int *out_fd, int *err_fd, long long deadline, struct kc_helper_result *res)
+{
+	size_t out_len = 0, err_len = 0;
+
+	while (*out_fd >= 0 || *err_fd >= 0) {
+		struct pollfd p[2] = { { *out_fd, POLLIN, 0 }, { *err_fd, POLLIN, 0 } };
+		long long left = deadline - now_ms();
+		int n;
+
+		if (left <= 0)
+			return false;
+		n = poll(p, 2, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		if (*out_fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_ready(out_fd, res->out, &out_len);
+		if (*err_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_ready(err_fd, res->err, &err_len);
+	}
+	return true;
+}
+
+/* Output is closed; the helper should be exiting. Waits, but not past the
+ * deadline; then kills its whole process group and reaps it. */
+static void reap(pid_t pid, long long deadline, struct kc_helper_result *res)
+{
+	int status = 0;
+
+	while (!res->timed_out) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid) {
+			if (WIFEXITED(status))
+				res->exit_status = WEXITSTATUS(status);
+			return;
+		}
+		if (w < 0 && errno != EINTR)
+			break;
+		if (now_ms() >= deadline) {
+			res->timed_out = true;
+			break;
+		}
+		usleep(2000);
+	}
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
 int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, struct kc_helper_result *res)
 {
 	struct sigaction dfl, saved;
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-	size_t out_len = 0, err_len = 0;
 	long long deadline = now_ms() + timeout_ms;
 	pid_t pid;
-	int status = 0, rc = -1;
-	bool reaped = false;
+	int rc = -1;
 
 	res->exit_status = -1;
 	res->timed_out = false;
@@ -91,7 +159,6 @@ int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, st
 	dfl.sa_handler = SIG_DFL;
 	sigemptyset(&dfl.sa_mask);
 	sigaction(SIGCHLD, &dfl, &saved);
-
 	pid = fork();
 	if (pid < 0) {
 		snprintf(res->err, sizeof(res->err), "fork: %s", strerror(errno));
@@ -103,68 +170,9 @@ int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, st
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	out_pipe[1] = err_pipe[1] = -1;
-
-	while (out_pipe[0] >= 0 || err_pipe[0] >= 0) {
-		struct pollfd p[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
-		long long left = deadline - now_ms();
-		int n;
-
-		if (left <= 0) {
-			res->timed_out = true;
-			break;
-		}
-		n = poll(p, 2, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		for (int i = 0; i < 2; i++) {
-			int *fd = i == 0 ? &out_pipe[0] : &err_pipe[0];
-			char chunk[4096];
-			ssize_t r;
-
-			if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(*fd, chunk, sizeof(chunk));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				close(*fd);
-				*fd = -1;
-				continue;
-			}
-			if (i == 0)
-				append(res->out, &out_len, chunk, (size_t)r);
-			else
-				append(res->err, &err_len, chunk, (size_t)r);
-		}
-	}
-	/* Output is closed; the helper should be exiting. Wait, but not past the deadline. */
-	while (!res->timed_out) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid) {
-			reaped = true;
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			break;
-		if (now_ms() >= deadline) {
-			res->timed_out = true;
-			break;
-		}
-		usleep(2000);
-	}
-	if (!reaped) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		status = -1;
-	}
+	res->timed_out = !collect(&out_pipe[0], &err_pipe[0], deadline, res);
+	reap(pid, deadline, res);
 	sigaction(SIGCHLD, &saved, NULL);
-	if (reaped && WIFEXITED(status))
-		res->exit_status = WEXITSTATUS(status);
 	rc = 0;
 out:
 	for (int i = 0; i < 2; i++) {

@@ -314,3 +314,20 @@ int kc_ytree_parse(const char *data, size_t len, struct kc_ynode **root, struct 
 	}
 	return 0;
 }
+
+bool kc_ytree_is(const struct kc_ynode *node, const char *s)
+{
+	return node && node->kind == KC_YSCALAR && node->len == strlen(s) && memcmp(node->value, s, node->len) == 0;
+}
+
+bool kc_ytree_is_null(const struct kc_ynode *node)
+{
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL", NULL };
+
+	if (!node || node->kind != KC_YSCALAR || node->tag || node->style != KC_YPLAIN)
+		return false;
+	for (size_t i = 0; nulls[i]; i++)
+		if (kc_ytree_is(node, nulls[i]))
+			return true;
+	return false;
+}

@@ -129,23 +129,6 @@ void kc_ytree_remove_at(struct kc_ynode *seq, size_t i)
 	seq->n--;
 }
 
-bool kc_ytree_is(const struct kc_ynode *node, const char *s)
-{
-	return node && node->kind == KC_YSCALAR && node->len == strlen(s) && memcmp(node->value, s, node->len) == 0;
-}
-
-bool kc_ytree_is_null(const struct kc_ynode *node)
-{
-	static const char *const nulls[] = { "", "~", "null", "Null", "NULL", NULL };
-
-	if (!node || node->kind != KC_YSCALAR || node->tag || node->style != KC_YPLAIN)
-		return false;
-	for (size_t i = 0; nulls[i]; i++)
-		if (kc_ytree_is(node, nulls[i]))
-			return true;
-	return false;
-}
-
 static ssize_t key_index(const struct kc_ynode *map, const char *key)
 {
 	if (!map || map->kind != KC_YMAP)

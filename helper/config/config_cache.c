@@ -181,7 +181,8 @@ struct kc_config *kc_config_cache_get(const char *path, const struct stat *st)
 	cfg_fields_load(&cfg_config_desc, cfg, &r);
 	if (r.bad || r.p != r.end || !cfg->path || strcmp(cfg->path, path) != 0 || !cfg->host_id ||
 	    !cfg->kubeconfig_path || cfg->n_clusters == 0) {
-		kc_config_free(cfg);
+		cfg_fields_free(&cfg_config_desc, cfg);
+		free(cfg);
 		return NULL;
 	}
 	return cfg;
