@@ -54,14 +54,14 @@ static void sane_limits(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* `cut UID CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a user's
- * connections, started detached by the helper itself (kc_cut.h). */
+/* `cut UID USER CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a
+ * user's connections, started detached by the helper itself (kc_cut.h). */
 static int cut_command(int argc, char **argv)
 {
 	char *end;
 	unsigned long uid;
 
-	if (argc < 7)
+	if (argc < 8)
 		return KC_EXIT_USAGE;
 	uid = strtoul(argv[2], &end, 10);
 	if (*end || uid == 0 || uid > 0xfffffffeUL)
@@ -69,8 +69,8 @@ static int cut_command(int argc, char **argv)
 	clearenv();
 	kc_harden_process();
 	kc_log_init(false);
-	return kc_cmd_cut((uid_t)uid, argv[3], argv[4], (time_t)strtoll(argv[5], NULL, 10), atoi(argv[6]), argv + 7,
-			  (size_t)(argc - 7));
+	return kc_cmd_cut((uid_t)uid, argv[3], argv[4], argv[5], (time_t)strtoll(argv[6], NULL, 10), atoi(argv[7]),
+			  argv + 8, (size_t)(argc - 8));
 }
 
 static int usage(const char *why)

@@ -15,11 +15,11 @@
 
 /* addrs: "ip port" of every address the endpoint had (recorded), plus what
  * server resolves to now. Logs what it did; never fails the caller. */
-void kc_cut_user(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
-		 const char *state_hint);
+void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n);
 
 /* The second cut, run detached: after `after` seconds, unless the user was
- * granted a token on the cluster since `since`. */
-int kc_cmd_cut(uid_t uid, const char *cluster, const char *server, time_t since, int after, char **addrs, size_t n);
+ * granted a token on the cluster since `since`, or the uid is no longer user's. */
+int kc_cmd_cut(uid_t uid, const char *user, const char *cluster, const char *server, time_t since, int after,
+	       char **addrs, size_t n);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -63,10 +64,11 @@ static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char
 
 /* Starts `pam-kubeconfig cut ...` detached: its own session, no fd of ours,
  * nothing of this process's memory (exec). */
-static void schedule_again(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n)
+static void schedule_again(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64],
+			   size_t n)
 {
 	char self[PATH_MAX], uid_s[16], since[24], after[8];
-	const char *argv[8 + 2 * MAX_ADDRS + 1];
+	const char *argv[9 + MAX_ADDRS + 1];
 	static const char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
 	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	size_t a = 0;
@@ -78,7 +80,8 @@ static void schedule_again(uid_t uid, const char *cluster, const char *server, c
 	snprintf(uid_s, sizeof(uid_s), "%u", (unsigned)uid);
 	snprintf(since, sizeof(since), "%lld", (long long)time(NULL));
 	snprintf(after, sizeof(after), "%d", KC_CUT_AGAIN_AFTER);
-	argv[a++] = "pam-kubeconfig", argv[a++] = "cut", argv[a++] = uid_s, argv[a++] = cluster;
+	argv[a++] = "pam-kubeconfig", argv[a++] = "cut", argv[a++] = uid_s, argv[a++] = user ? user : "-";
+	argv[a++] = cluster;
 	argv[a++] = server ? server : "-", argv[a++] = since, argv[a++] = after;
 	for (size_t i = 0; i < n && i < MAX_ADDRS; i++)
 		argv[a++] = addrs[i];
@@ -103,15 +106,15 @@ static void schedule_again(uid_t uid, const char *cluster, const char *server, c
 			;
 }
 
-void kc_cut_user(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n,
-		 const char *state_hint)
+void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n)
 {
-	(void)state_hint;
 	cut_now(uid, cluster, server, addrs, n, false);
-	schedule_again(uid, cluster, server, addrs, n);
+	schedule_again(uid, user, cluster, server, addrs, n);
 }
 
-/* Granted again since the first cut (a new login): leave the new connections be. */
+/* Granted again since the first cut (a new login, even in the same second: the
+ * revocation that scheduled the cut removed the old grant under the cluster's
+ * lock, so a current grant now was minted after it): leave the new connections be. */
 static bool granted_since(uid_t uid, const char *cluster, time_t since)
 {
 	struct kc_grant *g = NULL;
@@ -124,20 +127,33 @@ static bool granted_since(uid_t uid, const char *cluster, time_t since)
 		return false;
 	if (kc_state_grants(dir, cluster, "", &g, &n, &e) == 0)
 		for (size_t i = 0; i < n; i++)
-			yes |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0] && g[i].minted > since;
+			yes |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0] && g[i].minted >= since;
 	free(g);
 	close(dir);
 	return yes;
 }
 
-int kc_cmd_cut(uid_t uid, const char *cluster, const char *server, time_t since, int after, char **addrs, size_t n)
+/* The uid still the account it was (a uid freed and given to another account
+ * within the wait must not lose its connections). */
+static bool same_account(uid_t uid, const char *user)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[16384];
+
+	if (strcmp(user, "-") == 0)
+		return true;
+	return getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp && strcmp(pw.pw_name, user) == 0;
+}
+
+int kc_cmd_cut(uid_t uid, const char *user, const char *cluster, const char *server, time_t since, int after,
+	       char **addrs, size_t n)
 {
 	char list[MAX_ADDRS][64];
 	size_t m = 0;
 
 	if (after > 0 && after <= 60)
 		sleep((unsigned)after);
-	if (granted_since(uid, cluster, since))
+	if (!same_account(uid, user) || granted_since(uid, cluster, since))
 		return 0;
 	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
 		snprintf(list[m++], sizeof(list[0]), "%s", addrs[i]);

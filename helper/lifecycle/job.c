@@ -365,7 +365,7 @@ static void commit(struct job_ctx *c)
 		char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
 		size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0]));
 
-		kc_cut_user(j->uid, j->cl->name, j->cl->server, addrs, n, NULL);
+		kc_cut_user(j->uid, j->user, j->cl->name, j->cl->server, addrs, n);
 	}
 }
 

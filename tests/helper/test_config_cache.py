@@ -13,7 +13,21 @@ CACHE = Path("/var/cache/pam_kubeconfig")
 
 
 def cache_file(cfg):
-    return CACHE / f"config-{hashlib.sha256(str(cfg).encode()).hexdigest()[:24]}.cache"
+    """The cache store's entry for this config: kind "config", its header naming
+    the path (the entry's name hashes the file's identity and the build). A path
+    that does not exist when there is none."""
+    want = str(cfg).encode()
+    for p in CACHE.glob("config-*"):
+        if p.name.endswith(".lock"):
+            continue
+        head = p.read_bytes()[:8 + 4 + 200 + 4 + len(want)]
+        if head[:8] != b"KCCACHE4":
+            continue
+        n = int.from_bytes(head[8:12], "little")
+        at = 12 + n
+        if int.from_bytes(head[at:at + 4], "little") == len(want) and head[at + 4:at + 4 + len(want)] == want:
+            return p
+    return CACHE / f"config-none-for-{hashlib.sha256(want).hexdigest()[:16]}"
 
 
 def mapping(user, sa):

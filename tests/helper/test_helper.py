@@ -369,3 +369,21 @@ def test_a_failed_cluster_is_skipped_for_after_failure(cluster, workdir, users, 
     assert p.returncode == 0, p.stderr
     p, _ = open_session(user, cfg)
     assert p.returncode == 0
+
+
+@security("TLS verification is switched off only by the named escape hatch, and every login through it says so")
+def test_an_insecure_cluster_is_told_at_every_login(cluster, workdir, users):
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    user = users.make()
+    entry = (f"  - name: test\n    server: {cluster.server}\n    insecure_skip_tls_verify: true\n"
+             f"    auth:\n      token_file: {workdir.token}\n")
+    cfg = workdir.write_config(f"  - user: {user}\n    cluster: test\n    serviceaccount: team-a/alice\n",
+                               clusters=[entry])
+    assert helper("check", "--config", cfg).returncode == 2  # refused without --allow-insecure
+    for n in range(2):
+        p, s = open_session(user, cfg)
+        assert p.returncode == 0, p.stderr
+        assert re.search(r"^MESSAGE=cluster test: TLS verification is switched off for it "
+                         r"\(insecure_skip_tls_verify\)", p.stdout, re.M), p.stdout
+        assert "insecure-skip-tls-verify: true" in kubeconfig_of(users, user).read_text()
+        close_session(user, cfg, s)
