@@ -7,8 +7,11 @@ admin kubectl, the audit log (which names each request's token by its jti).
 - kubectl, the client-go program and the Python client authenticate through it;
 - a client-go watch follows `refresh --now` to the new token's jti;
 - a `nohup kubectl get -w` is cut at the last logout and stays cut, a second
-  session keeps its watch until its own logout, a de-mapping refresh cuts too."""
+  session keeps its watch until its own logout, a de-mapping refresh cuts too;
+- a login in the very second of the last logout keeps its watches (fails today:
+  the logout's second cut counts only grants minted after its second)."""
 import datetime
+import json
 import re
 import secrets
 import subprocess
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Driver, helper, kubeconfig_of, run, token_path, user_token
+from conftest import STATE_DIR, Driver, helper, kubeconfig_of, run, token_path, user_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
 from clients import CREDENTIAL_ID, Clients, jwt_claims, wait_for  # noqa: E402
@@ -406,3 +409,52 @@ def test_a_demapping_refresh_cuts(cluster, workdir, users, pam_service, ns, sess
         assert s.close() == ["close 0 Success"]
     finally:
         run(["groupdel", group], check=False)
+
+
+def cut_since(uid):
+    """The `since` of the newest pending second cut for uid (its argv: cut UID
+    CLUSTER SERVER SINCE AFTER ADDR...), or None."""
+    found = []
+    for pid in pending_cuts({str(uid)}):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found.append(int(argv[5]))
+    return max(found) if found else None
+
+
+def grant_minted(uid, cluster="test", ns=NS):
+    return json.loads((STATE_DIR / str(uid) / f"grant-{cluster}@{ns}.json").read_text())["minted"]
+
+
+def test_a_login_in_the_second_of_the_last_logout_keeps_its_watches(cluster, workdir, users, pam_service, ns,
+                                                                    sessions):
+    """A user logs out of their last session and in again at once (a script's
+    `ssh bastion cmd; ssh bastion 'kubectl get -w'`). The logout scheduled a second
+    cut for 11 s later, to be skipped if the user was granted a token since; a
+    login in that same second must count as "since" too, or the new session's
+    watches are cut 11 s into it."""
+    user = users.make()
+    uid = users.uid(user)
+    cfg = workdir.alice_config(user)
+    svc = pam_service(f"config={cfg}")
+    s = sessions(svc, user)
+    for _ in range(5):
+        # Close at the start of a second, open at once: both in that second.
+        time.sleep(1.02 - time.time() % 1)
+        assert s.close() == ["close 0 Success"]
+        s = sessions(svc, user)
+        since, minted = cut_since(uid), grant_minted(uid)
+        if since == minted:
+            break
+    print(f"\nlast logout's second cut: since={since}; the new login's grant: minted={minted}")
+    assert since == minted, "could not log in again within the second of the logout"
+    kw, cw = start_watches(cluster, s)
+    assert wait_for(lambda: not pending_cuts({str(uid)}), SECOND_CUT + 10)
+    pod = make_pod(cluster)
+    for w in (kw, cw):
+        assert wait_for(lambda w=w: w.saw(pod), 10), w.text()
+    assert kw.p.poll() is None, f"the new session's kubectl watch was cut:\n{kw.text()}"
+    assert cw.count("watch started") == 1, f"the new session's client-go watch was cut:\n{cw.text()}"
+    assert s.close() == ["close 0 Success"]
