@@ -45,7 +45,7 @@ MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
+.PHONY: all deps test test-unit soak demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut $(B)/tests/kc-merge
@@ -200,6 +200,11 @@ test-unit: $(UNIT_BINS)
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) fuzzers
 	@B=$(B) SAN=$(SAN) tests/run $(if $(TIERS),$(TIERS),all)
+
+# make soak: the slow tests (tests/soak/, minutes each), not part of make test.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) tests/run soak
 
 demo: deps
 	@$(MAKE) --no-print-directory all
