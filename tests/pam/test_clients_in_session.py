@@ -413,14 +413,14 @@ def test_a_demapping_refresh_cuts(cluster, workdir, users, pam_service, ns, sess
 
 def cut_since(uid):
     """The `since` of the newest pending second cut for uid (its argv: cut UID
-    CLUSTER SERVER SINCE AFTER ADDR...), or None."""
+    USER CLUSTER SERVER SINCE AFTER ADDR...), or None."""
     found = []
     for pid in pending_cuts({str(uid)}):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        found.append(int(argv[5]))
+        found.append(int(argv[6]))
     return max(found) if found else None
 
 
