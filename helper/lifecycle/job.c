@@ -258,7 +258,7 @@ static void send_all(struct job_ctx *c)
 	struct kc_err e = { "" };
 	struct kc_step s;
 
-	c->kube = kc_cluster_connect(j->cfg, j->cl, j->deadline_ms, NULL, &e);
+	c->kube = kc_cluster_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
 	if (!c->kube) {
 		snprintf(c->error, sizeof(c->error), "%s", e.msg);
 		j->failed = true;
