@@ -51,7 +51,10 @@ def ns(cluster):
     cluster.ensure_sa(NS, "alice", clusterrole="view")
     # Pods need their namespace's "default" ServiceAccount (no controller makes it here).
     cluster.kubectl("-n", NS, "create", "serviceaccount", "default", check=False)
-    return NS
+    yield NS
+    # Other tiers list this namespace's pods as a user would; leave none behind.
+    cluster.kubectl("-n", NS, "delete", "pods", "-l", "kc-test=clients-in-session",
+                    "--ignore-not-found", "--wait=false", check=False)
 
 
 def now_utc():
@@ -65,7 +68,7 @@ def utc(stamp):
 def make_pod(cluster):
     name = f"p{secrets.token_hex(3)}"
     cluster.kubectl("-n", NS, "run", name, "--image=busybox", "--restart=Never",
-                    "--overrides", '{"spec":{"automountServiceAccountToken":false}}')
+                    "--labels=kc-test=clients-in-session", "--overrides", '{"spec":{"automountServiceAccountToken":false}}')
     return name
 
 

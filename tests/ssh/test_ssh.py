@@ -134,7 +134,8 @@ def test_login_gives_a_working_kubeconfig_and_logout_revokes(cluster, users, set
     assert f"K={home}/.kube/config-eks:{home}/.kube/config" in p.stdout
     assert "token:" not in p.stdout  # the kubeconfig holds none
     assert "system:serviceaccount:team-a:alice" in p.stdout
-    assert "rc=0" in p.stdout and "No resources found in team-a namespace." in p.stderr
+    # The namespace's contents belong to other tests; what matters is that the list is allowed.
+    assert "rc=0" in p.stdout and "forbidden" not in p.stderr.lower(), p.stderr
     token = token_from(p.stdout)
     took = cluster.wait_refused(token)
     print(f"\nafter ssh logout the token was refused in {took:.1f}s")
