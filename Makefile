@@ -44,7 +44,7 @@ MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
+.PHONY: all deps test test-unit chaos demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0
@@ -182,6 +182,12 @@ test-unit: $(UNIT_BINS)
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) fuzzers
 	@B=$(B) SAN=$(SAN) tests/run $(if $(TIERS),$(TIERS),all)
+
+# make chaos SCHEDULES=N [SEED=S]: N random schedules against the real test
+# cluster (tests/schedule); SEED= replays one run and prints its schedules.
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) SCHEDULES=$(or $(SCHEDULES),200) SEED=$(SEED) SCHEDULE_VERBOSE=$(if $(SEED),1,) tests/run schedule
 
 demo: deps
 	@$(MAKE) --no-print-directory all
