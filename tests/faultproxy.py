@@ -11,6 +11,7 @@ and two facts about the request body (whether a DELETE carried
 `preconditions.uid`, whether a TokenRequest carried `boundObjectRef.uid`)."""
 import http.client
 import json
+import random
 import re
 import select
 import socket
@@ -43,7 +44,7 @@ def serving_cert(ca_file):
 class Rule:
     """action: "status" (answer `status` without forwarding), "delay" (forward
     after `delay` seconds, even if the client has hung up: a request that left
-    late), "reset" (TCP reset, no answer), "silence" (never answer), "hold"
+    late; `status` set: answer that after the delay instead), "reset" (TCP reset, no answer), "silence" (never answer), "hold"
     (forward once the test calls release(); `status` set: answer that instead).
     times: how many requests it applies to (None: all)."""
 
@@ -90,12 +91,18 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.conns = set()
         self.closing = threading.Event()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        # A port below the ephemeral range, so that no outgoing connection takes
+        # it while the proxy is "down" and it can listen there again.
         self.listener = None
-        self._listen()
+        for _ in range(200):
+            self.port = random.randrange(20000, 32000)
+            try:
+                self._listen()
+                break
+            except OSError:
+                continue
+        else:
+            raise RuntimeError("no free loopback port for the fault proxy")
 
     @property
     def url(self):
@@ -150,7 +157,11 @@ class FaultProxy:
     def _listen(self):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
+        try:
+            s.bind(("127.0.0.1", self.port))
+        except OSError:
+            s.close()
+            raise
         s.listen(256)
         self.listener = s
         threading.Thread(target=self._accept, args=(s,), daemon=True).start()
@@ -325,7 +336,7 @@ class FaultProxy:
                     rule.gate.wait(120)
                 elif action == "delay":
                     time.sleep(rule.delay)
-                if action == "status" or (action == "hold" and rule.status):
+                if action == "status" or (action in ("hold", "delay") and rule.status):
                     answer = self._status_answer(rule.status)
                 else:
                     try:
