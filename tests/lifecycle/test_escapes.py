@@ -26,8 +26,12 @@ from standins import Imds  # noqa: E402
 
 ALICE = "system:serviceaccount:team-a:alice"
 ADMIN = "system:serviceaccount:bastion-access:admin"
+FLAKY = "system:serviceaccount:bastion-users:kct-flaky"
 # Short network timeouts: a fault costs seconds, not the defaults' tens.
 NET = "network:\n  connect_timeout: 2s\n  request_timeout: 2s\n"
+# The file goes at the last logout, so close, gc and refresh must touch the home
+# (through a process of the user's) after they revoke.
+REMOVE = "kubeconfig:\n  remove_on_logout: true\n"
 # A 10m token is due for rotation 6 s after it was minted: the first version's
 # refresh (no --now) renews then.
 DUE = "token:\n  ttl: 10m\n  refresh_before: 99%\n"
@@ -89,7 +93,7 @@ def host():
 @security("a user who SIGSTOPs their processes during logout: close returns within timeout= and revokes")
 def test_escape1_sigstop_cannot_hang_close(cluster, workdir, users, pam_service, host):
     user = users.make()
-    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET)
+    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET + REMOVE)
     svc = pam_service(f"config={cfg} timeout=5")
     d = Driver(svc, user)
     assert d.open_rc == 0, d.lines
@@ -109,7 +113,7 @@ def test_escape1_sigstop_cannot_hang_close(cluster, workdir, users, pam_service,
 @security("a user who SIGSTOPs their processes: gc returns within its deadline and revokes their stale session")
 def test_escape1_sigstop_cannot_hang_gc(cluster, workdir, users, pam_service, host):
     user = users.make()
-    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET)
+    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET + REMOVE)
     svc = pam_service(f"config={cfg} timeout=5")
     d = Driver(svc, user)
     assert d.open_rc == 0, d.lines
@@ -128,14 +132,14 @@ def test_escape1_sigstop_cannot_hang_gc(cluster, workdir, users, pam_service, ho
 @security("a user who SIGSTOPs their processes: refresh returns within its deadline and revokes what no longer maps")
 def test_escape1_sigstop_cannot_hang_refresh(cluster, workdir, users, pam_service, host):
     user = users.make()
-    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET)
+    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET + REMOVE)
     svc = pam_service(f"config={cfg} timeout=5")
     d = Driver(svc, user)
     try:
         assert d.open_rc == 0, d.lines
         token = current_token(users, user)
         # The admin takes the user's access away; the next refresh must revoke it.
-        config(workdir, host, alice_rule("nobody-else"), extra=NET)
+        config(workdir, host, alice_rule("nobody-else"), extra=NET + REMOVE)
         with Stopper(user) as stopper:
             r = run_bounded(["refresh", "--config", cfg], 5000, now_user=user)
         print(f"\nrefresh: {r!r}; the user stopped {len(stopper.victims)} of their processes")
@@ -191,15 +195,18 @@ def test_escape2_refresh_revokes_the_grant_of_a_group_the_user_left(cluster, wor
 def test_escape2_a_refresh_that_fails_for_one_cluster_keeps_its_context(cluster, workdir, users, pam_service,
                                                                        fault_proxy, host):
     cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    cluster.ensure_sa("bastion-users", "kct-flaky", clusterrole="view")
     flaky = fault_proxy("flaky")
     user = users.make()
     clusters = [workdir.cluster_entry("test"), workdir.cluster_entry("flaky", server=flaky.url)]
-    cfg = config(workdir, host, alice_rule(user) + alice_rule(user, "flaky"), clusters, extra=NET + DUE)
+    # Its own namespace and account: the two entries share the API server, never a Secret.
+    rules = alice_rule(user) + f"  - user: {user}\n    cluster: flaky\n    serviceaccount: bastion-users/kct-flaky\n"
+    cfg = config(workdir, host, rules, clusters, extra=NET + DUE)
     svc = pam_service(f"config={cfg} timeout=10")
     d = Driver(svc, user)
     try:
         assert d.open_rc == 0, d.lines
-        assert cluster.whoami(current_token(users, user, "flaky")) == ALICE
+        assert cluster.whoami(current_token(users, user, "flaky")) == FLAKY
         flaky.add(Rule("status", method="POST", path=r"/token$", status=500))
         r = refresh_now(cfg, user)
         assert not r.killed, r
@@ -207,7 +214,7 @@ def test_escape2_a_refresh_that_fails_for_one_cluster_keeps_its_context(cluster,
         kc = kubeconfig_of(users, user)
         who = kubectl_as(user, kc, "--context", "flaky", "auth", "whoami", "-o",
                          "jsonpath={.status.userInfo.username}")
-        assert who.stdout == ALICE, f"context flaky stopped working after a refresh that failed there: {who.stderr}"
+        assert who.stdout == FLAKY, f"context flaky stopped working after a refresh that failed there: {who.stderr}"
         who = kubectl_as(user, kc, "--context", "test", "auth", "whoami", "-o",
                          "jsonpath={.status.userInfo.username}")
         assert who.stdout == ALICE, who.stderr

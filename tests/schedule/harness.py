@@ -214,7 +214,12 @@ class Host:
             for c in range(m.n_clusters):
                 if m.user_rule[u][c]:
                     rules += f"  - user: {name}\n    cluster: c{c}\n    serviceaccount: {m.user_rule[u][c]}\n"
-        rules += "  - user: kcs-nobody\n    cluster: c0\n    serviceaccount: kcs0-a/sa-1\n"
+        # Every namespace of the schedule stays named by some rule (of users who never log in), so that
+        # what a garbled record held can be found from the config, whatever the remaps did.
+        for c in range(m.n_clusters):
+            for sa in sch.sa_choices(c) + [sch.admin_sa(c)]:
+                rules += (f"  - user: kcs-nobody-{sa.replace('/', '-')}\n    cluster: c{c}\n"
+                          f"    serviceaccount: {sa}\n")
         text = (f"host_id: {self.id}\ntoken:\n  ttl: 10m\nnetwork:\n  connect_timeout: 1s\n  request_timeout: 1s\n"
                 f"  after_failure: 1s\nclusters:\n{clusters}mappings:\n{rules}")
         tmp = self.dir / "config.yaml.new"
