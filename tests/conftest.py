@@ -630,7 +630,7 @@ def run_bounded(args, deadline_ms, hard_s=None, prefix=(), now_user=None):
 
 STOPPER = r"""
 import os, signal, sys, time
-me, uid, period = os.getpid(), os.getuid(), float(sys.argv[1])
+me, uid, period, tester = os.getpid(), os.getuid(), float(sys.argv[1]), sys.argv[2]
 ready, seen, spared, first = False, set(), set(), {}
 while True:
     now = time.monotonic()
@@ -646,6 +646,8 @@ while True:
                 text = f.read(2048)
             state = text.split("State:", 1)[1].split()[0]
             if state == "Z" or int(text.split("Uid:", 1)[1].split()[0]) != uid:
+                continue
+            if text.split("PPid:", 1)[1].split()[0] == tester:  # the test starting another of these
                 continue
             with open(f"/proc/{p}/cmdline", "rb") as c:
                 if b"kc-stopper" in c.read():  # another of these: spare it
@@ -718,7 +720,8 @@ class Stopper:
         self.uid = uid
         self.victims = []
         self.done = threading.Event()
-        self.p = subprocess.Popen(["python3", "-c", STOPPER, str(period), "kc-stopper"], user=uid, group=gid,
+        self.p = subprocess.Popen(["python3", "-c", STOPPER, str(period), str(os.getpid()), "kc-stopper"],
+                                  user=uid, group=gid,
                                   extra_groups=[], cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True, start_new_session=True)
         self.events = threading.Thread(target=_uid_events, args=(uid, self._stop_now, self.done), daemon=True)
@@ -731,11 +734,13 @@ class Stopper:
     def _stop_now(self, pid):
         if pid == self.p.pid or pid in self.victims:
             return
-        try:  # the stoppers themselves are spared
-            if b"kc-stopper" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        try:  # the stoppers are spared, and so is the test's own child between fork and exec
+            status = Path(f"/proc/{pid}/status").read_text()
+            if (int(status.split("PPid:", 1)[1].split()[0]) == os.getpid()
+                    or b"kc-stopper" in Path(f"/proc/{pid}/cmdline").read_bytes()):
                 return
-        except OSError:
-            pass
+        except (OSError, ValueError, IndexError):
+            return
         try:
             os.kill(pid, signal.SIGSTOP)
             self.victims.append(pid)

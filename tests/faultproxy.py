@@ -9,11 +9,13 @@ first rule that matches and has uses left decides. The proxy never logs a
 header or a body: its log keeps the method, the path, what it did, the status,
 and two facts about the request body (whether a DELETE carried
 `preconditions.uid`, whether a TokenRequest carried `boundObjectRef.uid`)."""
+import atexit
 import http.client
 import json
 import random
 import re
 import select
+import shutil
 import socket
 import ssl
 import struct
@@ -37,6 +39,7 @@ def serving_cert(ca_file):
         if ca_file not in _CERTS:
             ca_key = Path(ca_file).parent / "ca.key"
             d = Path(tempfile.mkdtemp(prefix="kc-faultproxy."))
+            atexit.register(shutil.rmtree, d, True)
             _CERTS[ca_file] = certs.sign_cert(d, "faultproxy", ca_file, ca_key)
         return _CERTS[ca_file]
 
@@ -44,8 +47,9 @@ def serving_cert(ca_file):
 class Rule:
     """action: "status" (answer `status` without forwarding), "delay" (forward
     after `delay` seconds, even if the client has hung up: a request that left
-    late; `status` set: answer that after the delay instead), "reset" (TCP reset, no answer), "silence" (never answer), "hold"
-    (forward once the test calls release(); `status` set: answer that instead).
+    late; `status` set: answer that after the delay instead), "reset" (TCP
+    reset, no answer), "silence" (never answer), "hold" (forward once the test
+    calls release(); `status` set: answer that instead).
     times: how many requests it applies to (None: all)."""
 
     def __init__(self, action, method=".*", path=".*", status=None, delay=0.0, times=None):

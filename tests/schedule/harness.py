@@ -162,11 +162,26 @@ class Model:
         return {(u, c): self.mapping(u, c) for u in range(self.n_users) for c in range(self.n_clusters)}
 
 
+# Everything a run made on the machine, for the last word in cleaning up (a
+# schedule that never finished does not clean up after itself).
+MADE = {"users": set(), "groups": set(), "holders": set(), "services": set(), "dirs": set()}
+
+
 class Host:
     def __init__(self, ctx, s):
         self.ctx = ctx
         self.id = f"kcs-{s.seed}-{secrets.token_hex(3)}"
+        self.proxies, self.holder, self.names, self.uids, self.gids, self.homes = [], None, [], [], [], []
+        self.group = self.service = None
         self.dir = Path(tempfile.mkdtemp(prefix="kc-sched."))
+        MADE["dirs"].add(self.dir)
+        try:
+            self._make(ctx, s)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make(self, ctx, s):
         os.chmod(self.dir, 0o755)
         self.ca = self.dir / "ca.pem"
         shutil.copy(ctx.cluster.ca_file, self.ca)
@@ -175,30 +190,35 @@ class Host:
         self.token.write_text(ctx.cluster.minter_token() + "\n")
         os.chmod(self.token, 0o600)
         self.config = self.dir / "config.yaml"
-        self.proxies = [FaultProxy(ctx.cluster.server, ctx.cluster.ca_file, f"c{c}") for c in range(s.n_clusters)]
+        for c in range(s.n_clusters):
+            self.proxies.append(FaultProxy(ctx.cluster.server, ctx.cluster.ca_file, f"c{c}"))
         self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", HOLDER],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
                                        start_new_session=True)
+        MADE["holders"].add(self.holder)
         if self.holder.stdout.readline().strip() != "ready":
             raise RuntimeError("cannot make a private mount namespace for the schedule")
         self.ns = ["nsenter", "-t", str(self.holder.pid), "-m", "--"]
         self.root = Path(f"/proc/{self.holder.pid}/root")
         self.mnt = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
-        self.group = f"kcsg{secrets.token_hex(3)}"
-        self.names, self.uids, self.gids, self.homes = [], [], [], []
         with PASSWD_LOCK:
-            run(["groupadd", self.group])
+            group = f"kcsg{secrets.token_hex(3)}"
+            run(["groupadd", group])
+            self.group = group
+            MADE["groups"].add(group)
             for u in range(s.n_users):
                 name = f"kcs{secrets.token_hex(3)}"
                 run(["useradd", "-m", "-s", "/bin/sh", "-u", str(_new_uid())]
                     + (["-G", self.group] if s.member[u] else []) + [name])
                 self.names.append(name)
+                MADE["users"].add(name)
         for name in self.names:
             pw = __import__("pwd").getpwnam(name)
             self.uids.append(pw.pw_uid)
             self.gids.append(pw.pw_gid)
             self.homes.append(Path(pw.pw_dir))
         self.service = f"kc-sched-{secrets.token_hex(4)}"
+        MADE["services"].add(self.service)
         Path("/etc/pam.d", self.service).write_text(
             f"session optional {ctx.module} helper={ctx.helper} config={self.config} timeout={sch.TIMEOUT_S}\n"
             "session required pam_permit.so\n")
@@ -245,18 +265,55 @@ class Host:
         for uid in self.uids:
             for pid in pids_of_uid(uid):
                 _kill(pid)
-        for pid in self.procs():
-            _kill(pid)
-        self.holder.kill()
-        self.holder.wait()
-        Path("/etc/pam.d", self.service).unlink(missing_ok=True)
+        if self.holder:
+            for pid in self.procs():
+                _kill(pid)
+            self.holder.kill()
+            self.holder.wait()
+            MADE["holders"].discard(self.holder)
+        if self.service:
+            Path("/etc/pam.d", self.service).unlink(missing_ok=True)
+            MADE["services"].discard(self.service)
         with PASSWD_LOCK:
             for name in self.names:
                 run(["userdel", "-f", name], check=False)
-            run(["groupdel", self.group], check=False)
+                MADE["users"].discard(name)
+            if self.group:
+                run(["groupdel", self.group], check=False)
+                MADE["groups"].discard(self.group)
         for home in self.homes:
             shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        MADE["dirs"].discard(self.dir)
+
+
+def clean_up_everything():
+    """What schedules that never finished left: their sessions, users, groups,
+    namespaces, PAM services and directories."""
+    for holder in list(MADE["holders"]):
+        mnt = os.readlink(f"/proc/{holder.pid}/ns/mnt") if holder.poll() is None else None
+        for p in os.listdir("/proc"):
+            try:
+                if mnt and p.isdigit() and int(p) != holder.pid and os.readlink(f"/proc/{p}/ns/mnt") == mnt:
+                    _kill(int(p))
+            except OSError:
+                pass
+        holder.kill()
+        holder.wait()
+    for name in list(MADE["users"]):
+        try:
+            pw = __import__("pwd").getpwnam(name)
+        except KeyError:
+            continue
+        for pid in pids_of_uid(pw.pw_uid):
+            _kill(pid)
+        run(["userdel", "-r", "-f", name], check=False)
+    for group in MADE["groups"]:
+        run(["groupdel", group], check=False)
+    for service in MADE["services"]:
+        Path("/etc/pam.d", service).unlink(missing_ok=True)
+    for d in MADE["dirs"]:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _kill(pid, group=False):

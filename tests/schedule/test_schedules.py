@@ -21,7 +21,7 @@ import os
 import secrets
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -131,9 +131,23 @@ def results(request, world):
             say(r.report())
         return seed, r
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for seed, r in pool.map(one, chosen):
-            out[seed] = r
+    # A schedule takes about 30 s; one that has not finished long after that is
+    # reported (a harness that hangs must not hang `make test`) and cleaned up.
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    futures = {pool.submit(one, seed): seed for seed in chosen}
+    bound = (len(chosen) + WORKERS - 1) // WORKERS * 90 + 120
+    done, stuck = wait(futures, timeout=bound)
+    for f in done:
+        seed, r = f.result()
+        out[seed] = r
+    for f in stuck:
+        r = harness.Result(sch.generate(futures[f]))
+        r.error = f"did not finish within {bound}s (the whole run's bound)"
+        r.violations.append(("harness", r.error))
+        out[futures[f]] = r
+        say(f"  seed {futures[f]}: FAIL {r.error}")
+    pool.shutdown(wait=False, cancel_futures=True)
+    harness.clean_up_everything()
     took = time.monotonic() - start
     failed = sorted(s for s, r in out.items() if r.violations)
     by = {}
