@@ -666,10 +666,9 @@ while True:
 """
 
 
-def _uid_events(uid, on_process, stop_event):
-    """Calls on_process(pid) for every process that takes real uid `uid`
-    (setresuid) or is forked by one, from the kernel's process events
-    (the proc connector). Root only; runs until stop_event is set."""
+def _uid_events_socket():
+    """A netlink socket subscribed to the kernel's process events (the proc
+    connector; root only)."""
     import struct
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
     sock.bind((0, 1))  # CN_IDX_PROC
@@ -677,6 +676,13 @@ def _uid_events(uid, on_process, stop_event):
     cn = struct.pack("IIIIHH", 1, 1, 0, 0, len(op), 0) + op
     sock.send(struct.pack("IHHII", 16 + len(cn), 3, 0, 0, 0) + cn)
     sock.settimeout(0.2)
+    return sock
+
+
+def _uid_events(sock, uid, on_process, stop_event):
+    """Calls on_process(pid) for every process that takes real uid `uid`
+    (setresuid) or is forked by one, until stop_event is set."""
+    import struct
     try:
         while not stop_event.is_set():
             try:
@@ -724,7 +730,9 @@ class Stopper:
                                   user=uid, group=gid,
                                   extra_groups=[], cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-        self.events = threading.Thread(target=_uid_events, args=(uid, self._stop_now, self.done), daemon=True)
+        # Subscribed before the constructor returns: nothing the test starts next escapes it.
+        self.events = threading.Thread(target=_uid_events, args=(_uid_events_socket(), uid, self._stop_now, self.done),
+                                       daemon=True)
         self.events.start()
         self.ready = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)
