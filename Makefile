@@ -45,7 +45,7 @@ MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit soak demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
+.PHONY: all deps test test-unit soak chaos demo clean lint format format-check fuzz fuzzers bench cluster-up cluster-down \
 	install uninstall FORCE
 all: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so $(B)/tests/kc-session-driver $(B)/tests/failsyscall.so \
 	$(B)/tests/kc-argv0 $(B)/tests/kc-sockcut $(B)/tests/kc-merge
@@ -205,6 +205,12 @@ test: deps
 soak: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) tests/run soak
+
+# make chaos SCHEDULES=N [SEED=S]: N random schedules against the real test
+# cluster (tests/schedule); SEED= replays one run and prints its schedules.
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) SCHEDULES=$(or $(SCHEDULES),200) SEED=$(SEED) SCHEDULE_VERBOSE=$(if $(SEED),1,) tests/run schedule
 
 demo: deps
 	@$(MAKE) --no-print-directory all

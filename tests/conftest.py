@@ -6,6 +6,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -281,6 +282,12 @@ class Users:
                 uid = pwd.getpwnam(name).pw_uid
             except KeyError:
                 continue
+            # What the test left running as the user (a writer it stopped) goes first.
+            for pid in pids_of_uid(uid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             run(["userdel", "-r", "-f", name], check=False)
             shutil.rmtree(STATE_DIR / str(uid), ignore_errors=True)
             shutil.rmtree(RUN_DIR / str(uid), ignore_errors=True)
@@ -533,3 +540,307 @@ def driver_once(service, user, *flags, timeout=60):
     lines = p.stdout.splitlines()
     rc = int(next(l for l in lines if l.startswith("open ")).split()[1])
     return rc, lines, time.monotonic() - start
+
+
+# ---- the lifecycle contract (issue 11): token files, deadlines, the API server's view ----
+
+TOKEN_DIR = Path("/run/pam_kubeconfig")
+
+
+def token_of_context(kubeconfig, context):
+    """The inline token of one context's user in a kubeconfig, or None."""
+    import yaml
+    try:
+        doc = yaml.safe_load(Path(kubeconfig).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    ctx = next((c.get("context") or {} for c in doc.get("contexts") or [] if c.get("name") == context), {})
+    user = ctx.get("user", context)
+    for u in doc.get("users") or []:
+        if u.get("name") == user:
+            return (u.get("user") or {}).get("token")
+    return None
+
+
+def current_token(users, user, cluster="test", root=Path("/"), missing_ok=False):
+    """The user's current token for a cluster: the token file
+    (/run/pam_kubeconfig/<uid>/<cluster>.token) when it exists, else the token
+    inline in ~/.kube/config-eks (the first version's format). root: where the
+    host's /run is seen from (a schedule's private mount namespace)."""
+    uid = users.uid(user) if hasattr(users, "uid") else users
+    path = Path(root) / TOKEN_DIR.relative_to("/") / str(uid) / f"{cluster}.token"
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    home = users.home(user) if hasattr(users, "home") else Path(pwd.getpwnam(user).pw_dir)
+    token = token_of_context(home / ".kube" / "config-eks", cluster)
+    if token is None and not missing_ok:
+        raise AssertionError(f"user {user} has no token for cluster {cluster}: neither {path} "
+                             f"nor a token in {home}/.kube/config-eks")
+    return token
+
+
+def pids_of_uid(uid):
+    """Every process whose real uid is uid (scanning /proc/*/status Uid:)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            out.append(int(p))
+                        break
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+_HELP = {}
+
+
+def helper_supports(option):
+    """Whether the built helper documents an option in its usage (the first
+    version has no --deadline and no --now): tests that need one still run on
+    the old helper, bounded from outside, so they fail for the real reason."""
+    if "text" not in _HELP:
+        p = subprocess.run([str(HELPER), "--help"], capture_output=True, text=True, timeout=30)
+        _HELP["text"] = p.stdout + p.stderr
+    return option in _HELP["text"]
+
+
+class Bounded:
+    def __init__(self, rc, took, out, err, killed):
+        self.returncode, self.took, self.stdout, self.stderr, self.killed = rc, took, out, err, killed
+
+    def __repr__(self):
+        return (f"rc={self.returncode} took={self.took:.2f}s killed={self.killed}\n"
+                f"stderr: {self.stderr[-2000:]}")
+
+
+def run_bounded(args, deadline_ms, hard_s=None, prefix=(), now_user=None):
+    """Runs `pam-kubeconfig ARGS --deadline MS` (when the helper knows the
+    option) in its own process group; past hard_s (default: the deadline plus
+    5 s) the whole group is killed, as systemd's TimeoutStartSec= would.
+    prefix: a command to run it under (nsenter into a schedule's namespace)."""
+    cmd = [*prefix, str(HELPER), *args]
+    if helper_supports("--deadline"):
+        cmd += ["--deadline", str(int(deadline_ms))]
+    if now_user and helper_supports("--now"):
+        cmd += ["--now", now_user]
+    hard_s = hard_s if hard_s is not None else deadline_ms / 1000 + 5
+    start = time.monotonic()
+    p = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    killed = False
+    try:
+        out, err = p.communicate(timeout=hard_s)
+    except subprocess.TimeoutExpired:
+        killed = True
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+    return Bounded(p.returncode, time.monotonic() - start, out, err, killed)
+
+
+STOPPER = r"""
+import os, signal, sys, time
+me, uid, period, tester = os.getpid(), os.getuid(), float(sys.argv[1]), sys.argv[2]
+ready, seen, spared, first = False, set(), set(), {}
+while True:
+    now = time.monotonic()
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == me or p in spared:
+            continue
+        # A process of root's may become the user's (the writer drops right after
+        # its fork): look at a new one for a while, then only at the user's own.
+        if now - first.setdefault(p, now) > 0.5 and p not in seen:
+            continue
+        try:
+            with open(f"/proc/{p}/status") as f:
+                text = f.read(2048)
+            state = text.split("State:", 1)[1].split()[0]
+            if state == "Z" or int(text.split("Uid:", 1)[1].split()[0]) != uid:
+                continue
+            if text.split("PPid:", 1)[1].split()[0] == tester:  # the test starting another of these
+                continue
+            with open(f"/proc/{p}/cmdline", "rb") as c:
+                if b"kc-stopper" in c.read():  # another of these: spare it
+                    spared.add(p)
+                    continue
+            os.kill(int(p), signal.SIGSTOP)
+            if p not in seen:
+                seen.add(p)
+                print(p, flush=True)
+        except (OSError, ValueError, IndexError):
+            pass
+    if not ready:
+        print("ready", flush=True)
+        ready = True
+    time.sleep(period)
+"""
+
+
+def _uid_events_socket():
+    """A netlink socket subscribed to the kernel's process events (the proc
+    connector; root only)."""
+    import struct
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
+    sock.bind((0, 1))  # CN_IDX_PROC
+    op = struct.pack("I", 1)  # PROC_CN_MCAST_LISTEN
+    cn = struct.pack("IIIIHH", 1, 1, 0, 0, len(op), 0) + op
+    sock.send(struct.pack("IHHII", 16 + len(cn), 3, 0, 0, 0) + cn)
+    sock.settimeout(0.2)
+    return sock
+
+
+def _uid_events(sock, uid, on_process, stop_event):
+    """Calls on_process(pid) for every process that takes real uid `uid`
+    (setresuid) or is forked by one, until stop_event is set."""
+    import struct
+    try:
+        while not stop_event.is_set():
+            try:
+                d = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:  # ENOBUFS: events were lost; the scanner covers them
+                continue
+            if len(d) < 68:
+                continue
+            what = struct.unpack_from("I", d, 36)[0]
+            if what == 0x4:  # PROC_EVENT_UID: pid, tgid, ruid, euid
+                pid, _, ruid, _ = struct.unpack_from("IIII", d, 52)
+                if ruid == uid:
+                    on_process(pid)
+            elif what == 0x1:  # PROC_EVENT_FORK: parent pid, tgid, child pid, tgid
+                _, _, child, _ = struct.unpack_from("IIII", d, 52)
+                try:
+                    if int(Path(f"/proc/{child}/status").read_text().split("Uid:", 1)[1].split()[0]) == uid:
+                        on_process(child)
+                except (OSError, ValueError, IndexError):
+                    pass
+    finally:
+        sock.close()
+
+
+class Stopper:
+    """A hostile user: a process of theirs, running as them, that SIGSTOPs every
+    other process of theirs (found by scanning /proc) every `period` seconds.
+    The writer the helper forks drops to the user, so it is one of them.
+
+    A determined user in C catches a process that lives a millisecond; a Python
+    scan does not. So the test also stops, as root and at once, every process
+    the kernel reports taking the user's uid: the stop is what the user could
+    do, only sooner. The scanner proves the user may; `victims` lists both's."""
+
+    def __init__(self, user, period=0.001, uid=None, gid=None):
+        if uid is None:
+            pw = pwd.getpwnam(user)
+            uid, gid = pw.pw_uid, pw.pw_gid
+        self.uid = uid
+        self.victims = []
+        self.done = threading.Event()
+        self.p = subprocess.Popen(["python3", "-c", STOPPER, str(period), str(os.getpid()), "kc-stopper"],
+                                  user=uid, group=gid,
+                                  extra_groups=[], cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        # Subscribed before the constructor returns: nothing the test starts next escapes it.
+        self.events = threading.Thread(target=_uid_events, args=(_uid_events_socket(), uid, self._stop_now, self.done),
+                                       daemon=True)
+        self.events.start()
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.ready.wait(10)  # its first scan is done: stopping from now on
+
+    def _stop_now(self, pid):
+        if pid == self.p.pid or pid in self.victims:
+            return
+        try:  # the stoppers are spared, and so is the test's own child between fork and exec
+            status = Path(f"/proc/{pid}/status").read_text()
+            if (int(status.split("PPid:", 1)[1].split()[0]) == os.getpid()
+                    or b"kc-stopper" in Path(f"/proc/{pid}/cmdline").read_bytes()):
+                return
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            self.victims.append(pid)
+        except ProcessLookupError:
+            pass
+
+    def _read(self):
+        for line in self.p.stdout:
+            if line.strip() == "ready":
+                self.ready.set()
+            else:
+                self.victims.append(int(line))
+        self.ready.set()
+
+    def stopped(self):
+        """The user's processes that are stopped right now."""
+        out = []
+        for pid in pids_of_uid(self.uid):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state in ("T", "t") and pid != self.p.pid:
+                out.append(pid)
+        return out
+
+    def stop(self):
+        self.done.set()
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        self.reader.join(2)  # every victim it reported is counted
+        self.events.join(2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def our_secrets(cluster, host_id=None, user=None):
+    """Revocation Secrets of ours on the API server (admin kubectl), optionally
+    only those annotated with this host and user: [(namespace, name, uid)]."""
+    out = cluster.kubectl("get", "secrets", "-A", "-l", "app.kubernetes.io/managed-by=pam-kubeconfig",
+                          "-o", "json").stdout
+    found = []
+    for s in json.loads(out)["items"]:
+        ann = s["metadata"].get("annotations") or {}
+        if host_id is not None and ann.get("pam-kubeconfig/host") != host_id:
+            continue
+        if user is not None and ann.get("pam-kubeconfig/user") != user:
+            continue
+        found.append((s["metadata"]["namespace"], s["metadata"]["name"], s["metadata"]["uid"]))
+    return found
+
+
+def unique_host_id(prefix="kct"):
+    return f"{prefix}-{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+def fault_proxy(cluster):
+    """A fault-injecting TLS proxy in front of the real API server (tests/faultproxy.py)."""
+    from faultproxy import FaultProxy
+    made = []
+
+    def make(name="proxy"):
+        p = FaultProxy(cluster.server, cluster.ca_file, name)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()

@@ -1,0 +1,898 @@
+"""Runs one schedule (schedule.py) on a bastion of its own and checks I1-I4
+against the API server.
+
+Each schedule is a "host": a private mount namespace whose /var/lib, /var/cache
+and /run directories of pam_kubeconfig are its own tmpfs (so one schedule's gc
+and refresh, which walk every user of the host, never see another's users),
+its own host_id, config, PAM service, group, users, and a fault proxy per
+cluster. Every command of the schedule runs inside that namespace (nsenter):
+sessions through the real libpam (the session driver), refresh and gc as the
+timer runs them. Tokens are collected as root after every step from the token
+files (or the first version's kubeconfig), never from our records."""
+import base64
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import schedule as sch
+from conftest import DRIVER, Stopper, helper_supports, pids_of_uid, preload_env, run, token_of_context
+from faultproxy import FaultProxy, Rule
+
+AUTH_CACHE_S = 11.0  # the API server caches a successful authentication ~10 s
+PASSWD_LOCK = threading.Lock()  # useradd, userdel, gpasswd: one at a time
+PRIVATE_DIRS = (("/var/lib/pam_kubeconfig", "0700"), ("/var/cache/pam_kubeconfig", "0700"),
+                ("/run/pam_kubeconfig", "0755"))
+HOLDER = ("set -e; " + "".join(f"mount -t tmpfs -o mode={m},size=16m kcsched {d}; " for d, m in PRIVATE_DIRS)
+          + "echo ready; exec sleep 100000")
+INFO = re.compile(r"^INFO kubectl: context (\S+) as ")
+# Schedule users get uids from a counter above login.defs' UID_MAX, never handed
+# out twice in a run: a deleted account's uid must not come back as another
+# schedule's user while processes of the first may still be around.
+_UIDS = {"next": 61000 + secrets.randbelow(2000)}
+
+
+def _new_uid():
+    import pwd
+    while True:
+        uid = _UIDS["next"]
+        _UIDS["next"] += 1
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+
+
+def sa_user(sa):
+    if not sa:
+        return None
+    ns, name = sa.split("/")
+    return f"system:serviceaccount:{ns}:{name}"
+
+
+def token_sa(token):
+    """The `sub` claim of a ServiceAccount token (not verified: only to know
+    which account it was minted for)."""
+    try:
+        part = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))).get("sub")
+    except (IndexError, ValueError):
+        return None
+
+
+class Api:
+    """SelfSubjectReview with a token, on one kept-alive connection per thread."""
+
+    def __init__(self, cluster):
+        u = cluster.server.removeprefix("https://")
+        self.host, port = u.rsplit(":", 1)
+        self.port = int(port)
+        self.ctx = ssl.create_default_context(cafile=cluster.ca_file)
+        self.local = threading.local()
+        self.calls = 0
+
+    def whoami(self, token):
+        body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        for attempt in range(3):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx,
+                                                                      timeout=15)
+            try:
+                conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body, headers)
+                r = conn.getresponse()
+                data = r.read()
+                self.calls += 1
+                if r.status == 201:
+                    return json.loads(data)["status"]["userInfo"]["username"]
+                return r.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self.local.conn = None
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("the API server did not answer a SelfSubjectReview")
+
+
+class SecretLister:
+    """Our Secrets on the API server (admin kubectl), one listing shared by
+    every schedule that asks for one taken after a given moment."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.lock = threading.Lock()
+        self.taken = -1.0
+        self.items = []
+        self.calls = 0
+
+    def since(self, t):
+        with self.lock:
+            if self.taken < t:
+                start = time.monotonic()
+                out = self.cluster.kubectl("get", "secrets", "-A", "-l",
+                                           "app.kubernetes.io/managed-by=pam-kubeconfig", "-o", "json").stdout
+                self.items = json.loads(out)["items"]
+                self.taken = start
+                self.calls += 1
+            return self.items
+
+
+class Ctx:
+    """What every schedule of a run shares."""
+
+    def __init__(self, cluster, installed, verbose=False):
+        self.cluster = cluster
+        self.helper = installed / "pam-kubeconfig"
+        self.module = installed / "pam_kubeconfig.so"
+        self.api = Api(cluster)
+        self.secrets = SecretLister(cluster)
+        self.verbose = verbose
+        self.deadline_flag = helper_supports("--deadline")
+        self.now_flag = helper_supports("--now")
+
+
+# ---- the world the schedule describes: the config, the groups, the accounts ----
+
+
+class Model:
+    def __init__(self, s):
+        self.n_users, self.n_clusters = s.n_users, s.n_clusters
+        self.user_rule = [list(r) for r in s.user_rule]
+        self.group_rule = list(s.group_rule)
+        self.member = list(s.member)
+        self.deleted = [False] * s.n_users
+
+    def mapping(self, u, c):
+        if self.deleted[u]:
+            return None
+        if self.member[u] and self.group_rule[c]:
+            return sch.admin_sa(c)
+        return self.user_rule[u][c]
+
+    def all(self):
+        return {(u, c): self.mapping(u, c) for u in range(self.n_users) for c in range(self.n_clusters)}
+
+
+# Everything a run made on the machine, for the last word in cleaning up (a
+# schedule that never finished does not clean up after itself).
+MADE = {"users": set(), "groups": set(), "holders": set(), "services": set(), "dirs": set()}
+
+
+class Host:
+    def __init__(self, ctx, s):
+        self.ctx = ctx
+        self.id = f"kcs-{s.seed}-{secrets.token_hex(3)}"
+        self.proxies, self.holder, self.names, self.uids, self.gids, self.homes = [], None, [], [], [], []
+        self.group = self.service = None
+        self.dir = Path(tempfile.mkdtemp(prefix="kc-sched."))
+        MADE["dirs"].add(self.dir)
+        try:
+            self._make(ctx, s)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make(self, ctx, s):
+        os.chmod(self.dir, 0o755)
+        self.ca = self.dir / "ca.pem"
+        shutil.copy(ctx.cluster.ca_file, self.ca)
+        os.chmod(self.ca, 0o644)
+        self.token = self.dir / "minter.token"
+        self.token.write_text(ctx.cluster.minter_token() + "\n")
+        os.chmod(self.token, 0o600)
+        self.config = self.dir / "config.yaml"
+        for c in range(s.n_clusters):
+            self.proxies.append(FaultProxy(ctx.cluster.server, ctx.cluster.ca_file, f"c{c}"))
+        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", HOLDER],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                                       start_new_session=True)
+        MADE["holders"].add(self.holder)
+        if self.holder.stdout.readline().strip() != "ready":
+            raise RuntimeError("cannot make a private mount namespace for the schedule")
+        self.ns = ["nsenter", "-t", str(self.holder.pid), "-m", "--"]
+        self.root = Path(f"/proc/{self.holder.pid}/root")
+        self.mnt = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
+        with PASSWD_LOCK:
+            group = f"kcsg{secrets.token_hex(3)}"
+            run(["groupadd", group])
+            self.group = group
+            MADE["groups"].add(group)
+            for u in range(s.n_users):
+                name = f"kcs{secrets.token_hex(3)}"
+                run(["useradd", "-m", "-s", "/bin/sh", "-u", str(_new_uid())]
+                    + (["-G", self.group] if s.member[u] else []) + [name])
+                self.names.append(name)
+                MADE["users"].add(name)
+        for name in self.names:
+            pw = __import__("pwd").getpwnam(name)
+            self.uids.append(pw.pw_uid)
+            self.gids.append(pw.pw_gid)
+            self.homes.append(Path(pw.pw_dir))
+        self.service = f"kc-sched-{secrets.token_hex(4)}"
+        MADE["services"].add(self.service)
+        Path("/etc/pam.d", self.service).write_text(
+            f"session optional {ctx.module} helper={ctx.helper} config={self.config} timeout={sch.TIMEOUT_S}\n"
+            "session required pam_permit.so\n")
+
+    def write_config(self, m):
+        clusters = "".join(f"  - name: c{c}\n    server: {p.url}\n    certificate_authority: {self.ca}\n"
+                           f"    auth:\n      token_file: {self.token}\n" for c, p in enumerate(self.proxies))
+        rules = ""
+        for c in range(m.n_clusters):
+            if m.group_rule[c]:
+                rules += f"  - group: {self.group}\n    cluster: c{c}\n    serviceaccount: {sch.admin_sa(c)}\n"
+        for u, name in enumerate(self.names):
+            for c in range(m.n_clusters):
+                if m.user_rule[u][c]:
+                    rules += f"  - user: {name}\n    cluster: c{c}\n    serviceaccount: {m.user_rule[u][c]}\n"
+        # Every namespace of the schedule stays named by some rule (of users who never log in), so that
+        # what a garbled record held can be found from the config, whatever the remaps did.
+        for c in range(m.n_clusters):
+            for sa in sch.sa_choices(c) + [sch.admin_sa(c)]:
+                rules += (f"  - user: kcs-nobody-{sa.replace('/', '-')}\n    cluster: c{c}\n"
+                          f"    serviceaccount: {sa}\n")
+        text = (f"host_id: {self.id}\ntoken:\n  ttl: 10m\nnetwork:\n  connect_timeout: 1s\n  request_timeout: 1s\n"
+                f"  after_failure: 1s\nclusters:\n{clusters}mappings:\n{rules}")
+        tmp = self.dir / "config.yaml.new"
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.config)
+
+    def procs(self):
+        """Processes in this host's mount namespace, but the holder."""
+        out = []
+        for p in os.listdir("/proc"):
+            if p.isdigit() and int(p) != self.holder.pid:
+                try:
+                    if os.readlink(f"/proc/{p}/ns/mnt") == self.mnt:
+                        out.append(int(p))
+                except OSError:
+                    pass
+        return out
+
+    def close(self):
+        for p in self.proxies:
+            p.close()
+        for uid in self.uids:
+            for pid in pids_of_uid(uid):
+                _kill(pid)
+        if self.holder:
+            for pid in self.procs():
+                _kill(pid)
+            self.holder.kill()
+            self.holder.wait()
+            MADE["holders"].discard(self.holder)
+        if self.service:
+            Path("/etc/pam.d", self.service).unlink(missing_ok=True)
+            MADE["services"].discard(self.service)
+        with PASSWD_LOCK:
+            for name in self.names:
+                run(["userdel", "-f", name], check=False)
+                MADE["users"].discard(name)
+            if self.group:
+                run(["groupdel", self.group], check=False)
+                MADE["groups"].discard(self.group)
+        for home in self.homes:
+            shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        MADE["dirs"].discard(self.dir)
+
+
+def clean_up_everything():
+    """What schedules that never finished left: their sessions, users, groups,
+    namespaces, PAM services and directories."""
+    for holder in list(MADE["holders"]):
+        mnt = os.readlink(f"/proc/{holder.pid}/ns/mnt") if holder.poll() is None else None
+        for p in os.listdir("/proc"):
+            try:
+                if mnt and p.isdigit() and int(p) != holder.pid and os.readlink(f"/proc/{p}/ns/mnt") == mnt:
+                    _kill(int(p))
+            except OSError:
+                pass
+        holder.kill()
+        holder.wait()
+    for name in list(MADE["users"]):
+        try:
+            pw = __import__("pwd").getpwnam(name)
+        except KeyError:
+            continue
+        for pid in pids_of_uid(pw.pw_uid):
+            _kill(pid)
+        run(["userdel", "-r", "-f", name], check=False)
+    for group in MADE["groups"]:
+        run(["groupdel", group], check=False)
+    for service in MADE["services"]:
+        Path("/etc/pam.d", service).unlink(missing_ok=True)
+    for d in MADE["dirs"]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _kill(pid, group=False):
+    try:
+        if group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _proc_state(pid):
+    """(state letter, real uid, argv[1]) of a process, or None when it is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        uid = next(int(l.split()[1]) for l in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if l.startswith("Uid:"))
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return state, uid, (argv[1] if len(argv) > 1 else argv[0]).decode(errors="replace") or "?"
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None
+
+
+def children(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+# ---- one session: the session driver holding it open ------------------------------
+
+
+class Session:
+    def __init__(self, runner, u):
+        self.r = runner
+        self.u = u
+        self.p = None
+        self.lines = []
+        self.live = False
+        self.clusters = set()
+        self.open_start = None
+        self.n = runner.next_session_number()
+
+    def __repr__(self):
+        return f"u{self.u}#{self.n}"
+
+    def _arm(self, step):
+        """Starts the step's SIGKILL timer and a watchdog; returns a function
+        that stops both and says whether the step's kill fired."""
+        fired = threading.Event()
+        timers = []
+        if step and step.kill:
+            target, at = step.kill
+
+            def fire():
+                fired.set()
+                self.r.kills += 1
+                if target == "driver":
+                    self.r.orphans += children(self.p.pid)
+                    _kill(self.p.pid)
+                else:
+                    for child in children(self.p.pid):
+                        _kill(child, group=True)
+                        _kill(child)
+            timers.append(threading.Timer(at, fire))
+        # No open or close may outlive the module's timeout= by much: past 6 s more, it is killed.
+        timers.append(threading.Timer(sch.TIMEOUT_S + 6, lambda: _kill(self.p.pid)))
+        for t in timers:
+            t.daemon = True
+            t.start()
+
+        def disarm():
+            for t in timers:
+                t.cancel()
+                t.join()  # a kill already under way finishes before we look
+            return fired.is_set()
+        return disarm
+
+    def _read_until(self, done):
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                return None
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            if done(line):
+                return line
+
+    def open(self, step=None):
+        self.open_start = start = time.monotonic()
+        self.p = subprocess.Popen(self.r.host.ns + [str(DRIVER), "--hold", self.r.host.service,
+                                                    self.r.host.names[self.u]],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  env=preload_env(), start_new_session=True)
+        disarm = self._arm(step)
+        line = self._read_until(lambda l: l.startswith("open "))
+        took = time.monotonic() - start
+        ready = line is not None and line.startswith("open 0 ") and self._read_until(lambda l: l == "READY")
+        fired = disarm()
+        killed = fired and step.kill[0] == "driver"
+        self.live = bool(ready) and not killed and self.p.poll() is None
+        self.clusters = {m.group(1) for l in self.lines if (m := INFO.match(l))}
+        if line is not None and not killed:
+            self.r.check_deadline(f"open {self}", took, sch.TIMEOUT_S)
+        elif line is None and not killed:
+            self.r.violate("I4", f"open {self}: the session driver gave no answer within {took:.1f}s")
+        if not self.live:
+            self._reap()
+        return f"open {self}: {line or 'killed'} {sorted(self.clusters)} {took:.2f}s"
+
+    def close(self, step=None):
+        if not self.live:
+            return f"close {self}: not open"
+        self.live = False
+        start = time.monotonic()
+        disarm = self._arm(step)
+        try:
+            self.p.stdin.write("close\n")
+            self.p.stdin.flush()
+        except OSError:
+            pass
+        line = self._read_until(lambda l: l.startswith("close "))
+        took = time.monotonic() - start
+        killed = disarm() and step.kill[0] == "driver"
+        if line is not None:
+            self.r.check_deadline(f"close {self}", took, sch.TIMEOUT_S)
+        elif not killed:
+            self.r.violate("I4", f"close {self}: the session driver gave no answer within {took:.1f}s")
+        self._reap()
+        return f"close {self}: {line or 'killed'} {took:.2f}s"
+
+    def crash(self):
+        if not self.live:
+            return f"crash {self}: not open"
+        self.live = False
+        self.r.orphans += children(self.p.pid)
+        _kill(self.p.pid)
+        self._reap()
+        return f"crash {self}: SIGKILLed its session process"
+
+    def _reap(self):
+        try:
+            self.p.wait(timeout=sch.TIMEOUT_S + 8)
+        except subprocess.TimeoutExpired:
+            _kill(self.p.pid)
+            self.p.wait()
+        for f in (self.p.stdin, self.p.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+# ---- the runner ------------------------------------------------------------------------
+
+
+class Result:
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.violations = []
+        self.log = []
+        self.took = 0.0
+        self.counts = {}
+        self.error = None
+
+    def report(self):
+        lines = [f"seed {self.schedule.seed}: " + ("ok" if not self.violations else
+                                                    f"{len(self.violations)} violation(s)")]
+        lines += [f"  {code}: {msg}" for code, msg in self.violations]
+        if self.error:
+            lines.append(f"  harness error: {self.error}")
+        hints = suspects(self.schedule, self.violations)
+        if hints:
+            lines.append(f"  looks like issue 11's escape(s) {', '.join(map(str, hints))}")
+        lines.append(self.schedule.describe())
+        lines += [f"     {l}" for l in self.log]
+        lines.append(f"  replay: make chaos SCHEDULES=1 SEED={self.schedule.seed}")
+        return "\n".join(lines)
+
+
+class Runner:
+    def __init__(self, ctx, schedule):
+        self.ctx = ctx
+        self.s = schedule
+        self.res = Result(schedule)
+        self.model = Model(schedule)
+        self.host = None
+        self.sessions = [[] for _ in range(schedule.n_users)]
+        self.tokens = [{} for _ in range(schedule.n_users)]  # token -> cluster index
+        self.unmapped_at = {}
+        self.garbled_at = [float("-inf")] * schedule.n_users
+        self.bg = []
+        self.stoppers = []
+        self.orphans = []
+        self.kills = 0
+        self.lock = threading.Lock()
+        self.numbers = 0
+        self.last_rc = None
+        self.counts = {"I1-tokens": 0, "I1-secret-checks": 0, "I2": 0, "I3": 0, "ops": 0, "stopped": 0}
+
+    def next_session_number(self):
+        with self.lock:
+            self.numbers += 1
+            return self.numbers
+
+    def violate(self, code, msg):
+        with self.lock:
+            self.res.violations.append((code, msg))
+
+    def note(self, text):
+        with self.lock:
+            self.res.log.append(f"{time.monotonic() - self.t0:7.2f}s {text}")
+
+    def check_deadline(self, what, took, deadline_s):
+        if took > deadline_s + 1:
+            self.violate("I4", f"{what} took {took:.2f}s, deadline {deadline_s}s")
+
+    # ---- tokens, read as root from where the helper put them ----
+
+    def read_token(self, u, c):
+        path = self.host.root / "run/pam_kubeconfig" / str(self.host.uids[u]) / f"c{c}.token"
+        try:
+            return path.read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            pass
+        except OSError:
+            return None
+        return token_of_context(self.host.homes[u] / ".kube" / "config-eks", f"c{c}")
+
+    def collect(self):
+        for u in range(self.s.n_users):
+            for c in range(self.s.n_clusters):
+                t = self.read_token(u, c)
+                if t:
+                    with self.lock:
+                        self.tokens[u].setdefault(t, c)
+
+    # ---- the world changes ----
+
+    def remodel(self, change):
+        before = self.model.all()
+        change()
+        now = time.monotonic()
+        for key, sa in self.model.all().items():
+            if before[key] and not sa:
+                self.unmapped_at[key] = now
+        self.host.write_config(self.model)
+
+    # ---- steps ----
+
+    def helper_op(self, step):
+        args = [step.op, "--config", str(self.host.config)]
+        if self.ctx.deadline_flag:
+            args += ["--deadline", str(sch.DEADLINE_MS)]
+        now = step.arg.get("now")
+        if now is not None and self.ctx.now_flag:
+            args += ["--now", self.host.names[now]]
+        start = time.monotonic()
+        p = subprocess.Popen(self.host.ns + [str(self.ctx.helper)] + args, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        killed = threading.Event()
+        timer = None
+        if step.kill:
+            def fire():
+                killed.set()
+                self.kills += 1
+                _kill(p.pid, group=True)
+            timer = threading.Timer(step.kill[1], fire)
+            timer.daemon = True
+            timer.start()
+        hard = sch.DEADLINE_MS / 1000 + 4
+        try:
+            _, err = p.communicate(timeout=hard)
+        except subprocess.TimeoutExpired:
+            killed.set()
+            _kill(p.pid, group=True)
+            _, err = p.communicate()
+            self.violate("I4", f"{step.op} still ran {hard:.0f}s after it started (--deadline "
+                               f"{sch.DEADLINE_MS} ms); killed")
+        if timer:
+            timer.cancel()
+            timer.join()
+        took = time.monotonic() - start
+        if not killed.is_set():
+            self.check_deadline(step.op, took, sch.DEADLINE_MS / 1000)
+        self.last_rc = p.returncode
+        tail = (err or "").strip().splitlines()[-1:] if p.returncode else []
+        return f"{step.op}: rc={p.returncode}{' killed' if killed.is_set() else ''} {took:.2f}s {tail}"
+
+    def live_session(self, u, k):
+        live = [s for s in self.sessions[u] if s.live]
+        return live[k % len(live)] if live else None
+
+    def stop(self, u, secs):
+        st = Stopper(None, period=0.01, uid=self.host.uids[u], gid=self.host.gids[u])
+        with self.lock:
+            self.stoppers.append(st)
+        t = threading.Timer(secs, st.stop)
+        t.daemon = True
+        t.start()
+
+    def do(self, step):
+        op, u = step.op, step.user
+        if op == "open":
+            s = Session(self, u)
+            with self.lock:
+                self.sessions[u].append(s)
+            return s.open(step)
+        if op == "close":
+            s = self.live_session(u, step.k)
+            return s.close(step) if s else f"close u{u}: no session open"
+        if op == "crash":
+            s = self.live_session(u, step.k)
+            return s.crash() if s else f"crash u{u}: no session open"
+        if op in ("refresh", "gc"):
+            return self.helper_op(step)
+        if op == "stop":
+            self.stop(u, step.arg["secs"])
+            return f"stop u{u}: SIGSTOPs every process of theirs for {step.arg['secs']:.2f}s"
+        if op == "group":
+            if self.model.deleted[u]:
+                return f"group u{u}: account deleted"
+            with PASSWD_LOCK:
+                run(["gpasswd", "-a" if step.arg["add"] else "-d", self.host.names[u], self.host.group],
+                    check=False)
+            self.remodel(lambda: self.model.member.__setitem__(u, step.arg["add"]))
+            return f"group u{u}: {'added to' if step.arg['add'] else 'removed from'} the group"
+        if op == "remap":
+            if "sa" in step.arg:
+                self.remodel(lambda: self.model.user_rule[u].__setitem__(step.cluster, step.arg["sa"]))
+            else:
+                self.remodel(lambda: self.model.group_rule.__setitem__(step.cluster, step.arg["on"]))
+            return f"config rewritten: {step}"
+        if op == "delete":
+            if not self.model.deleted[u]:
+                with PASSWD_LOCK:
+                    run(["userdel", "-f", self.host.names[u]], check=False)
+                self.remodel(lambda: self.model.deleted.__setitem__(u, True))
+            return f"delete u{u}: account deleted"
+        if op == "fault":
+            a, proxy = step.arg, self.host.proxies[step.cluster]
+            if a["kind"] in ("down", "blackhole"):
+                proxy.set_mode(a["kind"])
+            else:
+                proxy.add(Rule(a["kind"], method=a["method"], path=a["path"], status=a.get("status"),
+                               delay=a.get("delay", 0.0), times=a.get("times")))
+            return f"{step}"
+        if op == "heal":
+            self.host.proxies[step.cluster].clear()
+            return f"heal c{step.cluster}"
+        if op == "garble":
+            d = self.host.root / "var/lib/pam_kubeconfig" / str(self.host.uids[u])
+            n = 0
+            for f in (d.rglob("*") if d.exists() else []):
+                if f.is_file() and not f.is_symlink():
+                    f.write_bytes(b"\x00{garbled\xff" + os.urandom(24))
+                    n += 1
+            self.garbled_at[u] = time.monotonic()
+            return f"garble u{u}: {n} files"
+        if op == "pause":
+            time.sleep(step.arg["secs"])
+            return f"pause {step.arg['secs']:.2f}s"
+        raise ValueError(op)
+
+    def run_step(self, step):
+        try:
+            out = self.do(step)
+        except Exception as e:  # noqa: BLE001 - a harness failure is reported with its seed
+            out = f"{step}: harness error {e!r}"
+            self.violate("harness", out)
+        self.counts["ops"] += 1
+        self.collect()
+        self.note(out)
+
+    # ---- settling and the invariants ----
+
+    def quiesce(self, what):
+        """Waits until nothing that matters runs in the host: no helper whose
+        session driver we killed (its deadline came from the module, 2 s), no
+        process of a user, nothing stopped or in uninterruptible sleep. What is
+        still there after every deadline is a violation (I4), and is killed. A
+        root process sleeping on its own (a later connection cut, say) is left."""
+        bound = time.monotonic() + max(sch.DEADLINE_MS / 1000, sch.TIMEOUT_S) + 2
+        drivers = {s.p.pid for ss in self.sessions for s in ss if s.live}
+        users = set(self.host.uids)
+        while True:
+            left = []
+            for p in self.host.procs():
+                if p in drivers:
+                    continue
+                st = _proc_state(p)
+                if st and (p in self.orphans or st[1] in users or st[0] in "TtD"):
+                    left.append((p, st))
+            if not left or time.monotonic() > bound:
+                break
+            time.sleep(0.1)
+        if left:
+            desc = sorted({f"{'the user' if uid in users else 'root'} {name} ({state})"
+                           for _, (state, uid, name) in left})
+            for p, _ in left:
+                _kill(p)
+            self.violate("I4", f"{what}: {len(left)} process(es) of the helper outlived every deadline: "
+                               f"{', '.join(desc)}; killed")
+
+    def expected(self):
+        """(u, c, ServiceAccount user) that I2 holds the user's token to."""
+        out = []
+        for u in range(self.s.n_users):
+            for c in range(self.s.n_clusters):
+                sa = self.model.mapping(u, c)
+                if not sa:
+                    continue
+                since = max(self.unmapped_at.get((u, c), float("-inf")), self.garbled_at[u])
+                if any(s.live and f"c{c}" in s.clusters and s.open_start > since for s in self.sessions[u]):
+                    out.append((u, c, sa_user(sa)))
+        return out
+
+    def wait_refused(self, tokens, code, why):
+        """Every token refused, polling a few seconds past the cache."""
+        pending = dict(tokens)
+        end = time.monotonic() + 4
+        while pending:
+            for t in list(pending):
+                if self.ctx.api.whoami(t) == 401:
+                    del pending[t]
+            if not pending or time.monotonic() > end:
+                break
+            time.sleep(1)
+        for t, what in pending.items():
+            self.violate(code, f"{what}: still accepted {why}")
+
+    def settle_op(self, op):
+        """refresh or gc with the API healthy. One that reports a failure (a
+        request slower than the 1 s request_timeout on a loaded machine) runs
+        again, twice at most: the invariants speak of a run that worked."""
+        for attempt in range(3):
+            self.note(self.helper_op(sch.Step(op)) + (f" (attempt {attempt + 1})" if attempt else ""))
+            self.collect()
+            if self.last_rc == 0:
+                return
+
+    def settle(self):
+        for st in self.stoppers:
+            st.stop()
+        self.counts["victims"] = sum(len(st.victims) for st in self.stoppers)
+        for t in self.bg:
+            t.join(60)
+        self.quiesce("after the steps")
+        for p in self.host.proxies:
+            p.clear()
+        time.sleep(1.3)  # past network.after_failure
+        self.collect()
+        # "revoked by the next refresh or gc": one of each, with the API healthy.
+        self.settle_op("refresh")
+        self.settle_op("gc")
+        refreshed = time.monotonic()
+
+        # I2: every open, still-mapped session's cluster has a token that works as the mapped account.
+        i2 = []
+        for u, c, want in self.expected():
+            t = self.read_token(u, c)
+            self.counts["I2"] += 1
+            got = self.ctx.api.whoami(t) if t else None
+            if got != want:
+                self.violate("I2", f"u{u} c{c}: session open and mapped to {want}; its token "
+                                   f"{'is missing' if not t else f'authenticates as {got}'}")
+            else:
+                i2.append((u, c, want, t))
+        # I3: what no longer maps (a user with sessions still open) is revoked by that refresh.
+        i3 = {}
+        for u in range(self.s.n_users):
+            if not any(s.live for s in self.sessions[u]):
+                continue
+            for t, c in self.tokens[u].items():
+                sa = token_sa(t)
+                want = sa_user(self.model.mapping(u, c))
+                if sa != want:
+                    i3[t] = f"u{u} c{c}: a token of {sa}, which maps no more (now {want or 'unmapped'}),"
+        time.sleep(max(0.0, refreshed + AUTH_CACHE_S - time.monotonic()))
+        self.counts["I3"] += len(i3)
+        self.wait_refused(i3, "I3", "after a refresh, a gc and the authentication cache")
+        for u, c, want, t in i2:
+            got = self.ctx.api.whoami(t)
+            if got != want:
+                self.violate("I2-late", f"u{u} c{c}: the session's token worked as {want} after refresh and gc, "
+                                        f"then {got} {AUTH_CACHE_S:.0f}s later (with the API healthy)")
+
+        # I1: all sessions closed, one gc with the API healthy: nothing of theirs is left.
+        for ss in self.sessions:
+            for s in ss:
+                if s.live:
+                    self.note(s.close())
+        self.collect()
+        self.quiesce("after the last logout")
+        self.settle_op("gc")
+        collected = time.monotonic()
+        time.sleep(AUTH_CACHE_S)
+        items = self.ctx.secrets.since(collected)
+        names = set(self.host.names)
+        self.counts["I1-secret-checks"] += 1
+        for s in items:
+            ann = s["metadata"].get("annotations") or {}
+            if ann.get("pam-kubeconfig/host") == self.host.id and ann.get("pam-kubeconfig/user") in names:
+                u = self.host.names.index(ann["pam-kubeconfig/user"])
+                self.violate("I1", f"u{u}: Secret {s['metadata']['namespace']}/{s['metadata']['name']} "
+                                   "is left after the last logout and a gc")
+        tokens = {t: f"u{u} c{c}: a token of {token_sa(t)}" for u in range(self.s.n_users)
+                  for t, c in self.tokens[u].items()}
+        self.counts["I1-tokens"] += len(tokens)
+        self.wait_refused(tokens, "I1", "after the last logout, a gc and the authentication cache")
+
+    def run(self):
+        self.t0 = time.monotonic()
+        try:
+            self.host = Host(self.ctx, self.s)
+            self.host.write_config(self.model)
+            for step in self.s.steps:
+                if step.bg:
+                    t = threading.Thread(target=self.run_step, args=(step,), daemon=True)
+                    t.start()
+                    self.bg.append(t)
+                    time.sleep(step.gap)
+                else:
+                    self.run_step(step)
+            self.settle()
+        except Exception as e:  # noqa: BLE001
+            import traceback
+            self.res.error = f"{e!r}\n{traceback.format_exc()}"
+            self.violate("harness", repr(e))
+        finally:
+            self.counts["kills"] = self.kills
+            self.counts["stopped"] = len(self.stoppers)
+            if self.host:
+                for pid in self.orphans:
+                    _kill(pid, group=True)
+                try:
+                    self.host.close()
+                except Exception as e:  # noqa: BLE001
+                    self.violate("harness", f"cleanup: {e!r}")
+            self.res.took = time.monotonic() - self.t0
+            self.res.counts = self.counts
+        return self.res
+
+
+def suspects(s, violations):
+    """Which of issue 11's escapes each failure looks like (a hint for whoever
+    reads the report; the replay says for sure)."""
+    out = set()
+    faults = [st.arg for st in s.steps if st.op == "fault"]
+    failed_post = any(f.get("method") in ("POST", ".*") or f["kind"] in ("down", "blackhole") for f in faults)
+    for code, msg in violations:
+        m = re.match(r"u(\d+)(?: c(\d+))?:", msg)
+        u = int(m.group(1)) if m else None
+        c = int(m.group(2)) if m and m.group(2) else None
+        mine = [st for st in s.steps if st.user == u]
+        remapped = any(st.op == "group" or (st.op == "remap" and st.cluster == c) for st in mine) or any(
+            st.op == "remap" and st.user is None and st.cluster == c for st in s.steps)
+        late_delete = any(f.get("kind") == "delay" and f.get("method") in ("DELETE", ".*") and c is not None
+                          and st.cluster == c for st in s.steps if st.op == "fault" for f in [st.arg])
+        if code == "I4":
+            out.add(1)  # a root process waited on what the user stopped
+        elif code in ("I2", "I2-late") and "401" in msg and late_delete:
+            out.add(5)  # the token's Secret died under it: a late DELETE
+        elif code == "I2":
+            out.add(4 if remapped else 2)  # a remap left no token; or a failed run dropped a live context
+        elif code == "I3":
+            out.add(2)  # a grant that stopped mapping survived: grants merged by cluster
+        elif code == "I1":
+            if any(st.op == "garble" for st in mine):
+                out.add(7)
+            elif failed_post and any(st.op == "close" for st in s.steps):
+                out.add(3)
+            elif any(st.op == "stop" for st in mine):
+                out.add(1)
+    return sorted(out)
