@@ -102,16 +102,21 @@ static int take_lock(int dir, const char *leaf, char *lock, size_t len)
 }
 
 /* The names ~/.kube/config defines, when it is there and readable. */
-static void read_others(int home, const struct kc_user *u, const char *relpath, struct kc_kubeconfig_names *names)
+/* The user's own ~/.kube/config is read as kubectl reads it: through a
+ * symbolic link (dotfile managers leave one; this process is the user, so it
+ * reads only what the user may) and up to a size no hand-kept file reaches. */
+#define OTHERS_MAX (64u << 20)
+
+static void read_others(int home, const char *relpath, struct kc_kubeconfig_names *names)
 {
 	kc_autobuf struct kc_buf data = { 0 };
-	const char *leaf;
+	kc_autoclose int fd = openat(home, relpath, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
 	struct kc_err e;
-	kc_autoclose int dir = kc_home_parent(home, u->uid, relpath, false, &leaf, &e);
 
 	memset(names, 0, sizeof(*names));
-	if (dir >= 0 && kc_read_at(dir, leaf, FILE_MAX, &data, NULL, &e) == 0)
-		kc_kubeconfig_names_parse(data.data ? data.data : "", data.len, names, &e);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && kc_read_fd(fd, OTHERS_MAX, &data, &e) == 0)
+		kc_kubeconfig_names_parse(data.data, data.len, names, &e);
 	names->label = "~/.kube/config";
 }
 
@@ -188,7 +193,7 @@ static void op_merge(const struct kc_user *u, struct kc_frame_reader *r, struct 
 		o->status = "left";
 		goto out;
 	}
-	read_others(home, u, q.others, &others);
+	read_others(home, q.others, &others);
 	merge_at(dir, leaf, &q, &others, o);
 	unlinkat(dir, lock, 0);
 out:

@@ -285,6 +285,29 @@ static void pick(uint8_t sel, struct kc_merge_entry *e, size_t *n)
 	}
 }
 
+/* The lenient reader of the user's own file reads whatever the strict reader
+ * does, to the same current-context and names. */
+static void check_names(const char *file, size_t len)
+{
+	struct kc_kubeconfig_names got;
+	struct kc_ynode *t = NULL;
+	struct kc_err err;
+	int rc = kc_kubeconfig_names_parse(file, len, &got, &err);
+
+	if (kc_ytree_parse(file, len, &t, &err) == 0 && t && t->kind == KC_YMAP) {
+		const struct kc_ynode *cc = kc_ytree_get(t, "current-context");
+		const struct kc_ynode *ctxs = kc_ytree_get(t, "contexts");
+
+		CHECK(rc == 0);
+		if (cc && cc->kind == KC_YSCALAR && !kc_ytree_is_null(cc) && strlen(cc->value) == cc->len && !cc->tag)
+			CHECK(got.current_context && !strcmp(got.current_context, cc->value));
+		if (ctxs && ctxs->kind == KC_YSEQ && got.n_contexts)
+			CHECK(got.n_contexts <= ctxs->n);
+	}
+	kc_ytree_free(t);
+	kc_kubeconfig_names_free(&got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -324,6 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(!n && !t1 && empty);
 		}
 	}
+	check_names(file, len);
 	kc_ytree_free(t1);
 	kc_ytree_free(t2);
 	kc_buf_free(&out);

@@ -356,6 +356,43 @@ static void test_clash_with_others(void **state)
 	done(&r);
 }
 
+/* The user's own file is read as kubectl reads it: anchors and aliases, flow
+ * style, a second document ignored; an alias where a name would be is no name. */
+static void test_others_read_leniently(void **state)
+{
+	struct kc_kubeconfig_names o;
+	struct kc_err err;
+	const char *anchors = "clusters:\n- name: home\n  cluster: &c {server: https://h}\n- name: work\n  cluster: *c\n"
+			      "- {name: *c}\ncontexts:\n- name: &n home\n  context: {cluster: home}\n"
+			      "- name: x\n  context: &ctx\n    cluster: work\n    deep: [[[1, {a: b}]]]\n"
+			      "users: [{name: me, user: {}}, 7, {user: {}}]\ncurrent-context: *n\n"
+			      "? [complex, key]\n: value\n---\ncurrent-context: other\n";
+
+	(void)state;
+	if (kc_kubeconfig_names_parse(anchors, strlen(anchors), &o, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(o.n_clusters, 2);
+	assert_string_equal(o.clusters[1], "work");
+	assert_int_equal(o.n_contexts, 2);
+	assert_string_equal(o.contexts[0], "home");
+	assert_int_equal(o.n_users, 1);
+	assert_null(o.current_context); /* an alias: not read */
+	kc_kubeconfig_names_free(&o);
+
+	assert_int_equal(kc_kubeconfig_names_parse("current-context: ~\n", strlen("current-context: ~\n"), &o, &err), 0);
+	assert_null(o.current_context);
+	kc_kubeconfig_names_free(&o);
+	assert_int_equal(kc_kubeconfig_names_parse("# only a comment\n", strlen("# only a comment\n"), &o, &err), 0);
+	assert_int_equal(o.n_contexts, 0);
+	kc_kubeconfig_names_free(&o);
+	assert_int_equal(kc_kubeconfig_names_parse("- a\n", strlen("- a\n"), &o, &err), -1);
+	assert_non_null(strstr(err.msg, "not a kubeconfig"));
+	kc_kubeconfig_names_free(&o);
+	assert_int_equal(kc_kubeconfig_names_parse("a: [b\n", strlen("a: [b\n"), &o, &err), -1);
+	assert_non_null(strstr(err.msg, "line "));
+	kc_kubeconfig_names_free(&o);
+}
+
 static void test_current_context_in_others_kept(void **state)
 {
 	struct kc_merge_entry e[1] = { ENTRY("a", "https://a.example", "ns") };
@@ -695,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_inline_token_and_back),
 		cmocka_unit_test(test_insecure_and_back),
 		cmocka_unit_test(test_names_that_yaml_would_retype),
+		cmocka_unit_test(test_others_read_leniently),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
