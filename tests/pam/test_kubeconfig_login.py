@@ -1,0 +1,212 @@
+"""Issue 14 through the real libpam (the session driver holds sessions): a login
+while kubectl holds ~/.kube/config-eks.lock (a lock it left, and a real
+`kubectl config set-context` stopped in the middle of its write), a config-eks
+the merge cannot use (not YAML, 10 MB, a directory), and
+kubeconfig.remove_on_logout: true."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path, user_token
+from kubeconfig_checks import (USER_CONFIG, WHO, assert_ours, entry, kubectl_reads, kubectl_user, load,
+                               marked_names, temp_files, whoami, write_as)
+
+PAM_SUCCESS = 0
+LOCK_LEFT = ("~/.kube/config-eks was left as it was: ~/.kube/config-eks.lock exists (kubectl is changing the file, "
+             "or left the lock behind); the file was left as it was")
+
+
+def infos(d):
+    return [l[len("INFO "):] for l in d.lines if l.startswith("INFO ")]
+
+
+def login(svc, user):
+    start = time.monotonic()
+    d = Driver(svc, user)
+    took = time.monotonic() - start
+    assert d.open_rc == PAM_SUCCESS, d.lines
+    return d, took
+
+
+@pytest.fixture
+def alice(workdir, users, pam_service):
+    """A user mapped to team-a/alice, with their own ~/.kube/config, and a PAM service."""
+    user = users.make()
+    cfg = workdir.alice_config(user)
+    write_as(users, user, users.home(user) / ".kube" / "config", USER_CONFIG)
+    return user, cfg, pam_service(f"config={cfg}")
+
+
+# ---- kubectl's lock --------------------------------------------------------------------------------------------
+
+
+def test_login_while_kubectl_left_its_lock_succeeds_and_leaves_the_file(cluster, users, alice, syslog):
+    user, cfg, svc = alice
+    kc = kubeconfig_of(users, user)
+    first, _ = login(svc, user)
+    # The user points our cluster elsewhere: the next login has something to repair.
+    assert kubectl_user(user, "config", "set-cluster", "test", "--server=https://stale.invalid:6443").returncode == 0
+    before = kc.read_bytes()
+    # kubectl's lock, as client-go makes it (O_CREAT|O_EXCL, mode 0), by the user.
+    lock = kc.with_name("config-eks.lock")
+    run(["runuser", "-u", user, "--", "python3", "-c",
+         f"import os; os.open({str(lock)!r}, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0)"])
+    syslog.clear()
+    second, took = login(svc, user)
+    print(f"\nlogin with kubectl's lock held took {took:.2f}s")
+    assert LOCK_LEFT in infos(second), second.lines
+    assert f"user {user}: ~/.kube/config-eks: ~/.kube/config-eks.lock exists" in syslog.text()
+    assert kc.read_bytes() == before  # not written under kubectl's lock
+    assert lock.exists() and os.stat(lock).st_uid == users.uid(user)  # nor its lock taken away
+    assert temp_files(kc.parent) == []
+    assert cluster.whoami(user_token(users, user)) == WHO  # the login itself went through
+    assert 1.0 <= took < 10
+    # kubectl done: the next login repairs our entry and says nothing of a lock.
+    lock.unlink()
+    third, _ = login(svc, user)
+    assert not any("was left as it was" in i for i in infos(third)), third.lines
+    assert entry(load(kc), "clusters", "test")["cluster"]["server"] == cluster.server
+    assert whoami(user) == WHO
+    for d in (first, second, third):
+        assert d.close() == ["close 0 Success"]
+    assert_no_token_left(users, user)
+
+
+def test_login_while_kubectl_is_mid_write_leaves_the_file_to_kubectl(cluster, users, alice):
+    """A real `kubectl config set-context` held between its truncating open and its
+    write (strace delays that write): the lock is kubectl's, config-eks is empty at
+    that moment; the login goes on without touching the file, and kubectl's write
+    lands whole."""
+    user, cfg, svc = alice
+    kc = kubeconfig_of(users, user)
+    lock = kc.with_name("config-eks.lock")
+    first, _ = login(svc, user)
+    home = users.home(user)
+    slow = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=write", "-e", "inject=write:delay_enter=5000000",
+         "-P", str(kc), "-u", user, "--", "env", f"KUBECONFIG={kc}:{home}/.kube/config", f"HOME={home}",
+         "kubectl", "config", "set-context", "--current", "--namespace=team-b"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (lock.exists() and kc.stat().st_size == 0):
+            assert slow.poll() is None and time.monotonic() < deadline, slow.communicate()
+            time.sleep(0.02)
+        ino = kc.stat().st_ino
+        second, took = login(svc, user)
+        print(f"\nlogin while kubectl was mid-write took {took:.2f}s")
+        assert LOCK_LEFT in infos(second), second.lines
+        assert slow.poll() is None, "kubectl finished before the login: the test proves nothing"
+        assert kc.stat().st_ino == ino  # no rename over kubectl's file
+        assert cluster.whoami(user_token(users, user)) == WHO
+    finally:
+        out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 0 and 'Context "test" modified.' in out, err
+    doc = load(kc)  # not torn: kubectl's whole write, with our entries in it
+    assert_ours(doc, token_file=token_path(users, user))
+    assert entry(doc, "contexts", "test")["context"]["namespace"] == "team-b"
+    kubectl_reads(user, kc)
+    assert not lock.exists() and temp_files(kc.parent) == []
+    after = kc.read_bytes()
+    third, _ = login(svc, user)
+    assert kc.read_bytes() == after and not any("left as it was" in i for i in infos(third))
+    for d in (first, second, third):
+        assert d.close() == ["close 0 Success"]
+    assert_no_token_left(users, user)
+
+
+# ---- a config-eks the merge cannot use -------------------------------------------------------------------------
+
+TEN_MB = 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("kind,why", [
+    ("not-yaml", "line 2, column 1: not valid YAML (did not find expected node content); fix it or move the file "
+                 "away"),
+    ("10MB", f"config-eks is {TEN_MB} bytes, more than the 1048576 allowed"),
+    ("directory", "config-eks is not a regular file"),
+])
+def test_unusable_kubeconfig_login_writes_tokens_leaves_file_and_says_why(cluster, users, alice, syslog, kind, why):
+    user, cfg, svc = alice
+    kc = kubeconfig_of(users, user)
+    if kind == "not-yaml":
+        write_as(users, user, kc, "clusters: [\n")
+    elif kind == "10MB":
+        line = b"# a kubeconfig grown out of hand\n"
+        write_as(users, user, kc, (line * (TEN_MB // len(line) + 1))[:TEN_MB])
+    else:
+        write_as(users, user, kc / "inside", "the user's own\n")
+    before = {p.name: p.read_bytes() for p in kc.iterdir()} if kind == "directory" else kc.read_bytes()
+    syslog.clear()
+    d, took = login(svc, user)
+    print(f"\nlogin over a config-eks that is {kind} took {took:.2f}s")
+    assert f"~/.kube/config-eks was left as it was: {why}" in infos(d), d.lines
+    assert f"user {user}: ~/.kube/config-eks: {why}" in syslog.text()
+    assert token_path(users, user).exists()  # the token files are written all the same
+    assert cluster.whoami(user_token(users, user)) == WHO
+    after = {p.name: p.read_bytes() for p in kc.iterdir()} if kind == "directory" else kc.read_bytes()
+    assert after == before
+    assert temp_files(kc.parent) == [] and not kc.with_name("config-eks.lock").exists()
+    assert d.close() == ["close 0 Success"]
+    assert_no_token_left(users, user)
+
+
+# ---- kubeconfig.remove_on_logout: true ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def removing(workdir, users, pam_service):
+    user = users.make()
+    cfg = workdir.alice_config(user, extra="kubeconfig:\n  remove_on_logout: true\n")
+    write_as(users, user, users.home(user) / ".kube" / "config", USER_CONFIG)
+    return user, cfg, pam_service(f"config={cfg}")
+
+
+def test_remove_on_logout_removes_the_file_holding_only_ours(cluster, users, removing):
+    user, cfg, svc = removing
+    kc = kubeconfig_of(users, user)
+    d, _ = login(svc, user)
+    assert marked_names(load(kc)) == ["test"]
+    assert d.close() == ["close 0 Success"]
+    assert not kc.exists()
+    assert (kc.parent / "config").read_text() == USER_CONFIG
+    assert sorted(os.listdir(kc.parent)) == ["config"]
+    assert_no_token_left(users, user)
+
+
+def test_remove_on_logout_removes_only_ours_at_the_last_logout(cluster, users, removing):
+    user, cfg, svc = removing
+    kc = kubeconfig_of(users, user)
+    first, _ = login(svc, user)
+    second, _ = login(svc, user)
+    # The user's own entries, written by kubectl into config-eks (first in KUBECONFIG).
+    for args in (["set-cluster", "mine", "--server=https://mine.example:6443"],
+                 ["set-context", "mine", "--cluster=mine", "--user=me", "--namespace=mine-ns"],
+                 ["use-context", "mine"]):
+        assert kubectl_user(user, "config", *args).returncode == 0, args
+    with_ours = kc.read_bytes()
+    assert first.close() == ["close 0 Success"]
+    assert kc.read_bytes() == with_ours  # not the last logout: nothing removed
+    assert whoami(user, context="test") == WHO
+    assert second.close() == ["close 0 Success"]
+    doc = load(kc)
+    assert marked_names(doc) == []
+    assert [e["name"] for e in doc["clusters"]] == ["mine"] and [e["name"] for e in doc["contexts"]] == ["mine"]
+    assert entry(doc, "contexts", "mine")["context"] == {"cluster": "mine", "user": "me", "namespace": "mine-ns"}
+    assert doc["current-context"] == "mine"
+    assert kubectl_reads(user, kc)["current-context"] == "mine"
+    assert (kc.parent / "config").read_text() == USER_CONFIG
+    assert_no_token_left(users, user)
+
+
+def test_check_warns_that_remove_on_logout_breaks_shared_homes(workdir, users, removing):
+    user, cfg, _ = removing
+    warning = ("kubeconfig.remove_on_logout is true: with homes shared between bastions, a logout here removes the "
+               "contexts a session on another bastion uses")
+    p = helper("check", "--config", cfg)
+    assert f"warning: {cfg}: {warning}" in p.stderr, p.stdout + p.stderr
+    default = workdir.alice_config(user)
+    p = helper("check", "--config", default)
+    assert "remove_on_logout" not in p.stdout + p.stderr
