@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path, user_token
-from kubeconfig_checks import (USER_CONFIG, WHO, assert_ours, entry, kubectl_reads, kubectl_user, load,
-                               marked_names, temp_files, whoami, write_as)
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, kubectl_reads,
+                               kubectl_user, load, marked_names, temp_files, whoami, write_as)
 
 PAM_SUCCESS = 0
 LOCK_LEFT = ("~/.kube/config-eks was left as it was: ~/.kube/config-eks.lock exists (kubectl is changing the file, "
@@ -37,6 +37,45 @@ def alice(workdir, users, pam_service):
     cfg = workdir.alice_config(user)
     write_as(users, user, users.home(user) / ".kube" / "config", USER_CONFIG)
     return user, cfg, pam_service(f"config={cfg}")
+
+
+# ---- the user's own ~/.kube/config -----------------------------------------------------------------------------
+
+
+# The user's file written by hand with a YAML anchor, which kubectl reads.
+WITH_ANCHOR = USER_CONFIG.replace("  cluster:\n    server: https://home.example:6443\n",
+                                  "  cluster: &home\n    server: https://home.example:6443\n").replace(
+    "  cluster:\n    server: https://my-own-test.example:6443\n", "  cluster: *home\n")
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "anchor"])
+def test_users_own_config_keeps_its_current_context_and_clash_note(cluster, users, alice, kind):
+    """`kubectl config use-context home` (a context of the user's own
+    ~/.kube/config) survives the next login, and the clash is told, whether
+    ~/.kube/config is a plain file, a symlink to the user's own file as dotfile
+    managers leave it, or a file with a YAML anchor: kubectl reads all three."""
+    user, cfg, svc = alice
+    home = users.home(user)
+    config = home / ".kube" / "config"
+    if kind == "anchor":
+        write_as(users, user, config, WITH_ANCHOR)
+        assert "*home" in config.read_text()
+    elif kind == "symlink":
+        config.unlink()
+        write_as(users, user, home / "dotfiles" / "kubeconfig", USER_CONFIG)
+        config.symlink_to("../dotfiles/kubeconfig")
+        os.lchown(config, users.uid(user), users.uid(user))
+    first, _ = login(svc, user)
+    assert kubectl_user(user, "config", "use-context", "home").returncode == 0
+    assert load(kubeconfig_of(users, user))["current-context"] == "home"  # kubectl wrote it into config-eks
+    second, _ = login(svc, user)
+    try:
+        assert load(kubeconfig_of(users, user))["current-context"] == "home", second.lines
+        assert CLASH_NOTE in infos(second), second.lines
+    finally:
+        for d in (first, second):
+            d.close()
+    assert_no_token_left(users, user)
 
 
 # ---- kubectl's lock --------------------------------------------------------------------------------------------
@@ -149,8 +188,9 @@ def test_unusable_kubeconfig_login_writes_tokens_leaves_file_and_says_why(cluste
     after = {p.name: p.read_bytes() for p in kc.iterdir()} if kind == "directory" else kc.read_bytes()
     assert after == before
     assert temp_files(kc.parent) == [] and not kc.with_name("config-eks.lock").exists()
+    token = user_token(users, user)
     assert d.close() == ["close 0 Success"]
-    assert_no_token_left(users, user)
+    assert not token_path(users, user).exists() and home_holds(users.home(user), [token]) == []
 
 
 # ---- kubeconfig.remove_on_logout: true ---------------------------------------------------------------------------

@@ -126,7 +126,8 @@ def test_users_tools_share_the_kubeconfig_across_logins_rotation_and_logout(clus
             mark("CONFIGMAPS", "kubectl --context test get configmaps -o name"),
             "exit", ""]))
         lines = login_messages(p)
-        assert CLASH_NOTE in lines and not [l for l in lines if "current-context" in l or "left as it" in l], lines
+        assert CLASH_NOTE in lines, lines
+        assert not [l for l in lines if l.startswith('current-context "') or "was left as it was" in l], lines
         assert marked(p.stdout) == {"CC": ARN, "CONFIGMAPS": "configmap/kc-shared-marker"}, p.stdout
         assert kc.read_bytes() == after_tools
 
