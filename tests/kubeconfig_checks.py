@@ -63,6 +63,16 @@ def write_as(users, user, path, data, mode=0o600):
     return path
 
 
+def write_aws_config(users, user, ca_bundle):
+    """The user's own awscli settings: a region, the stand-ins' CA, and the
+    example key of AWS's documentation (the stand-in only checks the form)."""
+    home = users.home(user)
+    write_as(users, user, home / ".aws" / "config", f"[default]\nregion = us-west-2\nca_bundle = {ca_bundle}\n")
+    write_as(users, user, home / ".aws" / "credentials",
+             "[default]\naws_access_key_id = AKIDEXAMPLE\n"
+             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n")
+
+
 def session_kubeconfig(users, user):
     home = users.home(user)
     return f"{home}/.kube/config-eks:{home}/.kube/config"
@@ -73,8 +83,15 @@ def kubectl_user(user, *args, kubeconfig=None, prefix=(), check=False, timeout=6
     simulated host), with the session's KUBECONFIG."""
     home = pwd.getpwnam(user).pw_dir
     kc = kubeconfig or f"{home}/.kube/config-eks:{home}/.kube/config"
-    return run([*prefix, "runuser", "-u", user, "--", "env", f"KUBECONFIG={kc}", f"HOME={home}", "kubectl", *args],
-               check=check, timeout=timeout)
+    return run([*prefix, "runuser", "-u", user, "--", *user_env(user, kc), "kubectl", *args], check=check,
+               timeout=timeout)
+
+
+def user_env(user, kubeconfig):
+    """`env` with what a login gives the user and nothing of root's environment."""
+    home = pwd.getpwnam(user).pw_dir
+    return ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", f"HOME={home}", f"USER={user}",
+            f"KUBECONFIG={kubeconfig}"]
 
 
 def whoami(user, prefix=(), context=None):

@@ -1,17 +1,25 @@
-"""Issue 14 through the real libpam (the session driver holds sessions): a login
-while kubectl holds ~/.kube/config-eks.lock (a lock it left, and a real
-`kubectl config set-context` stopped in the middle of its write), a config-eks
-the merge cannot use (not YAML, 10 MB, a directory), and
+"""Issue 14 through the real libpam (the session driver holds sessions): the
+user's own ~/.kube/config (a file, a symlink, a file with an anchor) keeps its
+current-context and its clash note; a context awscli took over is left and told;
+a login while kubectl holds ~/.kube/config-eks.lock (a lock it left, and a real
+`kubectl config set-context` stopped in the middle of its write); a config-eks
+the merge cannot use (not YAML, 10 MB, a directory); and
 kubeconfig.remove_on_logout: true."""
 import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path, user_token
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, kubectl_reads,
-                               kubectl_user, load, marked_names, temp_files, whoami, write_as)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
+from conftest import (REPO, Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path,  # noqa: E402
+                      user_token)
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds,  # noqa: E402
+                               kubectl_reads, kubectl_user, load, marked_names, temp_files, user_env, whoami,
+                               write_as, write_aws_config)
+from standins import Eks, make_ca  # noqa: E402
 
 PAM_SUCCESS = 0
 LOCK_LEFT = ("~/.kube/config-eks was left as it was: ~/.kube/config-eks.lock exists (kubectl is changing the file, "
@@ -78,6 +86,45 @@ def test_users_own_config_keeps_its_current_context_and_clash_note(cluster, user
     assert_no_token_left(users, user)
 
 
+def test_context_awscli_took_over_is_left_and_told_at_login(cluster, workdir, users, alice):
+    """`aws eks update-kubeconfig --alias test`, run by the user in a session,
+    replaces our context "test" whole (our marker goes with it): the next login
+    leaves that context as awscli wrote it, keeps our other entries up to date,
+    and says so."""
+    user, cfg, svc = alice
+    kc = kubeconfig_of(users, user)
+    home = users.home(user)
+    aws = run([REPO / "tests" / "ssh" / "build-awscli"], timeout=600).stdout.strip()
+    tls = workdir.path / "eks-tls"
+    ca = make_ca(tls)
+    tls.chmod(0o755)
+    eks = Eks(tls, "other", cluster.server, cluster.ca_file)
+    write_aws_config(users, user, ca)
+    first, _ = login(svc, user)
+    try:
+        p = run(["runuser", "-u", user, "--", *user_env(user, f"{kc}:{home}/.kube/config"), aws, "eks",
+                 "update-kubeconfig", "--name", "other", "--region", "us-west-2", "--alias", "test",
+                 "--endpoint-url", eks.url], check=False, timeout=120)
+    finally:
+        eks.close()
+    assert p.returncode == 0 and f"context test to {kc}" in p.stdout, p.stdout + p.stderr
+    theirs = entry(load(kc), "contexts", "test")
+    assert theirs["context"]["cluster"] == "arn:aws:eks:us-west-2:111122223333:cluster/other"
+    second, _ = login(svc, user)
+    try:
+        assert ('context "test" has no pam-kubeconfig marker (another tool or you rewrote it): it is left as it is '
+                "and its cluster and user are no longer updated at login; delete it to have ours written again"
+                ) in infos(second), second.lines
+        doc = load(kc)
+        assert entry(doc, "contexts", "test") == theirs
+        assert entry(doc, "users", "test")["user"]["tokenFile"] == str(token_path(users, user))
+        kubectl_reads(user, kc)
+    finally:
+        for d in (first, second):
+            d.close()
+    assert_no_token_left(users, user)
+
+
 # ---- kubectl's lock --------------------------------------------------------------------------------------------
 
 
@@ -125,7 +172,7 @@ def test_login_while_kubectl_is_mid_write_leaves_the_file_to_kubectl(cluster, us
     home = users.home(user)
     slow = subprocess.Popen(
         ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=write", "-e", "inject=write:delay_enter=5000000",
-         "-P", str(kc), "-u", user, "--", "env", f"KUBECONFIG={kc}:{home}/.kube/config", f"HOME={home}",
+         "-P", str(kc), "-u", user, "--", *user_env(user, f"{kc}:{home}/.kube/config"),
          "kubectl", "config", "set-context", "--current", "--namespace=team-b"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

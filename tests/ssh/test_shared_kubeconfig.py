@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
 from conftest import REPO, STATE_DIR, helper, kubeconfig_of, run, token_path, user_token  # noqa: E402
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, kubectl_reads,  # noqa: E402
-                               load, write_as)
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds,  # noqa: E402
+                               kubectl_reads, load, write_as, write_aws_config)
 from standins import Eks, make_ca  # noqa: E402
 from test_ssh import Sshd, wait_closed  # noqa: E402
 
@@ -46,10 +46,7 @@ def session_user(cluster, workdir, installed, users, aws):
     tls.chmod(0o755)
     eks = Eks(tls, "other", cluster.server, cluster.ca_file)
     write_as(users, user, home / ".kube" / "config", USER_CONFIG)
-    write_as(users, user, home / ".aws" / "config", f"[default]\nregion = us-west-2\nca_bundle = {ca}\n")
-    write_as(users, user, home / ".aws" / "credentials",
-             "[default]\naws_access_key_id = AKIDEXAMPLE\n"
-             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n")
+    write_aws_config(users, user, ca)
     sshd = Sshd(installed, cfg)
     sshd.allow(user)
     yield sshd, user, cfg, eks
