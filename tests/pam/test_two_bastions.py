@@ -60,6 +60,10 @@ class Watch:
         self.reference = None
         self.tokens = set()
 
+    def expect(self, text):
+        """Our entries as they must stay from now on (the user changed them)."""
+        self.reference = our_items(text)
+
     def settle(self, since):
         """Past the API server's cache of accepted tokens (10 s): a check after
         this sees what a revocation at `since` did."""
@@ -72,7 +76,7 @@ class Watch:
         kubectl_reads(self.user, self.kc)
         if self.reference is None:
             self.reference = our_items(text)
-        assert our_items(text) == self.reference, f"{step}: our entries differ from the first write"
+        assert our_items(text) == self.reference, f"{step}: our entries differ from what was last made of them"
         assert temp_files(self.kc.parent) == [] and not self.kc.with_name("config-eks.lock").exists(), step
         seen = {}
         for h in self.hosts:
@@ -111,11 +115,13 @@ def test_two_bastions_share_one_home(cluster, users, bastions):
     assert a.token(uid) != b.token(uid)
 
     # 3. The user's own changes, made with kubectl in B's session.
-    for args in (["set-context", "--current", "--namespace=team-a"],
+    for args in (["set-context", "--current", "--namespace=team-b"],
                  ["set-cluster", "mine", "--server=https://mine.example:6443"],
                  ["set-context", "mine", "--cluster=mine", "--user=me"]):
         assert b.kubectl(user, "config", *args).returncode == 0, args
+    w.expect(kc.read_text())
     with_user = w.check("kubectl on B")
+    assert entry(load(kc), "contexts", "test")["context"]["namespace"] == "team-b"
 
     # 4. A rotates: A's token changes, B's does not, the file is as it was.
     b_token, a_token = b.token(uid), a.token(uid)
@@ -151,6 +157,7 @@ def test_two_bastions_share_one_home(cluster, users, bastions):
     kc.unlink()
     timed("login", b.login, user)
     assert kc.read_text() == first_write
+    w.expect(first_write)
     timed("login", a.login, user)
     assert w.check("A login after B's fresh write") == first_write
 
