@@ -288,6 +288,26 @@ def test_remove_on_logout_removes_only_ours_at_the_last_logout(cluster, users, r
     assert_no_token_left(users, user)
 
 
+def test_remove_on_logout_under_kubectls_lock_is_finished_by_gc(cluster, users, removing, syslog):
+    """kubectl holds its lock at the last logout: our entries stay, the log says
+    why; the next gc, with the lock gone, removes them (and the file)."""
+    user, cfg, svc = removing
+    kc = kubeconfig_of(users, user)
+    d, _ = login(svc, user)
+    written = kc.read_bytes()
+    lock = kc.with_name("config-eks.lock")
+    run(["runuser", "-u", user, "--", "python3", "-c",
+         f"import os; os.open({str(lock)!r}, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0)"])
+    syslog.clear()
+    assert d.close() == ["close 0 Success"]
+    assert kc.read_bytes() == written and lock.exists()
+    assert f"user {user}: ~/.kube/config-eks: ~/.kube/config-eks.lock exists" in syslog.text()
+    lock.unlink()
+    assert helper("gc", "--config", cfg).returncode == 0
+    assert not kc.exists()
+    assert_no_token_left(users, user)
+
+
 def test_check_warns_that_remove_on_logout_breaks_shared_homes(workdir, users, removing):
     user, cfg, _ = removing
     warning = ("kubeconfig.remove_on_logout is true: with homes shared between bastions, a logout here removes the "

@@ -96,6 +96,7 @@ def test_users_tools_share_the_kubeconfig_across_logins_rotation_and_logout(clus
         # The user's tools, in a session: awscli adds a cluster into the first file
         # of KUBECONFIG, kubectl switches context and sets a namespace.
         p = ssh("login", command="; ".join([
+            "set -e",
             f"{aws} eks update-kubeconfig --name other --endpoint-url {eks.url}",
             mark("AFTER_AWS", "kubectl config current-context"),
             "kubectl config use-context test",
@@ -137,6 +138,7 @@ def test_users_tools_share_the_kubeconfig_across_logins_rotation_and_logout(clus
         assert tokens[1] != tokens[0]
         assert kc.read_bytes() == after_tools
         p = ssh("login", command="; ".join([
+            "set -e",
             mark("WHO", "kubectl --context test auth whoami -o jsonpath={.status.userInfo.username}"),
             mark("CC", "kubectl config current-context"),
             mark("NS", "kubectl config view --minify --context test -o jsonpath={..namespace}")]))
