@@ -5,6 +5,7 @@ a login while kubectl holds ~/.kube/config-eks.lock (a lock it left, and a real
 `kubectl config set-context` stopped in the middle of its write); a config-eks
 the merge cannot use (not YAML, 10 MB, a directory); and
 kubeconfig.remove_on_logout: true."""
+import base64
 import os
 import subprocess
 import sys
@@ -56,16 +57,23 @@ WITH_ANCHOR = USER_CONFIG.replace("  cluster:\n    server: https://home.example:
     "  cluster:\n    server: https://my-own-test.example:6443\n", "  cluster: *home\n")
 
 
-@pytest.mark.parametrize("kind", ["file", "symlink", "anchor"])
+@pytest.mark.parametrize("kind", ["file", "symlink", "anchor", "over-1MiB"])
 def test_users_own_config_keeps_its_current_context_and_clash_note(cluster, users, alice, kind):
     """`kubectl config use-context home` (a context of the user's own
     ~/.kube/config) survives the next login, and the clash is told, whether
     ~/.kube/config is a plain file, a symlink to the user's own file as dotfile
-    managers leave it, or a file with a YAML anchor: kubectl reads all three."""
+    managers leave it, a file with a YAML anchor, or a file over 1 MiB (many
+    clusters, each with its CA): kubectl reads them all."""
     user, cfg, svc = alice
     home = users.home(user)
     config = home / ".kube" / "config"
-    if kind == "anchor":
+    if kind == "over-1MiB":
+        ca = base64.b64encode(os.urandom(1500)).decode()
+        many = "".join(f"- name: c{i}\n  cluster:\n    certificate-authority-data: {ca}\n"
+                       f"    server: https://c{i}.example:6443\n" for i in range(600))
+        write_as(users, user, config, USER_CONFIG.replace("clusters:\n", "clusters:\n" + many, 1))
+        assert config.stat().st_size > 1024 * 1024
+    elif kind == "anchor":
         write_as(users, user, config, WITH_ANCHOR)
         assert "*home" in config.read_text()
     elif kind == "symlink":

@@ -197,7 +197,7 @@ def test_two_bastions_share_one_home(cluster, users, bastions):
     done.set()
     watcher.join()
     assert errors == []
-    assert torn == [] and reads[0] > 10, (reads, torn[:3])
+    assert torn == [] and reads[0] > 2, (reads, torn[:3])
     assert w.check("concurrent logins, rotations and logouts") == first_write
     # The two writers met at kubectl's lock; neither waited it out.
     assert [s.infos for s in a.sessions + b.sessions if any("left as it was" in i for i in s.infos)] == []
