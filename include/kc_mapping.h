@@ -22,6 +22,10 @@ struct kc_identity {
 	size_t n_groups;
 };
 
+/* Returns 0; -1 when there is no such user; KC_IDENTITY_UNKNOWN when the user
+ * or group database could not answer (NSS down, I/O error): then nothing may
+ * be concluded about the user's grants, and err says what failed. */
+#define KC_IDENTITY_UNKNOWN (-2)
 int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *err);
 void kc_identity_free(struct kc_identity *id);
 

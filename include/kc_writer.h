@@ -16,6 +16,7 @@ struct kc_writer {
 	pid_t pid; /* -1: none */
 	int to_child;
 	int from_child;
+	bool greeted; /* it said it runs as the user */
 };
 
 #define KC_WRITER_NONE                                      \
@@ -26,6 +27,10 @@ struct kc_writer {
 /* Forks the writer for u (never root) and waits until deadline_ms for it to
  * say it has dropped privileges. Caller ends it with kc_writer_finish(). */
 int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err);
+/* Forks it and goes on: the first merge waits for that word, within its own
+ * deadline. For close, gc and refresh, which fork it before loading any
+ * credential but must revoke before anything of the user's may hold them up. */
+int kc_writer_spawn(const struct kc_user *u, struct kc_writer *w, struct kc_err *err);
 
 struct kc_writer_result {
 	enum { KC_WRITE_OK, KC_WRITE_LEFT, KC_WRITE_ERROR } status; /* LEFT: the file was left as it was */

@@ -1,6 +1,7 @@
 """Shared fixtures for the integration tiers: the real test cluster, the built
 helper installed where the module accepts it, unique throwaway users, configs,
 and a syslog listener on /dev/log (these machines run no syslog daemon)."""
+import grp
 import json
 import os
 import pwd
@@ -258,11 +259,16 @@ def workdir(cluster):
 class Users:
     def __init__(self):
         self.created = []
+        self.groups = []
 
     def make(self, prefix="kct", groups=(), name=None):
         name = name or f"{prefix}{secrets.token_hex(3)}"
         for g in groups:
-            run(["groupadd", "-f", g])
+            try:
+                grp.getgrnam(g)
+            except KeyError:
+                run(["groupadd", g])
+                self.groups.append(g)
         cmd = ["useradd", "-m", "-s", "/bin/bash"]
         if groups:
             cmd += ["-G", ",".join(groups)]
@@ -291,6 +297,8 @@ class Users:
             run(["userdel", "-r", "-f", name], check=False)
             shutil.rmtree(STATE_DIR / str(uid), ignore_errors=True)
             shutil.rmtree(RUN_DIR / str(uid), ignore_errors=True)
+        for g in self.groups:
+            run(["groupdel", g], check=False)
 
 
 @pytest.fixture

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <yaml.h>
 
+/* libyaml keeps a state per open level: a file of brackets must not grow it
+ * without end (a kubeconfig's names sit 3 levels down). */
+#define NAMES_MAX_DEPTH 1000
+
 struct names_reader {
 	yaml_parser_t parser;
 	yaml_event_t ev; /* the current event; ev_live when it must be deleted */
@@ -44,7 +48,10 @@ static int skip_node(struct names_reader *r)
 		switch (r->ev.type) {
 		case YAML_MAPPING_START_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
-			depth++;
+			if (++depth > NAMES_MAX_DEPTH)
+				return kc_seterr(r->err, "line %zu: nested more than %d levels",
+						 r->ev.start_mark.line + 1, NAMES_MAX_DEPTH),
+				       -1;
 			break;
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:

@@ -7,7 +7,38 @@
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The name of group gid into *name (malloc'd). Returns 0, 1 when the gid has
+ * no name (it cannot match a rule), -1 when the lookup failed: then the
+ * groups are unknown, and a user must not lose a group rule's grant for it.
+ * A group line may be long (a department's members): the buffer grows. */
+static int group_name(gid_t gid, char **name, struct kc_err *err)
+{
+	size_t size = 16384;
+
+	for (;;) {
+		struct group gr, *grp = NULL;
+		char *buf = malloc(size);
+		int rc;
+
+		if (!buf)
+			return kc_seterr(err, "out of memory"), -1;
+		rc = getgrgid_r(gid, &gr, buf, size, &grp);
+		if (rc == ERANGE && size < (64u << 20)) {
+			free(buf);
+			size *= 4;
+			continue;
+		}
+		if (rc == 0 && grp && !(*name = strdup(grp->gr_name)))
+			rc = ENOMEM;
+		free(buf);
+		if (rc != 0)
+			return kc_seterr(err, "cannot look up group %u: %s", (unsigned)gid, strerror(rc)), -1;
+		return grp ? 0 : 1;
+	}
+}
 
 int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *err)
 {
@@ -23,8 +54,13 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 	if (!buf)
 		goto oom;
 	errno = getpwnam_r(user, &pw, buf, (size_t)bufsize, &pwp);
+	if (!pwp && errno != 0 && errno != ENOENT) {
+		kc_seterr(err, "cannot look up user '%s': %s", user, strerror(errno));
+		rc = KC_IDENTITY_UNKNOWN;
+		goto out;
+	}
 	if (!pwp) {
-		kc_seterr(err, "no such user '%s'%s%s", user, errno ? ": " : "", errno ? strerror(errno) : "");
+		kc_seterr(err, "no such user '%s'", user);
 		goto out;
 	}
 	id->name = strdup(pw.pw_name);
@@ -48,6 +84,7 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 		gids = NULL;
 		if (n <= ngids || n > 65536) {
 			kc_seterr(err, "cannot list the groups of '%s'", user);
+			rc = KC_IDENTITY_UNKNOWN;
 			goto out;
 		}
 		ngids = n;
@@ -56,19 +93,20 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 	if (!id->groups)
 		goto oom;
 	for (int i = 0; i < ngids; i++) {
-		struct group gr, *grp = NULL;
-		char gbuf[16384];
+		int got = group_name(gids[i], &id->groups[id->n_groups], err);
 
-		if (getgrgid_r(gids[i], &gr, gbuf, sizeof(gbuf), &grp) != 0 || !grp)
-			continue; /* a gid without a name cannot match a rule */
-		if (!(id->groups[id->n_groups] = strdup(grp->gr_name)))
-			goto oom;
-		id->n_groups++;
+		if (got < 0) {
+			rc = KC_IDENTITY_UNKNOWN;
+			goto out;
+		}
+		if (got == 0)
+			id->n_groups++;
 	}
 	rc = 0;
 	goto out;
 oom:
 	kc_seterr(err, "out of memory");
+	rc = KC_IDENTITY_UNKNOWN;
 out:
 	if (rc < 0)
 		kc_identity_free(id);

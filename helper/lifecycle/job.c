@@ -379,11 +379,14 @@ static void finish(struct job_ctx *c)
 	free(c->sessions);
 }
 
+/* A cluster skipped as down is not asked again for its endpoint: a deadline
+ * already past lets discovery answer from its cache and from nothing else. */
 static void resolve_for_kubeconfig(struct kc_job *j)
 {
+	long long by = j->skipped ? kc_now_ms() : j->deadline_ms;
 	struct kc_err e;
 
-	if (j->wanted && !j->ep.server && kc_cluster_resolve(j->cfg, j->cl, j->deadline_ms, &j->ep, &e) < 0)
+	if (j->wanted && !j->ep.server && kc_cluster_resolve(j->cfg, j->cl, by, &j->ep, &e) < 0 && !j->skipped)
 		kc_warn("%s", e.msg);
 }
 

@@ -351,7 +351,7 @@ int kc_cmd_close(const struct kc_session_args *a)
 	if (l.cfg->remove_on_logout) {
 		struct kc_user u = user_of(&l.id);
 
-		if (kc_writer_start(&u, l.deadline, &l.w, &err) < 0)
+		if (kc_writer_spawn(&u, &l.w, &err) < 0)
 			kc_error("user %s: %s", l.id.name, err.msg);
 	}
 	kc_state_drop_session(l.dir, a->session);

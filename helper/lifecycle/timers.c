@@ -42,17 +42,33 @@ static bool account_expired(const char *user)
 	return spp->sp_expire > 0 && (long)(time(NULL) / 86400) >= spp->sp_expire;
 }
 
-/* The account behind a uid, and whether it is still served. */
-static bool load_user(const struct kc_config *cfg, uid_t uid, struct kc_identity *id)
+/* The account behind a uid: 1 when it is still served, 0 when it is not (no
+ * such account any more, root, below min_uid, expired), -1 when the account
+ * databases could not say: then this round leaves the user as they are, for
+ * an LDAP outage must not read as every user having left every group. */
+static int load_user(const struct kc_config *cfg, uid_t uid, struct kc_identity *id)
 {
 	struct passwd pw, *pwp = NULL;
 	char buf[16384];
 	struct kc_err e;
+	int rc;
 
 	memset(id, 0, sizeof(*id));
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp || pw.pw_uid == 0 ||
-	    kc_identity_load(pw.pw_name, id, &e) < 0 || id->uid != uid)
-		return false;
+	rc = getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp);
+	if (rc != 0 && rc != ENOENT) {
+		kc_warn("uid %u: cannot look up its account (%s); left as it is until the next round", (unsigned)uid,
+			strerror(rc));
+		return -1;
+	}
+	if (!pwp || pw.pw_uid == 0)
+		return 0;
+	rc = kc_identity_load(pw.pw_name, id, &e);
+	if (rc == KC_IDENTITY_UNKNOWN) {
+		kc_warn("uid %u: %s; left as it is until the next round", (unsigned)uid, e.msg);
+		return -1;
+	}
+	if (rc < 0 || id->uid != uid)
+		return 0;
 	return id->uid >= cfg->min_uid && !account_expired(id->name);
 }
 
@@ -95,15 +111,17 @@ static void report_orphans(const struct kc_config *cfg, int dir, uid_t uid)
 static int user_child(const struct user_work *u)
 {
 	struct kc_identity id;
-	bool in_scope = load_user(u->cfg, u->uid, &id);
+	int served = load_user(u->cfg, u->uid, &id);
 	struct kc_writer w = KC_WRITER_NONE;
 	struct kc_reconcile r = { 0 };
 	struct kc_session_record *live = NULL;
 	size_t n_live = 0, pruned = 0, pending = 0;
 	struct kc_err err = { "" };
 	char want[65], have[65];
-	int dir = kc_state_open(u->uid, false, &err);
+	int dir = served < 0 ? -1 : kc_state_open(u->uid, false, &err);
 
+	if (served < 0)
+		return 1;
 	if (dir < 0)
 		return dir == -2 ? 0 : 1;
 	kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err);
@@ -111,7 +129,7 @@ static int user_child(const struct user_work *u)
 	if (id.name && (n_live > 0 || u->cfg->remove_on_logout)) {
 		struct kc_user usr = { .name = id.name, .uid = id.uid, .gid = id.gid, .home = id.home };
 
-		if (kc_writer_start(&usr, u->deadline_ms, &w, &err) < 0)
+		if (kc_writer_spawn(&usr, &w, &err) < 0)
 			kc_warn("uid %u: %s", (unsigned)u->uid, err.msg);
 	}
 	r = (struct kc_reconcile){ .cfg = u->cfg,
@@ -119,7 +137,7 @@ static int user_child(const struct user_work *u)
 				   .uid = u->uid,
 				   .user = id.name,
 				   .state_dir = dir,
-				   .in_scope = in_scope,
+				   .in_scope = served == 1,
 				   .rotate = u->rotate,
 				   .honour_down_window = !u->gc,
 				   .deadline_ms = u->deadline_ms };
@@ -237,10 +255,10 @@ static size_t due_users(const struct kc_config *cfg, const uid_t *uids, size_t n
 	for (size_t i = 0; i < n; i++) {
 		struct kc_identity id;
 		struct kc_err e;
-		bool in_scope = load_user(cfg, uids[i], &id);
-		int dir = kc_state_open(uids[i], false, &e);
+		int served = load_user(cfg, uids[i], &id);
+		int dir = served < 0 ? -1 : kc_state_open(uids[i], false, &e);
 
-		if (dir >= 0 && kc_reconcile_due(cfg, id.name ? &id : NULL, in_scope, uids[i], dir, KC_ROTATE_DUE))
+		if (dir >= 0 && kc_reconcile_due(cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE))
 			out[m++] = uids[i];
 		if (dir >= 0)
 			close(dir);

@@ -133,9 +133,8 @@ static int read_answer(struct kc_writer *w, long long deadline_ms, struct kc_wri
 	return rc;
 }
 
-int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err)
+int kc_writer_spawn(const struct kc_user *u, struct kc_writer *w, struct kc_err *err)
 {
-	struct kc_writer_result hello = { .status = KC_WRITE_ERROR };
 	int down[2], up[2];
 
 	*w = (struct kc_writer)KC_WRITER_NONE;
@@ -164,6 +163,14 @@ int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_wr
 	w->to_child = down[1];
 	w->from_child = up[0];
 	fcntl(w->to_child, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+/* Waits for the writer's first word: it has dropped to the user, or why not. */
+static int greet(struct kc_writer *w, long long deadline_ms, struct kc_err *err)
+{
+	struct kc_writer_result hello = { .status = KC_WRITE_ERROR };
+
 	if (read_answer(w, deadline_ms, &hello, err) < 0 || hello.status != KC_WRITE_OK) {
 		if (hello.message[0])
 			kc_seterr(err, "%s", hello.message);
@@ -172,7 +179,13 @@ int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_wr
 		return -1;
 	}
 	kc_buf_free(&hello.notes);
+	w->greeted = true;
 	return 0;
+}
+
+int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err)
+{
+	return kc_writer_spawn(u, w, err) < 0 ? -1 : greet(w, deadline_ms, err);
 }
 
 static void put_entry(struct kc_buf *b, const struct kc_merge_entry *e)
@@ -196,6 +209,8 @@ int kc_writer_merge(struct kc_writer *w, const char *relpath, const char *others
 	memset(res, 0, sizeof(*res));
 	if (w->pid <= 0)
 		return kc_seterr(err, "no writer process"), -1;
+	if (!w->greeted && greet(w, deadline_ms, err) < 0)
+		return -1;
 	snprintf(count, sizeof(count), "%zu", n);
 	kc_frame_puts(&b, "merge");
 	kc_frame_puts(&b, relpath);

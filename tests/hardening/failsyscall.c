@@ -1,6 +1,7 @@
 /* LD_PRELOAD shim for the hardening tests: KC_FAIL=setgroups|setresgid|setresuid
  * makes that step of the writer's privilege drop fail with EPERM, to prove the
- * writer then writes nothing. glibc's initgroups() calls setgroups internally,
+ * writer then writes nothing; KC_FAIL=getgrgid_r makes the group database fail
+ * (EIO), as it does while LDAP or sssd is down. glibc's initgroups() calls setgroups internally,
  * so "setgroups" fails initgroups. Read in a constructor: the helper clears its
  * environment in main(). */
 #include <dlfcn.h>
@@ -54,4 +55,16 @@ int setresuid(uid_t r, uid_t e, uid_t s)
 	if (strcmp(fail, "setresuid") == 0)
 		return errno = EPERM, -1;
 	return real(r, e, s);
+}
+
+int getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, struct group **out)
+{
+	int (*real)(gid_t, struct group *, char *, size_t, struct group **) =
+		(int (*)(gid_t, struct group *, char *, size_t, struct group **))dlsym(RTLD_NEXT, "getgrgid_r");
+
+	if (strcmp(fail, "getgrgid_r") == 0) {
+		*out = NULL;
+		return EIO;
+	}
+	return real(gid, gr, buf, len, out);
 }

@@ -1,13 +1,17 @@
 """Tier 2, the helper against the real test cluster, with the minter identity
 bound by `pam-kubeconfig rbac`'s output (config/rbac/minter.yaml)."""
+import grp
 import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 from pathlib import Path
 
-from conftest import (REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_path, user_token)
+import pytest
+
+from conftest import (BUILD, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_path, user_token)
 
 VIEW_RULE = """  - user: "*"
     cluster: test
@@ -71,10 +75,16 @@ def test_open_writes_a_working_kubeconfig(cluster, workdir, users):
     assert close_session(user, cfg, session).returncode == 0
 
 
-def test_group_rule(cluster, workdir, users):
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_group_rule(cluster, workdir, users, size):
+    """A group rule maps its members, also in a group whose /etc/group line is
+    past 16 KiB (a whole department: glibc wants a larger buffer, ERANGE)."""
     cluster.ensure_sa("bastion-access", "admin", clusterrole="edit")
     group = f"kcg{secrets.token_hex(3)}"
     user = users.make(groups=[group])
+    if size == "large":
+        subprocess.run(["gpasswd", "-M", ",".join([user] + ["nobody"] * 3000), group], check=True)
+        assert len(grp.getgrnam(group).gr_mem) > 3000
     cfg = workdir.write_config(f"""  - user: someone-else
     cluster: test
     serviceaccount: team-a/alice
@@ -87,6 +97,31 @@ def test_group_rule(cluster, workdir, users):
     kc = kubeconfig_of(users, user)
     who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert who.stdout == "system:serviceaccount:bastion-access:admin"
+    close_session(user, cfg, session)
+
+
+@security("the group database fails during refresh (LDAP down): grants are left, not revoked")
+def test_refresh_leaves_grants_while_the_group_database_fails(cluster, workdir, users):
+    """A refresh that cannot read the user's groups concludes nothing: the
+    open session keeps its token. Once the database answers, a group the
+    user really left is revoked by the next refresh."""
+    cluster.ensure_sa("bastion-access", "admin", clusterrole="edit")
+    group = f"kcg{secrets.token_hex(3)}"
+    user = users.make(groups=[group])
+    cfg = workdir.write_config(f"  - group: {group}\n    cluster: test\n    serviceaccount: bastion-access/admin\n")
+    p, session = open_session(user, cfg)
+    assert p.returncode == 0, p.stderr
+    token = user_token(users, user)
+    run(["gpasswd", "-d", user, group])
+    failing = {**os.environ, "LD_PRELOAD": str(BUILD / "tests" / "failsyscall.so"),
+               "KC_FAIL": "getgrgid_r"}
+    r = helper("refresh", "--config", cfg, "--now", user, env=failing)
+    assert "left as it is until the next round" in r.stderr, r.stderr
+    assert cluster.whoami(token) == "system:serviceaccount:bastion-access:admin"
+    assert token_path(users, user).exists()
+    r = helper("refresh", "--config", cfg, "--now", user)
+    assert r.returncode == 0, r.stderr
+    cluster.wait_refused(token)
     close_session(user, cfg, session)
 
 

@@ -388,6 +388,14 @@ static void test_others_read_leniently(void **state)
 	assert_int_equal(kc_kubeconfig_names_parse("- a\n", strlen("- a\n"), &o, &err), -1);
 	assert_non_null(strstr(err.msg, "not a kubeconfig"));
 	kc_kubeconfig_names_free(&o);
+	{
+		char deep[5000] = "a: ";
+
+		memset(deep + 3, '[', 4000);
+		assert_int_equal(kc_kubeconfig_names_parse(deep, strlen(deep), &o, &err), -1);
+		assert_non_null(strstr(err.msg, "nested more than"));
+		kc_kubeconfig_names_free(&o);
+	}
 	assert_int_equal(kc_kubeconfig_names_parse("a: [b\n", strlen("a: [b\n"), &o, &err), -1);
 	assert_non_null(strstr(err.msg, "line "));
 	kc_kubeconfig_names_free(&o);
