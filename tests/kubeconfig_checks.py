@@ -1,6 +1,7 @@
 """What the tests of issue 14 look at in a user's kubeconfig, as the user would:
 our marked entries, the file as YAML and as the real kubectl reads it, the
 user's own ~/.kube/config, and whether a token reached the home."""
+import base64
 import json
 import os
 import pwd
@@ -61,6 +62,14 @@ def write_as(users, user, path, data, mode=0o600):
     os.chown(path, uid, gid)
     os.chmod(path, mode)
     return path
+
+
+def other_cluster(cluster, name="other"):
+    """What the DescribeCluster stand-in (kc-aws-standin) answers for `name`:
+    the real test cluster again, under an EKS ARN."""
+    ca = base64.b64encode(Path(cluster.ca_file).read_bytes()).decode()
+    return {name: {"endpoint": cluster.server, "ca": ca,
+                   "arn": f"arn:aws:eks:us-west-2:111122223333:cluster/{name}"}}
 
 
 def write_aws_config(users, user, ca_bundle):

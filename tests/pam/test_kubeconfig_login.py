@@ -17,10 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
 from conftest import (REPO, Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path,  # noqa: E402
                       user_token)
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds,  # noqa: E402
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,  # noqa: E402
                                kubectl_reads, kubectl_user, load, marked_names, temp_files, user_env, whoami,
                                write_as, write_aws_config)
-from standins import Eks, make_ca  # noqa: E402
+from standins import AwsStandin, make_tls  # noqa: E402
 
 PAM_SUCCESS = 0
 LOCK_LEFT = ("~/.kube/config-eks was left as it was: ~/.kube/config-eks.lock exists (kubectl is changing the file, "
@@ -104,9 +104,9 @@ def test_context_awscli_took_over_is_left_and_told_at_login(cluster, workdir, us
     home = users.home(user)
     aws = run([REPO / "tests" / "ssh" / "build-awscli"], timeout=600).stdout.strip()
     tls = workdir.path / "eks-tls"
-    ca = make_ca(tls)
+    ca = make_tls(tls)
     tls.chmod(0o755)
-    eks = Eks(tls, "other", cluster.server, cluster.ca_file)
+    eks = AwsStandin(tls, clusters=other_cluster(cluster))
     write_aws_config(users, user, ca)
     first, _ = login(svc, user)
     try:

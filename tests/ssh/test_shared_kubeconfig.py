@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
 from conftest import REPO, STATE_DIR, helper, kubeconfig_of, run, token_path, user_token  # noqa: E402
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds,  # noqa: E402
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,  # noqa: E402
                                kubectl_reads, load, write_as, write_aws_config)
-from standins import Eks, make_ca  # noqa: E402
+from standins import AwsStandin, make_tls  # noqa: E402
 from test_ssh import Sshd, wait_closed  # noqa: E402
 
 ARN = "arn:aws:eks:us-west-2:111122223333:cluster/other"
@@ -42,9 +42,9 @@ def session_user(cluster, workdir, installed, users, aws):
     home = users.home(user)
     # DescribeCluster for "other" (the real test cluster again), over HTTPS.
     tls = workdir.path / "eks-tls"
-    ca = make_ca(tls)
+    ca = make_tls(tls)
     tls.chmod(0o755)
-    eks = Eks(tls, "other", cluster.server, cluster.ca_file)
+    eks = AwsStandin(tls, clusters=other_cluster(cluster))
     write_as(users, user, home / ".kube" / "config", USER_CONFIG)
     write_aws_config(users, user, ca)
     sshd = Sshd(installed, cfg)
@@ -110,7 +110,7 @@ def test_users_tools_share_the_kubeconfig_across_logins_rotation_and_logout(clus
         assert out["AFTER_AWS"] == ARN
         assert out["CONFIGMAPS"] == "configmap/kc-shared-marker" and out["WHO"] == WHO, out
         assert out["CONTEXTS"] == f"{ARN} home test"
-        assert eks.server.requests, "awscli did not ask the DescribeCluster stand-in"
+        assert eks.calls("DescribeCluster"), "awscli did not ask the DescribeCluster stand-in"
         theirs = load(kc)
         assert_ours(theirs, token_file=token_path(users, user))
         assert theirs["current-context"] == ARN
