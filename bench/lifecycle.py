@@ -30,6 +30,7 @@ REFRESH_USERS = int(os.environ.get("BENCH_REFRESH_USERS", "1000"))
 REFRESH_CLUSTERS = int(os.environ.get("BENCH_REFRESH_CLUSTERS", "2"))
 REFRESH_RUNS = int(os.environ.get("BENCH_REFRESH_RUNS", "30"))
 PROFILE = os.environ.get("BENCH_PROFILE")  # a directory: perf, callgrind and strace of a quiet refresh go there
+TEAM = int(os.environ.get("BENCH_REFRESH_TEAM", "250"))  # users per group the mapping names
 HOLDERS = 10  # long-lived processes the sessions' records point at (--pid)
 OPENERS = 4  # helper opens at once while the sessions are set up
 DEADLINE_MS = "10000"  # what the module passes with its default timeout=10
@@ -255,16 +256,19 @@ def section_silent(cluster, work, user, cfg, md):
 
 # ---- 11: refresh over many sessions ---------------------------------------------------------
 
-def make_many_users(n, group):
-    """n accounts in one go (newusers), each with its own group, all members of
-    group; passwords locked. useradd one by one would take minutes."""
+def make_many_users(n, groups):
+    """n accounts in one go (newusers), each with its own group, and spread over
+    the given groups (teams); passwords locked. useradd one by one would take
+    minutes."""
     names = set()
     while len(names) < n:
         names.add(f"kcr{secrets.token_hex(3)}")
     names = sorted(names)
-    sh(["groupadd", group], check=True)
+    for g in groups:
+        sh(["groupadd", g], check=True)
 
     def remove():
+        t0 = time.perf_counter()
         for u in names:
             try:
                 uid = str(pwd.getpwnam(u).pw_uid)
@@ -273,20 +277,25 @@ def make_many_users(n, group):
             sh(["userdel", "-r", "-f", u])
             shutil.rmtree(STATE_DIR / uid, ignore_errors=True)
             shutil.rmtree(RUN_DIR / uid, ignore_errors=True)
-        sh(["groupdel", group])
+        for g in groups:
+            sh(["groupdel", g])
+        print(f"   {len(names)} users removed in {time.perf_counter() - t0:.1f} s")
     cleanup.append(remove)
     batch = "".join(f"{u}:!::::/home/{u}:/bin/bash\n" for u in names)
     p = sh(["newusers"], input=batch)
     assert p.returncode == 0, p.stderr
     sh(["chpasswd", "-e"], input="".join(f"{u}:!\n" for u in names), check=True)  # locked, whatever newusers did
-    sh(["gpasswd", "-M", ",".join(names), group], check=True)
+    for i, g in enumerate(groups):
+        sh(["gpasswd", "-M", ",".join(names[i::len(groups)]), g], check=True)
     return names
 
 
-def refresh_configs(work, cluster, group, names):
-    """The same clusters and mapping; tokens due 8 min after their mint, or 6 s after."""
+def refresh_configs(work, cluster, groups, names):
+    """The same clusters and mapping (one rule per team and cluster); tokens due
+    8 min after their mint, or 6 s after."""
     clusters = "".join(cluster_entry(work, cluster, n) for n in names)
-    mapping = "".join(f"  - group: {group}\n    cluster: {n}\n    serviceaccount: team-a/alice\n" for n in names)
+    mapping = "".join(f"  - group: {g}\n    cluster: {n}\n    serviceaccount: team-a/alice\n"
+                      for n in names for g in groups)
     out = []
     for name, token in (("refresh-quiet.yaml", "token:\n  ttl: 10m\n"),
                         ("refresh-due.yaml", "token:\n  ttl: 10m\n  refresh_before: 99%\n")):
@@ -301,7 +310,8 @@ def open_all(users, cfg, holders):
         return sh([HELPER, "open", "--user", users[i], "--session", "s1", "--config", cfg,
                    "--pid", holders[i % len(holders)].pid, "--deadline", DEADLINE_MS])
     with ThreadPoolExecutor(OPENERS) as ex:
-        failed = [(users[i], p.stderr) for i, p in enumerate(ex.map(one, range(len(users)))) if p.returncode != 0]
+        failed = [(users[i], p.returncode, p.stderr) for i, p in enumerate(ex.map(one, range(len(users))))
+                  if p.returncode != 0]
     assert not failed, f"{len(failed)} opens failed, e.g. {failed[0]}"
 
 
@@ -393,20 +403,22 @@ def rotate_now(cluster, users, quiet):
 
 
 def bench_refresh(cluster, work):
-    group = f"kcbg{secrets.token_hex(3)}"
+    tag = secrets.token_hex(2)
+    groups = [f"kcbg{tag}-{i}" for i in range(-(-REFRESH_USERS // TEAM))]
     names = [f"r{secrets.token_hex(2)}-{i}" for i in range(REFRESH_CLUSTERS)]
     t0 = time.perf_counter()
-    users = make_many_users(REFRESH_USERS, group)
+    users = make_many_users(REFRESH_USERS, groups)
     uids = [pwd.getpwnam(u).pw_uid for u in users]
     made = time.perf_counter() - t0
-    quiet, due = refresh_configs(work, cluster, group, names)
+    quiet, due = refresh_configs(work, cluster, groups, names)
     holders = [subprocess.Popen(["sleep", "infinity"]) for _ in range(HOLDERS)]
     cleanup.append(lambda: [(h.kill(), h.wait()) for h in holders])
     cleanup.append(lambda: close_all(users, quiet))
     t0 = time.perf_counter()
     open_all(users, quiet, holders)
     opened_at = time.perf_counter()
-    r = {"users": len(users), "made": made, "opened": opened_at - t0, "others": other_record_uids(set(uids))}
+    print(f"   {len(users)} users made in {made:.1f} s, their sessions opened in {opened_at - t0:.1f} s")
+    r = {"users": len(users), "groups": groups, "made": made, "opened": opened_at - t0, "others": other_record_uids(set(uids))}
     r["quiet"], r["quiet_calls"], r["said"] = quiet_refresh(cluster, quiet)
     if PROFILE:
         profile_refresh(quiet, PROFILE)
@@ -424,8 +436,8 @@ def section_refresh(cluster, work, user, cfg, md):
     d, q, a = r["due"], r["quiet"], r["after"]
     n, c = r["users"], len(names)
     md += ["## refresh over many open sessions", "",
-           f"{n:,} users (created with `newusers`, each with its own group, all in one group that the mapping names: "
-           f"one `group:` rule per cluster), each with one open session: `pam-kubeconfig open --user U --session s1 "
+           f"{n:,} users (created with `newusers`, each with its own group, and members of one of {len(r['groups'])} "
+           f"teams of {TEAM} (groups); the mapping has one `group:` rule per team and cluster), each with one open session: `pam-kubeconfig open --user U --session s1 "
            f"--config C --pid P --deadline {DEADLINE_MS}` for real, {OPENERS} at a time ({r['opened']:.1f} s for "
            f"all), the records' `--pid` spread over {HOLDERS} long-lived `sleep` processes. {c} clusters per user "
            f"(distinct names, the one test API server): {n * c:,} grants, {n * c:,} token files. The config: "
