@@ -14,6 +14,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from benchlib import (DRIVER, HELPER, RUN_DIR, STATE_DIR, cleanup, cluster_entry, make_user, ms, pam_calls,
                       pam_service, sh, stats, target, timed, write_config)
+from certs import make_ca, sign_cert  # tests/, on the path benchlib set
 
 CLUSTER_RUNS = int(os.environ.get("BENCH_CLUSTER_RUNS", "21"))
 SILENT_RUNS = int(os.environ.get("BENCH_SILENT_RUNS", "3"))
@@ -79,6 +81,29 @@ def open_close(user, cfg, session, clusters, uid):
     return w
 
 
+def profile_login(user, cfgs, names, uid, out):
+    """Where a login's time goes with 1 and 5 clusters: the jobs' own account
+    (--debug), a timeline of the threads' syscalls (strace -f -tt -T) and CPU
+    with call stacks (perf)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, cfg in cfgs.items():
+        base = [HELPER, "open", "--user", user, "--config", cfg, "--pid", str(os.getpid()), "--deadline", DEADLINE_MS]
+        close = [HELPER, "close", "--user", user, "--config", cfg, "--deadline", DEADLINE_MS]
+        p = sh([*base, "--session", f"pd{k}", "--debug"])
+        (out / f"login-{k}.debug.txt").write_text(p.stderr)
+        sh([*close, "--session", f"pd{k}"])
+        sh(["strace", "-f", "-tt", "-T", "-o", out / f"login-{k}.strace", *base, "--session", f"ps{k}"])
+        sh([*close, "--session", f"ps{k}"])
+        sh(["perf", "record", "-F", "5000", "--call-graph", "dwarf", "-o", out / f"login-{k}.perf", "--",
+            *base, "--session", f"pp{k}"])
+        sh([*close, "--session", f"pp{k}"])
+        (out / f"login-{k}.perf.txt").write_text(sh(["perf", "report", "-i", out / f"login-{k}.perf", "--stdio",
+                                                     "--children", "--sort", "symbol", "-g", "none",
+                                                     "--percent-limit", "2"]).stdout)
+    print(f"   profile of a login with 1 and 5 clusters: {out}")
+
+
 def bench_clusters(cluster, work):
     user = make_user("kcm")
     uid = pwd.getpwnam(user).pw_uid
@@ -95,6 +120,8 @@ def bench_clusters(cluster, work):
         open_close(user, cfgs[k], f"w{k}", names[:k], uid)
         settle(cluster)
         requests[k] = sum(1 for e in pam_calls(cluster, mark) if e["verb"] == "create")
+    if PROFILE:
+        profile_login(user, cfgs, names, uid, PROFILE)
     walls = {1: [], 5: []}
     for i in range(CLUSTER_RUNS):  # interleaved: a burst of load elsewhere hits both alike
         for k in (1, 5):
@@ -126,12 +153,15 @@ def section_clusters(cluster, work, user, cfg, md):
 # ---- 10: silent clusters -------------------------------------------------------------------
 
 class Silent:
-    """A loopback server that accepts every connection and never answers, not
-    even the TLS handshake (a firewall that drops, a hung load balancer)."""
+    """A loopback server that accepts every connection and never answers: with
+    tls=None not even the TLS handshake (a hung load balancer); with tls an
+    ssl.SSLContext, it completes the handshake, reads the request and says
+    nothing (a hung API server)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = self.sock.getsockname()[1]
+        self.tls = tls
         self.conns = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -142,6 +172,17 @@ class Silent:
             except OSError:
                 return
             self.conns.append(conn)
+            if self.tls:
+                threading.Thread(target=self._handshake, args=(conn,), daemon=True).start()
+
+    def _handshake(self, conn):
+        try:
+            tls = self.tls.wrap_socket(conn, server_side=True)
+            self.conns.append(tls)
+            while tls.recv(4096):
+                pass
+        except OSError:
+            pass
 
     def close(self):
         try:
@@ -150,7 +191,22 @@ class Silent:
             pass
         self.sock.close()
         for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             c.close()
+
+
+def silent_tls(work):
+    """A server context whose certificate the helper trusts (its own CA file)."""
+    d = work / "silent-tls"
+    if not (d / "silent.pem").exists():
+        ca, ca_key = make_ca(d, "silent")
+        sign_cert(d, "silent", ca, ca_key)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(d / "silent.pem", d / "silent.key")
+    return ctx, d / "silent-ca.pem"
 
 
 def held_login(svc, user):
@@ -193,20 +249,21 @@ def works_as_user(cluster, user, uid, healthy, env):
     return None
 
 
-def silent_login(cluster, work, timeout):
+def silent_login(cluster, work, timeout, kind):
     """One first login (fresh cluster names and ports: no after_failure window
     applies) with two silent clusters listed before the healthy one."""
     user = make_user("kcq")
     uid = pwd.getpwnam(user).pw_uid
     tag = secrets.token_hex(2)
-    silent = [Silent(), Silent()]
+    ctx, ca = silent_tls(work) if kind == "tls" else (None, work / "ca.pem")
+    silent = [Silent(ctx), Silent(ctx)]
     try:
         names = [f"q{tag}-silent-a", f"q{tag}-silent-b", f"q{tag}-healthy"]
-        servers = [f"https://127.0.0.1:{s.port}" for s in silent] + [cluster.server]
-        clusters = "".join(cluster_entry(work, cluster, n).replace(cluster.server, srv)
-                           for n, srv in zip(names, servers))
+        entries = [cluster_entry(work, cluster, n).replace(cluster.server, f"https://127.0.0.1:{s.port}")
+                   .replace(f"{work}/ca.pem", str(ca)) for n, s in zip(names, silent)]
+        entries.append(cluster_entry(work, cluster, names[2]))
         mapping = "".join(f"  - user: {user}\n    cluster: {n}\n    serviceaccount: team-a/alice\n" for n in names)
-        cfg = write_config(work, cluster, mapping, name=f"silent-{tag}.yaml", clusters=clusters)
+        cfg = write_config(work, cluster, mapping, name=f"silent-{tag}.yaml", clusters="".join(entries))
         svc = pam_service(work, cfg, True, timeout=timeout)
         took, lines, p = held_login(svc, user)
         rc = next((int(line.split()[1]) for line in lines if line.startswith("open ")), None)
@@ -216,40 +273,44 @@ def silent_login(cluster, work, timeout):
         if not problem and any(token_file(uid, n).exists() for n in names[:2]):
             problem = "a silent cluster has a token file"
         closed, out = release(p)
-        accepted = sum(len(s.conns) for s in silent)
-        return {"open": took, "close": closed, "problem": problem, "connections": accepted,
+        return {"open": took, "close": closed, "problem": problem,
                 "close_rc": next((line for line in out if line.startswith("close ")), "")}
     finally:
         for s in silent:
             s.close()
 
 
+SILENT_KINDS = {"tcp": "accepts the TCP connection, never answers (not even the TLS handshake)",
+                "tls": "completes the TLS handshake, reads the request, never answers"}
+
+
 def section_silent(cluster, work, user, cfg, md):
     print("== 10: two silent clusters and a healthy one")
     before = down_marks()
     cleanup.append(lambda: [m.unlink(missing_ok=True) for m in down_marks() - before])
-    runs = {t: [silent_login(cluster, work, t) for _ in range(SILENT_RUNS)] for t in (3, 10)}
+    runs = {(k, t): [silent_login(cluster, work, t, k) for _ in range(SILENT_RUNS)]
+            for k in SILENT_KINDS for t in (3, 10)}
     md += ["## Silent clusters do not hold a login up", "",
            "The session driver (`build/tests/kc-session-driver --hold SERVICE USER`) through the real libpam and "
            "module: `session required pam_kubeconfig.so ... timeout=T`, then `pam_permit`. The config lists two "
-           "silent clusters (a loopback server that accepts the TCP connection and never answers, not even the TLS "
-           "handshake) before a healthy one (the test API server). Each run is a first login: fresh cluster names "
-           "and ports, so no `network.after_failure` window spares the silent ones. The open is timed from the "
-           "driver's start to its `READY`; the healthy cluster must then be written: its token file the user's, "
-           "0400, accepted by the API server and by `kubectl auth whoami` run as the user with the session's "
-           "`KUBECONFIG`. Defaults otherwise (`connect_timeout` 2 s, `request_timeout` 5 s).", "",
-           "| timeout= | opens (s) | healthy cluster written | logouts (s) |", "|---|---|---|---|"]
-    for t, rs in runs.items():
+           "silent clusters (loopback servers) before a healthy one (the test API server). Each run is a first "
+           "login: a fresh user, fresh cluster names and ports, so no `network.after_failure` window spares the "
+           "silent ones. The open is timed from the driver's start to its `READY`; the healthy cluster must then be "
+           "written: its token file the user's, 0400, accepted by the API server and by `kubectl auth whoami` run as "
+           "the user with the session's `KUBECONFIG`. Defaults otherwise (`network.connect_timeout` 2 s, which "
+           "covers the TLS handshake; `request_timeout` 5 s). Logouts are timed the same way (the driver's `close`).",
+           "", "| silent servers | timeout= | opens (s) | healthy cluster written | logouts (s) |",
+           "|---|---|---|---|---|"]
+    for (k, t), rs in runs.items():
         opens = ", ".join(f"{r['open']:.2f}" for r in rs)
         closes = ", ".join(f"{r['close']:.2f}" for r in rs)
-        md.append(f"| {t} s | {opens} | {sum(r['problem'] is None for r in rs)} of {len(rs)} | {closes} |")
-        for r in rs:
-            if r["problem"]:
-                md.append(f"|  | problem: {r['problem']} | | |")
+        md.append(f"| {SILENT_KINDS[k]} | {t} s | {opens} | {sum(r['problem'] is None for r in rs)} of {len(rs)} "
+                  f"| {closes} |")
+        md += [f"|  |  | problem: {r['problem']} | | |" for r in rs if r["problem"]]
     md.append("")
-    for t, rs in runs.items():
+    for (k, t), rs in runs.items():
         worst = max(r["open"] for r in rs)
-        target(f"2 silent + 1 healthy cluster: open returns within timeout={t} with the healthy one written "
+        target(f"2 silent ({k}) + 1 healthy cluster: open returns within timeout={t} with the healthy one written "
                f"(issue 11)", worst < t and all(r["problem"] is None for r in rs),
                f"slowest {worst:.2f} s, {sum(r['problem'] is None for r in rs)}/{len(rs)} written")
 
@@ -362,6 +423,7 @@ def profile_refresh(quiet, out):
     out.mkdir(parents=True, exist_ok=True)
     cmd = [HELPER, "refresh", "--config", quiet]
     sh(["strace", "-f", "-c", "-o", out / "refresh.strace", *cmd])
+    sh(["strace", "-f", "-e", "trace=%file,%desc,%network", "-o", out / "refresh.calls", *cmd])
     sh(["perf", "record", "-F", "2000", "--call-graph", "dwarf", "-o", out / "refresh.perf", "--", *cmd])
     (out / "refresh.perf.txt").write_text(sh(["perf", "report", "-i", out / "refresh.perf", "--stdio",
                                               "--no-children", "--percent-limit", "1"]).stdout)
