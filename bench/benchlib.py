@@ -1,0 +1,109 @@
+"""What every part of make bench shares: processes timed, throwaway users,
+configs and PAM services, the targets and the cleanup list (bench/run)."""
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import Cluster  # noqa: E402,F401  (bench/run's setup uses it)
+
+B = REPO / os.environ.get("B", "build")
+HELPER, MODULE, DRIVER = B / "pam-kubeconfig", B / "pam_kubeconfig.so", B / "tests/kc-session-driver"
+CPU_BENCH = B / "bench/cpu_bench"
+RUNS = int(os.environ.get("BENCH_RUNS", "50"))
+STATE_DIR, RUN_DIR = Path("/var/lib/pam_kubeconfig"), Path("/run/pam_kubeconfig")
+results, targets, cleanup = [], [], []
+
+
+
+def sh(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+def timed(cmd, env=None, stdin=None):
+    """Wall seconds and peak RSS (KiB) of one process (and the children it reaped)."""
+    start = time.perf_counter()
+    p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env)
+    if stdin:
+        p.stdin.write(stdin.encode())
+        p.stdin.close()
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    return wall, ru.ru_maxrss, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), ru
+
+
+def stats(xs):
+    xs = sorted(xs)
+    return {"median": statistics.median(xs), "p95": xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))],
+            "n": len(xs)}
+
+
+def ms(x):
+    return f"{x * 1000:.1f} ms"
+
+
+def target(name, ok, detail):
+    targets.append((name, ok, detail))
+    print(f"  target {'met' if ok else 'MISSED'}: {name}: {detail}")
+
+
+
+def make_user(prefix="kcb", groups=()):
+    name = f"{prefix}{secrets.token_hex(3)}"
+    sh(["useradd", "-m", "-s", "/bin/bash"] + (["-G", ",".join(groups)] if groups else []) + [name], check=True)
+
+    def rm():
+        uid = sh(["id", "-u", name]).stdout.strip()
+        sh(["userdel", "-r", "-f", name])
+        if uid:
+            shutil.rmtree(STATE_DIR / uid, ignore_errors=True)
+            shutil.rmtree(RUN_DIR / uid, ignore_errors=True)
+    cleanup.append(rm)
+    return name
+
+
+def cluster_entry(work, cluster, name="test"):
+    return (f"  - name: {name}\n    server: {cluster.server}\n    certificate_authority: {work}/ca.pem\n"
+            f"    auth:\n      token_file: {work}/minter.token\n")
+
+
+def write_config(work, cluster, mappings, name="config.yaml", clusters=None):
+    path = work / name
+    path.write_text("clusters:\n" + (clusters or cluster_entry(work, cluster)) + "mappings:\n" + mappings)
+    os.chmod(path, 0o644)
+    return path
+
+
+def rules(n, user, cluster="test"):
+    """n user rules, the user's own last (a large organisation lists users one by one)."""
+    out = [f"  - user: other{i}\n    cluster: {cluster}\n    serviceaccount: team-a/alice\n" for i in range(n - 1)]
+    out.append(f"  - user: {user}\n    cluster: {cluster}\n    serviceaccount: team-a/alice\n")
+    return "".join(out)
+
+
+def pam_calls(cluster, mark):
+    return [e for e in cluster.audit_events(mark) if e["user"]["username"] == "pam-kubeconfig"]
+
+
+
+def pam_service(work, cfg, with_module, timeout=None):
+    name = f"kc-bench-{secrets.token_hex(3)}"
+    path = Path("/etc/pam.d") / name
+    line = (f"session required {work}/pam_kubeconfig.so helper={work}/pam-kubeconfig config={cfg}"
+            + (f" timeout={timeout}" if timeout else "") + "\n") if with_module else ""
+    path.write_text(line + "session required pam_permit.so\n")
+    cleanup.append(lambda: path.unlink(missing_ok=True))
+    return name
+
