@@ -278,6 +278,11 @@ int main(int argc, char **argv)
 	}
 	kc_log_init(a.debug);
 	kc_json_secure_init();
+	{
+		char boot[64];
+
+		kc_boot_id(boot); /* read once here, before any thread or fork */
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		kc_error("cannot initialise libcurl");
 		return KC_EXIT_ERROR;

@@ -133,5 +133,7 @@ void kc_plan_commit(const struct kc_plan *p, struct kc_commit *c, const char *er
 
 /* Is a current grant's token past 1 - refresh_before of its life? */
 bool kc_plan_due(const struct kc_grant *g, int refresh_before, time_t now);
+/* When it will be: minted + (1 - refresh_before) of its lifetime. */
+time_t kc_plan_fresh_until(const struct kc_grant *g, int refresh_before);
 
 #endif

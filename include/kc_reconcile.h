@@ -55,8 +55,10 @@ int kc_reconcile_write(const struct kc_reconcile *r, struct kc_writer *w, bool r
 void kc_reconcile_digest(const struct kc_reconcile *r, char out[65]);
 
 /* Would a reconciliation of this user send a request or change a file? Read
- * only, no lock, no network: refresh's way to skip users with nothing due. */
+ * only, no lock, no network: refresh's way to skip users with nothing due.
+ * When not, *until (optional; 0 on entry) is when the first token of theirs
+ * will be, or stays 0 when none will. */
 bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id, bool in_scope, uid_t uid,
-		      int state_dir, enum kc_rotate rotate);
+		      int state_dir, enum kc_rotate rotate, time_t *until);
 
 #endif

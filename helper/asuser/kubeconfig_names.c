@@ -9,6 +9,7 @@
  * file's size or nesting. */
 #include "kc_merge.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -30,8 +31,8 @@ static int next_event(struct names_reader *r)
 		yaml_event_delete(&r->ev);
 	r->ev_live = false;
 	if (!yaml_parser_parse(&r->parser, &r->ev)) {
-		kc_seterr(r->err, "line %zu: %s; kubectl will not read it either",
-			  r->parser.problem_mark.line + 1, r->parser.problem ? r->parser.problem : "not YAML");
+		kc_seterr(r->err, "line %zu: %s; kubectl will not read it either", r->parser.problem_mark.line + 1,
+			  r->parser.problem ? r->parser.problem : "not YAML");
 		return -1;
 	}
 	r->ev_live = true;
@@ -54,11 +55,8 @@ static int skip_node(struct names_reader *r)
 				       -1;
 			break;
 		case YAML_MAPPING_END_EVENT:
-		case YAML_SEQUENCE_END_EVENT:
-			depth--;
-			break;
-		default:
-			break;
+		case YAML_SEQUENCE_END_EVENT: depth--; break;
+		default: break;
 		}
 		if (depth == 0)
 			return 0;
@@ -169,7 +167,7 @@ static int read_top(struct names_reader *r, struct kc_kubeconfig_names *out)
 		if (r->ev.type == YAML_MAPPING_END_EVENT)
 			return 0;
 		if (scalar(r) && strlen(scalar(r)) < sizeof(key))
-			strcpy(key, scalar(r));
+			snprintf(key, sizeof(key), "%s", scalar(r));
 		if (skip_node(r) < 0 || next_event(r) < 0 || read_value(r, key, out) < 0)
 			return -1;
 	}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -494,20 +495,28 @@ int kc_open_state_dir(const char *path, struct kc_err *err)
 	return fd;
 }
 
-void kc_boot_id(char out[64])
+/* Read once per process: a boot's id does not change under it, and gc and
+ * refresh ask for it for every session record of every user. */
+static char boot_id[64];
+static pthread_once_t boot_id_once = PTHREAD_ONCE_INIT;
+
+static void read_boot_id(void)
 {
 	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-	ssize_t n = -1;
+	ssize_t n;
 
-	out[0] = '\0';
 	if (fd < 0)
 		return;
-	n = kc_read_all(fd, out, 63);
+	n = kc_read_all(fd, boot_id, sizeof(boot_id) - 1);
 	close(fd);
-	if (n < 0)
-		n = 0;
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
+	boot_id[n > 0 ? n : 0] = '\0';
+	boot_id[strcspn(boot_id, "\n")] = '\0';
+}
+
+void kc_boot_id(char out[64])
+{
+	pthread_once(&boot_id_once, read_boot_id);
+	memcpy(out, boot_id, sizeof(boot_id));
 }
 
 unsigned long long kc_proc_start_time(pid_t pid)

@@ -9,14 +9,16 @@ static void copy_str(char *dst, size_t len, const char *src)
 	snprintf(dst, len, "%s", src ? src : "");
 }
 
+time_t kc_plan_fresh_until(const struct kc_grant *g, int refresh_before)
+{
+	return g->minted + (time_t)(g->lifetime * (100 - refresh_before) / 100);
+}
+
 bool kc_plan_due(const struct kc_grant *g, int refresh_before, time_t now)
 {
-	time_t fresh_until;
-
 	if (!g->sa_name[0] || g->lifetime <= 0 || now < g->minted - 300)
 		return true;
-	fresh_until = g->minted + (time_t)(g->lifetime * (100 - refresh_before) / 100);
-	return now >= fresh_until;
+	return now >= kc_plan_fresh_until(g, refresh_before);
 }
 
 /* The grant the mapping wants, if this one can serve as it. */

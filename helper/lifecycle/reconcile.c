@@ -132,7 +132,7 @@ void kc_reconcile_digest(const struct kc_reconcile *r, char out[65])
 }
 
 bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id, bool in_scope, uid_t uid,
-		      int state_dir, enum kc_rotate rotate)
+		      int state_dir, enum kc_rotate rotate, time_t *until)
 {
 	struct kc_target *targets = calloc(cfg->n_clusters + 1, sizeof(*targets));
 	struct kc_session_record *sessions = NULL;
@@ -175,6 +175,12 @@ bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id,
 		/* A grant file that cannot be read is due: the job will recover it. */
 		due = kc_plan_start(p, &in) < 0 || kc_plan_next(p).kind != KC_STEP_DONE ||
 		      (in.token_file && !(p->keep >= 0 && p->old[p->keep].sa_name[0]));
+		if (!due && until && p->keep >= 0 && p->old[p->keep].sa_name[0]) {
+			time_t fresh = kc_plan_fresh_until(&p->old[p->keep], cfg->refresh_before);
+
+			if (!*until || fresh < *until)
+				*until = fresh;
+		}
 		free(p);
 		free(g);
 	}

@@ -10,15 +10,18 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kc_accounts.h"
 #include "kc_cache.h"
 #include "kc_config.h"
 #include "kc_log.h"
 #include "kc_reconcile.h"
 #include "kc_state.h"
 #include "kc_tokenfile.h"
+#include "kc_verdicts.h"
 #include "kc_writer.h"
 
 #define PARALLEL 4
@@ -26,50 +29,71 @@
 
 struct user_work {
 	const struct kc_config *cfg;
+	const struct kc_accounts *accounts; /* NULL: look each user up (kc_accounts.h) */
 	uid_t uid;
 	enum kc_rotate rotate;
 	bool gc;
 	long long deadline_ms;
 };
 
-static bool account_expired(const char *user)
+static long account_expiry(const char *user)
 {
 	struct spwd sp, *spp = NULL;
 	char buf[4096];
 
 	if (getspnam_r(user, &sp, buf, sizeof(buf), &spp) != 0 || !spp)
-		return false;
-	return spp->sp_expire > 0 && (long)(time(NULL) / 86400) >= spp->sp_expire;
+		return -1;
+	return spp->sp_expire > 0 ? spp->sp_expire : -1;
+}
+
+/* getpwuid(uid), then kc_identity_load() of that name: one user at a time. */
+static int lookup_user(uid_t uid, struct kc_identity *id, long *expire, struct kc_err *e)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[16384];
+	int rc = getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp);
+
+	if (rc != 0 && rc != ENOENT)
+		return kc_seterr(e, "cannot look up its account (%s)", strerror(rc)), KC_IDENTITY_UNKNOWN;
+	if (!pwp)
+		return -1;
+	rc = kc_identity_load(pw.pw_name, id, e);
+	if (rc == 0)
+		*expire = account_expiry(id->name);
+	return rc;
 }
 
 /* The account behind a uid: 1 when it is still served, 0 when it is not (no
  * such account any more, root, below min_uid, expired), -1 when the account
  * databases could not say: then this round leaves the user as they are, for
  * an LDAP outage must not read as every user having left every group. */
-static int load_user(const struct kc_config *cfg, uid_t uid, struct kc_identity *id)
+static int load_user(const struct user_work *u, uid_t uid, struct kc_identity *id)
 {
-	struct passwd pw, *pwp = NULL;
-	char buf[16384];
-	struct kc_err e;
+	struct kc_err e = { "" };
+	long expire = -1;
 	int rc;
 
 	memset(id, 0, sizeof(*id));
-	rc = getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp);
-	if (rc != 0 && rc != ENOENT) {
-		kc_warn("uid %u: cannot look up its account (%s); left as it is until the next round", (unsigned)uid,
-			strerror(rc));
-		return -1;
-	}
-	if (!pwp || pw.pw_uid == 0)
-		return 0;
-	rc = kc_identity_load(pw.pw_name, id, &e);
+	rc = u->accounts ? kc_accounts_identity(u->accounts, uid, id, &expire, &e) : lookup_user(uid, id, &expire, &e);
+
 	if (rc == KC_IDENTITY_UNKNOWN) {
 		kc_warn("uid %u: %s; left as it is until the next round", (unsigned)uid, e.msg);
 		return -1;
 	}
-	if (rc < 0 || id->uid != uid)
+	if (rc < 0 || id->uid != uid || uid == 0)
 		return 0;
-	return id->uid >= cfg->min_uid && !account_expired(id->name);
+	return id->uid >= u->cfg->min_uid && !(expire > 0 && (long)(time(NULL) / 86400) >= expire);
+}
+
+/* The snapshot of the account databases for a command over every user. */
+static struct kc_accounts *snapshot(void)
+{
+	struct kc_err e = { "" };
+	struct kc_accounts *a = kc_accounts_snapshot("/etc/nsswitch.conf", &e);
+
+	if (!a && e.msg[0])
+		kc_warn("account databases: %s; each user is looked up alone", e.msg);
+	return a;
 }
 
 static void write_file(const struct kc_reconcile *r, struct kc_writer *w, int dir)
@@ -111,7 +135,7 @@ static void report_orphans(const struct kc_config *cfg, int dir, uid_t uid)
 static int user_child(const struct user_work *u)
 {
 	struct kc_identity id;
-	int served = load_user(u->cfg, u->uid, &id);
+	int served = load_user(u, u->uid, &id);
 	struct kc_writer w = KC_WRITER_NONE;
 	struct kc_reconcile r = { 0 };
 	struct kc_session_record *live = NULL;
@@ -247,23 +271,46 @@ static int load(const char *path, struct kc_config **cfg)
 	return KC_EXIT_OK;
 }
 
-/* The users whose records say there is something to do. */
-static size_t due_users(const struct kc_config *cfg, const uid_t *uids, size_t n, uid_t *out)
+/* The users whose records say there is something to do; a user whose
+ * records and mapping are as they were at the last verdict, and whose first
+ * rotation has not come, is not read again (kc_verdicts.h). */
+static size_t due_users(const struct user_work *work, const uid_t *uids, size_t n, uid_t *out)
 {
-	size_t m = 0;
+	struct kc_verdicts *v = kc_verdicts_load();
+	time_t now = time(NULL);
+	size_t m = 0, held = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct kc_identity id;
 		struct kc_err e;
-		int served = load_user(cfg, uids[i], &id);
+		struct stat st;
+		char key[65];
+		time_t until = 0;
+		int served = load_user(work, uids[i], &id);
 		int dir = served < 0 ? -1 : kc_state_open(uids[i], false, &e);
+		bool keyed = dir >= 0 && v && fstat(dir, &st) == 0;
 
-		if (dir >= 0 && kc_reconcile_due(cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE))
-			out[m++] = uids[i];
+		if (keyed)
+			kc_verdict_key(work->cfg, id.name ? &id : NULL, served == 1, &st, key);
+		if (keyed && kc_verdicts_hold(v, uids[i], key, now)) {
+			held++;
+		} else if (dir >= 0) {
+			if (kc_reconcile_due(work->cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE,
+					     &until))
+				out[m++] = uids[i];
+			else if (keyed && st.st_mtim.tv_sec < now - 1)
+				/* Timestamps move in clock ticks: a directory changed this
+				 * second may change again under the same mtime. */
+				kc_verdicts_note(v, uids[i], key, now, until);
+		}
 		if (dir >= 0)
 			close(dir);
 		kc_identity_free(&id);
 	}
+	if (v)
+		kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	kc_debug("refresh: %zu users not read again: nothing due by their last verdict", held);
 	return m;
 }
 
@@ -298,8 +345,12 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 		kc_error("%s", err.msg);
 		rc = KC_EXIT_ERROR;
 	} else if ((due = calloc(n + 1, sizeof(*due)))) {
-		m = due_users(cfg, uids, n, due);
+		struct kc_accounts *accounts = snapshot();
+
+		work.accounts = accounts;
+		m = due_users(&work, uids, n, due);
 		rc = run_children(&work, due, m, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		kc_accounts_free(accounts);
 	}
 	kc_debug("refresh: %zu users with records, %zu with work due", n, m);
 	free(due);
@@ -346,7 +397,11 @@ int kc_cmd_gc(const char *config, long deadline_ms)
 		kc_error("%s", err.msg);
 		rc = KC_EXIT_ERROR;
 	} else {
+		struct kc_accounts *accounts = snapshot();
+
+		work.accounts = accounts;
 		rc = run_children(&work, uids, n, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		kc_accounts_free(accounts);
 	}
 	prune_token_dirs();
 	free(uids);

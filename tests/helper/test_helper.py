@@ -97,6 +97,22 @@ def test_group_rule(cluster, workdir, users, size):
     kc = kubeconfig_of(users, user)
     who = kubectl_as(user, kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert who.stdout == "system:serviceaccount:bastion-access:admin"
+    # refresh reads every account at once (a snapshot of the databases): the
+    # group still maps, so nothing changes, and its verdict is kept (the state
+    # directory is 2 s old: kc_verdicts.h); once the user leaves the group the
+    # mapping no longer matches that verdict, and refresh revokes.
+    token = user_token(users, user)
+    time.sleep(2)
+    assert helper("refresh", "--config", cfg).returncode == 0
+    r = helper("refresh", "--config", cfg, "--debug")
+    held = re.search(r"refresh: (\d+) users not read again", r.stderr)
+    assert r.returncode == 0 and held and int(held.group(1)) >= 1, r.stderr
+    assert user_token(users, user) == token
+    assert cluster.whoami(token) == "system:serviceaccount:bastion-access:admin"
+    run(["gpasswd", "-d", user, group])
+    r = helper("refresh", "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    cluster.wait_refused(token)
     close_session(user, cfg, session)
 
 

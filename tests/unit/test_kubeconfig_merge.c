@@ -362,11 +362,12 @@ static void test_others_read_leniently(void **state)
 {
 	struct kc_kubeconfig_names o;
 	struct kc_err err;
-	const char *anchors = "clusters:\n- name: home\n  cluster: &c {server: https://h}\n- name: work\n  cluster: *c\n"
-			      "- {name: *c}\ncontexts:\n- name: &n home\n  context: {cluster: home}\n"
-			      "- name: x\n  context: &ctx\n    cluster: work\n    deep: [[[1, {a: b}]]]\n"
-			      "users: [{name: me, user: {}}, 7, {user: {}}]\ncurrent-context: *n\n"
-			      "? [complex, key]\n: value\n---\ncurrent-context: other\n";
+	const char *anchors =
+		"clusters:\n- name: home\n  cluster: &c {server: https://h}\n- name: work\n  cluster: *c\n"
+		"- {name: *c}\ncontexts:\n- name: &n home\n  context: {cluster: home}\n"
+		"- name: x\n  context: &ctx\n    cluster: work\n    deep: [[[1, {a: b}]]]\n"
+		"users: [{name: me, user: {}}, 7, {user: {}}]\ncurrent-context: *n\n"
+		"? [complex, key]\n: value\n---\ncurrent-context: other\n";
 
 	(void)state;
 	if (kc_kubeconfig_names_parse(anchors, strlen(anchors), &o, &err) < 0)
@@ -379,7 +380,8 @@ static void test_others_read_leniently(void **state)
 	assert_null(o.current_context); /* an alias: not read */
 	kc_kubeconfig_names_free(&o);
 
-	assert_int_equal(kc_kubeconfig_names_parse("current-context: ~\n", strlen("current-context: ~\n"), &o, &err), 0);
+	assert_int_equal(kc_kubeconfig_names_parse("current-context: ~\n", strlen("current-context: ~\n"), &o, &err),
+			 0);
 	assert_null(o.current_context);
 	kc_kubeconfig_names_free(&o);
 	assert_int_equal(kc_kubeconfig_names_parse("# only a comment\n", strlen("# only a comment\n"), &o, &err), 0);

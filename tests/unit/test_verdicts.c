@@ -1,0 +1,105 @@
+/* Unit tests for refresh's verdicts (kc_verdicts.h): a verdict holds only
+ * under the same key, inside [since, until) and never past KC_VERDICT_MAX_S;
+ * the key moves with the state directory and with what the mapping gives. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kc_cache.h"
+#include "kc_config.h"
+#include "kc_verdicts.h"
+
+static char dir[] = "/tmp/kc-verdicts-XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	kc_cache_use_dir(dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static const char *key_a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char *key_b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/* One refresh that notes verdicts, then what the next one sees. */
+static void test_hold_window_and_key(void **state)
+{
+	struct kc_verdicts *v = kc_verdicts_load();
+	time_t now = time(NULL);
+
+	(void)state;
+	assert_non_null(v);
+	assert_false(kc_verdicts_hold(v, 1001, key_a, now)); /* nothing stored yet */
+	kc_verdicts_note(v, 1001, key_a, now, now + 100);
+	kc_verdicts_note(v, 1002, key_a, now, 0); /* no token to rotate: the cap */
+	kc_verdicts_note(v, 1003, key_a, now, now + 5000); /* past the cap: the cap */
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 1001, key_a, now + 99));
+	assert_false(kc_verdicts_hold(v, 1001, key_a, now + 100)); /* the rotation has come */
+	assert_false(kc_verdicts_hold(v, 1001, key_b, now)); /* records or mapping changed */
+	assert_false(kc_verdicts_hold(v, 1001, key_a, now - 1)); /* the clock went back */
+	assert_true(kc_verdicts_hold(v, 1002, key_a, now + KC_VERDICT_MAX_S - 1));
+	assert_false(kc_verdicts_hold(v, 1002, key_a, now + KC_VERDICT_MAX_S));
+	assert_false(kc_verdicts_hold(v, 1003, key_a, now + KC_VERDICT_MAX_S));
+	assert_false(kc_verdicts_hold(v, 1004, key_a, now));
+	kc_verdicts_save(v); /* what held is carried over, with its own since and until */
+	kc_verdicts_free(v);
+
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 1001, key_a, now + 50));
+	assert_false(kc_verdicts_hold(v, 1001, key_a, now + 100));
+	kc_verdicts_free(v);
+}
+
+static void test_key_follows_directory_and_mapping(void **state)
+{
+	struct kc_cluster clusters[1] = { { .name = (char *)"c1" } };
+	struct kc_config cfg = { .clusters = clusters, .n_clusters = 1, .refresh_before = 20, .host_id = (char *)"h" };
+	char *groups[] = { (char *)"g1" };
+	struct kc_identity id = { .name = (char *)"alice", .uid = 1001, .groups = groups, .n_groups = 1 };
+	struct stat st = { .st_dev = 1, .st_ino = 2 };
+	char k1[65], k2[65], k3[65], k4[65];
+
+	(void)state;
+	kc_verdict_key(&cfg, &id, true, &st, k1);
+	kc_verdict_key(&cfg, &id, true, &st, k2);
+	assert_string_equal(k1, k2);
+	st.st_mtim.tv_nsec = 1; /* a record replaced */
+	kc_verdict_key(&cfg, &id, true, &st, k3);
+	assert_string_not_equal(k1, k3);
+	kc_verdict_key(&cfg, &id, false, &st, k4); /* the account left scope */
+	assert_string_not_equal(k3, k4);
+	cfg.refresh_before = 99; /* the rotation point moved */
+	kc_verdict_key(&cfg, &id, true, &st, k4);
+	assert_string_not_equal(k3, k4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hold_window_and_key),
+		cmocka_unit_test(test_key_follows_directory_and_mapping),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
