@@ -35,7 +35,7 @@ struct grp_entry {
 
 struct kc_accounts {
 	struct acct *by_uid; /* owns the entries */
-	struct acct **by_name;
+	size_t *by_name; /* indexes into by_uid, sorted by name, then order */
 	size_t n;
 	struct grp_entry *groups; /* sorted by gid, then order */
 	size_t n_groups;
@@ -136,9 +136,10 @@ static int cmp_uid(const void *x, const void *y)
 	return p->uid != q->uid ? (p->uid < q->uid ? -1 : 1) : (p->order < q->order ? -1 : p->order > q->order);
 }
 
-static int cmp_name(const void *x, const void *y)
+static int cmp_name(const void *x, const void *y, void *all)
 {
-	const struct acct *p = *(struct acct *const *)x, *q = *(struct acct *const *)y;
+	const struct acct *p = (const struct acct *)all + *(const size_t *)x;
+	const struct acct *q = (const struct acct *)all + *(const size_t *)y;
 	int c = strcmp(p->name, q->name);
 
 	return c ? c : (p->order < q->order ? -1 : p->order > q->order);
@@ -151,6 +152,13 @@ static int cmp_gid(const void *x, const void *y)
 	return p->gid != q->gid ? (p->gid < q->gid ? -1 : 1) : (p->order < q->order ? -1 : p->order > q->order);
 }
 
+static void index_names(struct kc_accounts *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		a->by_name[i] = i;
+	qsort_r(a->by_name, a->n, sizeof(*a->by_name), cmp_name, a->by_uid);
+}
+
 /* The first account named name, or NULL. */
 static struct acct *by_name(const struct kc_accounts *a, const char *name)
 {
@@ -159,12 +167,12 @@ static struct acct *by_name(const struct kc_accounts *a, const char *name)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (strcmp(a->by_name[mid]->name, name) < 0)
+		if (strcmp(a->by_uid[a->by_name[mid]].name, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < a->n && !strcmp(a->by_name[lo]->name, name) ? a->by_name[lo] : NULL;
+	return lo < a->n && !strcmp(a->by_uid[a->by_name[lo]].name, name) ? &a->by_uid[a->by_name[lo]] : NULL;
 }
 
 static int add_gid(struct acct *u, gid_t gid)
@@ -280,18 +288,15 @@ struct kc_accounts *kc_accounts_snapshot(const char *nsswitch_path, struct kc_er
 		return NULL;
 	if (!(a = calloc(1, sizeof(*a))))
 		return NULL;
-	if (read_users(a, err) < 0 || !(a->by_name = calloc(a->n + 1, sizeof(*a->by_name))))
+	if (read_users(a, err) < 0 || !a->n || !(a->by_name = calloc(a->n, sizeof(size_t))))
 		goto fail;
-	for (size_t i = 0; i < a->n; i++)
-		a->by_name[i] = &a->by_uid[i];
-	qsort(a->by_name, a->n, sizeof(*a->by_name), cmp_name);
+	index_names(a);
 	if (read_groups(a, err) < 0 || read_shadow(a, err) < 0)
 		goto fail;
-	qsort(a->groups, a->n_groups, sizeof(*a->groups), cmp_gid);
-	qsort(a->by_uid, a->n, sizeof(*a->by_uid), cmp_uid); /* last: by_name points into it */
-	for (size_t i = 0; i < a->n; i++)
-		a->by_name[i] = &a->by_uid[i];
-	qsort(a->by_name, a->n, sizeof(*a->by_name), cmp_name);
+	if (a->n_groups)
+		qsort(a->groups, a->n_groups, sizeof(*a->groups), cmp_gid);
+	qsort(a->by_uid, a->n, sizeof(*a->by_uid), cmp_uid);
+	index_names(a); /* by_uid moved under it */
 	return a;
 fail:
 	kc_accounts_free(a);
@@ -337,7 +342,7 @@ static int add_name(struct kc_identity *id, const char *name)
 	if (!name)
 		return 0; /* a gid without a name cannot match a rule */
 	for (size_t i = 0; i < id->n_groups; i++)
-		if (!strcmp(id->groups[i], name))
+		if (id->groups[i] && !strcmp(id->groups[i], name))
 			return 0;
 	return (id->groups[id->n_groups] = strdup(name)) ? (int)(id->n_groups++, 0) : -1;
 }
