@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pwd.h>
 #include <sys/types.h>
 
 #include "kc_config.h"
@@ -26,6 +27,10 @@ struct kc_identity {
  * or group database could not answer (NSS down, I/O error): then nothing may
  * be concluded about the user's grants, and err says what failed. */
 #define KC_IDENTITY_UNKNOWN (-2)
+/* getpwnam_r (name) or getpwuid_r (name NULL), the buffer grown as an entry
+ * needs: 0 found, 1 no such user, -errno when the database could not answer.
+ * *buf holds the entry's strings; the caller frees it in every case. */
+int kc_getpw(const char *name, uid_t uid, struct passwd *pw, char **buf);
 int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *err);
 void kc_identity_free(struct kc_identity *id);
 

@@ -36,6 +36,7 @@ struct kc_kubeconfig_names {
 	char **users;
 	size_t n_users;
 	char *current_context; /* NULL when unset; for the caller's information */
+	bool unreadable; /* the file is there but could not be read whole: any name may be in it */
 	const char *label; /* how notes name that file ("~/.kube/config"); the caller sets it, not freed */
 };
 

@@ -166,7 +166,7 @@ static bool context_exists(const struct merge *m, const struct kc_ynode *root, c
 		    memcmp(other->value, name->value, name->len) == 0)
 			return true;
 	}
-	return m->others && in_names(m->others->contexts, m->others->n_contexts, name);
+	return m->others && (m->others->unreadable || in_names(m->others->contexts, m->others->n_contexts, name));
 }
 
 /* current-context stays while it names a context here or in the other file;

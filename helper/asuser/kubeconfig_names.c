@@ -16,7 +16,7 @@
 
 /* libyaml keeps a state per open level: a file of brackets must not grow it
  * without end (a kubeconfig's names sit 3 levels down). */
-#define NAMES_MAX_DEPTH 1000
+#define NAMES_MAX_DEPTH 64
 
 struct names_reader {
 	yaml_parser_t parser;

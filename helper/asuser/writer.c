@@ -104,8 +104,10 @@ static int take_lock(int dir, const char *leaf, char *lock, size_t len)
 /* The names ~/.kube/config defines, when it is there and readable. */
 /* The user's own ~/.kube/config is read as kubectl reads it: through a
  * symbolic link (dotfile managers leave one; this process is the user, so it
- * reads only what the user may) and up to a size no hand-kept file reaches. */
-#define OTHERS_MAX (64u << 20)
+ * reads only what the user may), up to 8 MiB (600 clusters with their CAs
+ * take 1.2 MiB). A file there that cannot be read whole may name any
+ * context: the merge then keeps the current-context as it is. */
+#define OTHERS_MAX (8u << 20)
 
 static void read_others(int home, const char *relpath, struct kc_kubeconfig_names *names)
 {
@@ -115,8 +117,12 @@ static void read_others(int home, const char *relpath, struct kc_kubeconfig_name
 	struct kc_err e;
 
 	memset(names, 0, sizeof(*names));
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && kc_read_fd(fd, OTHERS_MAX, &data, &e) == 0)
-		kc_kubeconfig_names_parse(data.data, data.len, names, &e);
+	if (fd < 0 && errno == ENOENT)
+		goto out;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || kc_read_fd(fd, OTHERS_MAX, &data, &e) < 0 ||
+	    kc_kubeconfig_names_parse(data.data, data.len, names, &e) < 0)
+		names->unreadable = true;
+out:
 	names->label = "~/.kube/config";
 }
 
@@ -185,6 +191,9 @@ static void op_merge(const struct kc_user *u, struct kc_frame_reader *r, struct 
 	}
 	if (dir < 0)
 		goto out;
+	/* The user's own file first: the lock guards config-eks alone, and a slow
+	 * read (a link into NFS, a huge file) must not leave it behind. */
+	read_others(home, q.others, &others);
 	if (take_lock(dir, leaf, lock, sizeof(lock)) < 0) {
 		kc_seterr(&o->err,
 			  "~/%s.lock exists (kubectl is changing the file, or left the lock behind); the "
@@ -193,7 +202,6 @@ static void op_merge(const struct kc_user *u, struct kc_frame_reader *r, struct 
 		o->status = "left";
 		goto out;
 	}
-	read_others(home, q.others, &others);
 	merge_at(dir, leaf, &q, &others, o);
 	unlinkat(dir, lock, 0);
 out:

@@ -438,6 +438,8 @@ int kc_aws_credentials_from_process(const char *command, char *const *envp, long
 	pid_t pid = -1;
 
 	memset(out, 0, sizeof(*out));
+	if (deadline_ms && kc_now_ms() >= deadline_ms)
+		return kc_seterr(err, "credential_process: no time left to run it"), -1;
 	if (kc_aws_split_words(command, &argv, &argc, err) < 0)
 		return -1;
 	if (find_program(argv[0], envp, program, sizeof(program)) < 0) {

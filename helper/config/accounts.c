@@ -43,31 +43,50 @@ struct kc_accounts {
 
 /* ---- is enumeration the whole truth? ----------------------------------------- */
 
-/* Every source of db in nsswitch.conf is files or systemd ([action] items aside). */
-static bool files_only(const char *conf, const char *db)
+/* The sources of db as glibc reads nsswitch.conf: the last line naming it
+ * wins, blanks may lead and may precede the colon, '#' starts a comment.
+ * Copies the sources into out; false when no line names db. */
+static bool sources_of(const char *conf, const char *db, char *out, size_t len)
 {
 	size_t dl = strlen(db);
+	bool found = false;
 
 	for (const char *l = conf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		char line[512], *save = NULL, *tok;
-		size_t n = strcspn(l, "\n#");
-		bool ok = true, any = false, in_action = false;
+		const char *p = l + strspn(l, " \t");
+		size_t n;
 
-		if (strncmp(l, db, dl) != 0 || l[dl] != ':' || n >= sizeof(line))
+		if (strncmp(p, db, dl) != 0)
 			continue;
-		memcpy(line, l + dl + 1, n - dl - 1);
-		line[n - dl - 1] = '\0';
-		for (tok = strtok_r(line, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
-			if (tok[0] == '[' || in_action) {
-				in_action = !strchr(tok, ']');
-				continue;
-			}
-			any = true;
-			ok &= !strcmp(tok, "files") || !strcmp(tok, "systemd");
-		}
-		return ok && any;
+		p += dl;
+		p += strspn(p, " \t");
+		if (*p != ':')
+			continue;
+		p++;
+		n = strcspn(p, "\n#");
+		snprintf(out, len, "%.*s", (int)n, p);
+		found = true;
 	}
-	return false; /* not named: glibc's default may differ by version; ask one by one */
+	return found;
+}
+
+/* Every source of db is files or systemd ([action] items aside). */
+static bool files_only(const char *conf, const char *db, bool absent_ok)
+{
+	char line[512], *save = NULL, *tok;
+	bool any = false, in_action = false;
+
+	if (!sources_of(conf, db, line, sizeof(line)))
+		return absent_ok; /* else glibc's default, which may differ by version: ask one by one */
+	for (tok = strtok_r(line, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
+		if (tok[0] == '[' || in_action) {
+			in_action = !strchr(tok, ']');
+			continue;
+		}
+		if (strcmp(tok, "files") != 0 && strcmp(tok, "systemd") != 0)
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 /* ---- reading ------------------------------------------------------------------- */
@@ -85,7 +104,7 @@ static int read_users(struct kc_accounts *a, struct kc_err *err)
 {
 	size_t size = 0, cap = 0;
 	char *buf = grow(NULL, &size);
-	int rc = 0;
+	int rc = -1;
 
 	setpwent();
 	while (buf) {
@@ -106,7 +125,7 @@ static int read_users(struct kc_accounts *a, struct kc_err *err)
 			struct acct *more = reallocarray(a->by_uid, cap = cap ? cap * 2 : 256, sizeof(*more));
 
 			if (!more)
-				break;
+				break; /* rc stays -1: a snapshot missing users would read as users gone */
 			a->by_uid = more;
 		}
 		a->by_uid[a->n] = (struct acct){ .name = strdup(p->pw_name),
@@ -123,8 +142,8 @@ static int read_users(struct kc_accounts *a, struct kc_err *err)
 		a->n++;
 	}
 	endpwent();
-	if (!buf && rc == 0)
-		kc_seterr(err, "out of memory reading the user database"), rc = -1;
+	if (rc < 0 && !err->msg[0])
+		kc_seterr(err, "out of memory reading the user database");
 	free(buf);
 	return rc;
 }
@@ -283,8 +302,10 @@ struct kc_accounts *kc_accounts_snapshot(const char *nsswitch_path, struct kc_er
 	struct kc_accounts *a;
 
 	err->msg[0] = '\0';
+	/* getgrouplist() follows initgroups: when nsswitch.conf has that line. */
 	if (kc_read_root_file(nsswitch_path, NSS_MAX, 022, false, &conf, err) < 0 || !conf.data ||
-	    !files_only(conf.data, "passwd") || !files_only(conf.data, "group") || !files_only(conf.data, "shadow"))
+	    !files_only(conf.data, "passwd", false) || !files_only(conf.data, "group", false) ||
+	    !files_only(conf.data, "shadow", false) || !files_only(conf.data, "initgroups", true))
 		return NULL;
 	if (!(a = calloc(1, sizeof(*a))))
 		return NULL;

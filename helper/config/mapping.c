@@ -40,26 +40,45 @@ static int group_name(gid_t gid, char **name, struct kc_err *err)
 	}
 }
 
+int kc_getpw(const char *name, uid_t uid, struct passwd *pw, char **buf)
+{
+	size_t size = 16384;
+
+	*buf = NULL;
+	for (;;) {
+		struct passwd *found = NULL;
+		int rc;
+
+		free(*buf);
+		if (!(*buf = malloc(size)))
+			return -ENOMEM;
+		rc = name ? getpwnam_r(name, pw, *buf, size, &found) : getpwuid_r(uid, pw, *buf, size, &found);
+		if (rc == ERANGE && size < (64u << 20)) {
+			size *= 4; /* a long GECOS from a directory */
+			continue;
+		}
+		if (rc != 0 && rc != ENOENT)
+			return -rc;
+		return found ? 0 : 1;
+	}
+}
+
 int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *err)
 {
-	struct passwd pw, *pwp = NULL;
+	struct passwd pw;
 	char *buf = NULL;
 	gid_t *gids = NULL;
 	int ngids = 64;
-	long bufsize = 16384;
-	int rc = -1;
+	int rc = -1, got;
 
 	memset(id, 0, sizeof(*id));
-	buf = malloc((size_t)bufsize);
-	if (!buf)
-		goto oom;
-	errno = getpwnam_r(user, &pw, buf, (size_t)bufsize, &pwp);
-	if (!pwp && errno != 0 && errno != ENOENT) {
-		kc_seterr(err, "cannot look up user '%s': %s", user, strerror(errno));
+	got = kc_getpw(user, 0, &pw, &buf);
+	if (got < 0) {
+		kc_seterr(err, "cannot look up user '%s': %s", user, strerror(-got));
 		rc = KC_IDENTITY_UNKNOWN;
 		goto out;
 	}
-	if (!pwp) {
+	if (got > 0) {
 		kc_seterr(err, "no such user '%s'", user);
 		goto out;
 	}
@@ -93,13 +112,13 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 	if (!id->groups)
 		goto oom;
 	for (int i = 0; i < ngids; i++) {
-		int got = group_name(gids[i], &id->groups[id->n_groups], err);
+		int named = group_name(gids[i], &id->groups[id->n_groups], err);
 
-		if (got < 0) {
+		if (named < 0) {
 			rc = KC_IDENTITY_UNKNOWN;
 			goto out;
 		}
-		if (got == 0)
+		if (named == 0)
 			id->n_groups++;
 	}
 	rc = 0;

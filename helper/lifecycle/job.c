@@ -380,14 +380,24 @@ static void finish(struct job_ctx *c)
 }
 
 /* A cluster skipped as down is not asked again for its endpoint: a deadline
- * already past lets discovery answer from its cache and from nothing else. */
+ * already past lets discovery answer from its cache and from nothing else,
+ * and from an entry of any age, so that the file keeps the cluster's context
+ * while it is down. */
 static void resolve_for_kubeconfig(struct kc_job *j)
 {
-	long long by = j->skipped ? kc_now_ms() : j->deadline_ms;
+	struct kc_cluster any_age = *j->cl;
 	struct kc_err e;
 
-	if (j->wanted && !j->ep.server && kc_cluster_resolve(j->cfg, j->cl, by, &j->ep, &e) < 0 && !j->skipped)
-		kc_warn("%s", e.msg);
+	if (!j->wanted || j->ep.server)
+		return;
+	if (!j->skipped) {
+		if (kc_cluster_resolve(j->cfg, j->cl, j->deadline_ms, &j->ep, &e) < 0)
+			kc_warn("%s", e.msg);
+		return;
+	}
+	any_age.eks.discovery_ttl = 0;
+	if (kc_cluster_resolve(j->cfg, &any_age, kc_now_ms(), &j->ep, &e) == 0)
+		j->ep.cl = j->cl; /* not the copy on this stack */
 }
 
 void kc_job_run(struct kc_job *j)

@@ -171,11 +171,11 @@ static void say_cluster(const struct login *l, const struct kc_job *j)
 			life, want);
 		say("kubectl: context %s as %s/%s; the cluster limits tokens to %s (not %s): it renews itself while "
 		    "you are logged in",
-		    j->ep.context, t->sa_namespace, t->sa_name, life, want);
+		    j->ep.context ? j->ep.context : j->cl->context, t->sa_namespace, t->sa_name, life, want);
 		return;
 	}
-	say("kubectl: context %s as %s/%s (its token renews itself while you are logged in)", j->ep.context,
-	    t->sa_namespace, t->sa_name);
+	say("kubectl: context %s as %s/%s (its token renews itself while you are logged in)",
+	    j->ep.context ? j->ep.context : j->cl->context, t->sa_namespace, t->sa_name);
 }
 
 static void write_kubeconfig(struct login *l, const struct kc_reconcile *r)

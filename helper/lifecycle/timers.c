@@ -49,15 +49,14 @@ static long account_expiry(const char *user)
 /* getpwuid(uid), then kc_identity_load() of that name: one user at a time. */
 static int lookup_user(uid_t uid, struct kc_identity *id, long *expire, struct kc_err *e)
 {
-	struct passwd pw, *pwp = NULL;
-	char buf[16384];
-	int rc = getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp);
+	struct passwd pw;
+	char *buf = NULL;
+	int rc = kc_getpw(NULL, uid, &pw, &buf);
 
-	if (rc != 0 && rc != ENOENT)
-		return kc_seterr(e, "cannot look up its account (%s)", strerror(rc)), KC_IDENTITY_UNKNOWN;
-	if (!pwp)
-		return -1;
-	rc = kc_identity_load(pw.pw_name, id, e);
+	if (rc < 0)
+		kc_seterr(e, "cannot look up its account (%s)", strerror(-rc));
+	rc = rc < 0 ? KC_IDENTITY_UNKNOWN : rc > 0 ? -1 : kc_identity_load(pw.pw_name, id, e);
+	free(buf);
 	if (rc == 0)
 		*expire = account_expiry(id->name);
 	return rc;

@@ -47,6 +47,14 @@ static void test_taken_only_for_files_and_systemd(void **state)
 	assert_null(with_conf("passwd: compat\ngroup: compat\nshadow: compat\n"));
 	assert_null(with_conf("passwd: files\ngroup: files\n")); /* shadow not named */
 	assert_null(with_conf("passwd: files\ngroup: [NOTFOUND=return]\nshadow: files\n")); /* no source */
+	/* As glibc reads it: the last line wins, blanks may lead and precede ':'. */
+	assert_null(with_conf("passwd: files\ngroup: files\nshadow: files\npasswd: files systemd sss\n"));
+	assert_null(with_conf("passwd: files\ngroup: files\nshadow: files\n  group : files ldap\n"));
+	/* getgrouplist() follows initgroups: when there is one. */
+	assert_null(with_conf("passwd: files\ngroup: files\nshadow: files\ninitgroups: files sss\n"));
+	a = with_conf("passwd: files sss\npasswd: files\ngroup: files\nshadow: files\ninitgroups: files\n");
+	assert_non_null(a);
+	kc_accounts_free(a);
 }
 
 static int has(const struct kc_identity *id, const char *group)

@@ -393,7 +393,7 @@ static void test_others_read_leniently(void **state)
 	{
 		char deep[5000] = "a: ";
 
-		memset(deep + 3, '[', 4000);
+		memset(deep + 3, '[', 100);
 		assert_int_equal(kc_kubeconfig_names_parse(deep, strlen(deep), &o, &err), -1);
 		assert_non_null(strstr(err.msg, "nested more than"));
 		kc_kubeconfig_names_free(&o);
@@ -415,6 +415,15 @@ static void test_current_context_in_others_kept(void **state)
 	assert_int_equal(first.rc, 0);
 	assert_string_equal(current(first.root), "mine");
 	assert_int_equal(first.notes.len, 0);
+	/* That file there but unreadable (too large, not YAML) may name it: kept. */
+	{
+		struct kc_kubeconfig_names unreadable = { .unreadable = true };
+		struct result kept;
+
+		merge(&kept, first.out.data, e, 1, &unreadable);
+		assert_string_equal(current(kept.root), "mine");
+		done(&kept);
+	}
 	/* Without that file the context names nothing: reset, and said. */
 	merge(&r, first.out.data, e, 1, NULL);
 	assert_string_equal(current(r.root), "a");
