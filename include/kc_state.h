@@ -74,6 +74,12 @@ bool kc_process_alive(pid_t pid, unsigned long long start);
 /* The user's directory; with create it is made (root 0700). Returns an fd, -1
  * on error, -2 when it does not exist and create is unset. */
 int kc_state_open(uid_t uid, bool create, struct kc_err *err);
+/* The account's name, kept in a file's *name* ("user-" + hex, empty file): it
+ * names the user's Secrets, and must outlive both the account (deleted with
+ * sessions open) and any record's contents (an unreadable grant is recovered
+ * by it). kc_state_user_name() gives it back (0), or 1 when none was kept. */
+void kc_state_note_user(int dir, const char *name);
+int kc_state_user_name(int dir, char *out, size_t len);
 
 int kc_state_put_session(int dir, const struct kc_session_record *r, struct kc_err *err);
 void kc_state_drop_session(int dir, const char *id);

@@ -219,6 +219,7 @@ static int open_session(struct login *l)
 		kc_error("%s", err.msg);
 		return -1;
 	}
+	kc_state_note_user(l->dir, l->id.name);
 	snprintf(rec.id, sizeof(rec.id), "%s", a->session);
 	rec.pid = a->pid > 0 ? a->pid : getppid();
 	rec.pid_start = kc_proc_start_time(rec.pid);

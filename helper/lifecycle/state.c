@@ -58,6 +58,50 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 	return fd;
 }
 
+/* ---- the account's name ----------------------------------------------------- */
+
+void kc_state_note_user(int dir, const char *name)
+{
+	char file[5 + 2 * 128 + 1] = "user-";
+	size_t n = strlen(name);
+	int fd;
+
+	if (n == 0 || n > 128)
+		return;
+	for (size_t i = 0; i < n; i++)
+		snprintf(file + 5 + 2 * i, 3, "%02x", (unsigned char)name[i]);
+	fd = openat(dir, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+}
+
+int kc_state_user_name(int dir, char *out, size_t len)
+{
+	int dup_fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+	int rc = 1;
+
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return 1;
+	}
+	while (rc == 1 && (de = readdir(d))) {
+		const char *hex = de->d_name + 5;
+		size_t n = strlen(hex) / 2, i;
+
+		if (strncmp(de->d_name, "user-", 5) != 0 || strlen(hex) % 2 || n == 0 || n >= len)
+			continue;
+		for (i = 0; i < n && sscanf(hex + 2 * i, "%2hhx", (unsigned char *)&out[i]) == 1 && out[i]; i++)
+			;
+		out[i] = '\0';
+		rc = i == n ? 0 : 1;
+	}
+	closedir(d);
+	return rc;
+}
+
 /* ---- files as JSON --------------------------------------------------------- */
 
 static int write_json(int dir, const char *name, json_t *j, struct kc_err *err)

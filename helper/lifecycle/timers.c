@@ -140,7 +140,8 @@ static int user_child(const struct user_work *u)
 	struct kc_session_record *live = NULL;
 	size_t n_live = 0, pruned = 0, pending = 0;
 	struct kc_err err = { "" };
-	char want[65], have[65];
+	char want[65], have[65], gone[256];
+	const char *user = id.name;
 	int dir = served < 0 ? -1 : kc_state_open(u->uid, false, &err);
 
 	if (served < 0)
@@ -148,6 +149,10 @@ static int user_child(const struct user_work *u)
 	if (dir < 0)
 		return dir == -2 ? 0 : 1;
 	kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err);
+	/* An account deleted with its sessions open: its Secrets are still named
+	 * after it, by the name its records kept. */
+	if (!id.name && served == 0 && kc_state_user_name(dir, gone, sizeof(gone)) == 0)
+		user = gone;
 	/* The writer before any credential is loaded; only when the file may change. */
 	if (id.name && (n_live > 0 || u->cfg->remove_on_logout)) {
 		struct kc_user usr = { .name = id.name, .uid = id.uid, .gid = id.gid, .home = id.home };
@@ -158,7 +163,7 @@ static int user_child(const struct user_work *u)
 	r = (struct kc_reconcile){ .cfg = u->cfg,
 				   .id = id.name ? &id : NULL,
 				   .uid = u->uid,
-				   .user = id.name,
+				   .user = user,
 				   .state_dir = dir,
 				   .in_scope = served == 1,
 				   .rotate = u->rotate,

@@ -403,3 +403,26 @@ def test_escape7_an_unreadable_record_is_revoked_not_dropped(cluster, workdir, u
     print(f"\n{garbled} files garbled; gc: {r!r}")
     assert_no_secret(cluster, host, user)
     cluster.wait_refused(token)
+
+
+@security("records unreadable and then the account deleted: gc still revokes (the name is kept in a file name)")
+def test_escape7_unreadable_records_of_a_deleted_account_are_revoked(cluster, workdir, users, pam_service, host):
+    """Found by the schedule tier (seed 631055189): the Secret is named after
+    the account, so once both the records' contents and the account were gone,
+    nothing named the Secret to delete."""
+    user = users.make()
+    cfg = workdir.alice_config(user, extra=f"host_id: {host}\n" + NET)
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    assert d.open_rc == 0, d.lines
+    token = current_token(users, user)
+    for p in (STATE_DIR / str(users.uid(user))).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.write_bytes(b"\x00{garbled\xff" + os.urandom(32))
+    d.p.send_signal(signal.SIGKILL)
+    d.p.wait()
+    run(["userdel", "-f", user])
+    r = gc(cfg)
+    assert not r.killed, r
+    assert_no_secret(cluster, host, user)
+    cluster.wait_refused(token)
