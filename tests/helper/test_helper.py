@@ -116,7 +116,7 @@ def test_group_rule(cluster, workdir, users, size):
     close_session(user, cfg, session)
 
 
-@security("the group database fails during refresh (LDAP down): grants are left, not revoked")
+@security("the group database reports an error during refresh: grants are left, not revoked")
 def test_refresh_leaves_grants_while_the_group_database_fails(cluster, workdir, users):
     """A refresh that cannot read the user's groups concludes nothing: the
     open session keeps its token. Once the database answers, a group the
