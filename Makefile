@@ -150,7 +150,8 @@ lint: $(LIB_OBJS)
 	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"
-	@clang-tidy -quiet $(LINT_SRCS) -- -std=gnu11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) 2>/dev/null
+	@printf '%s\n' $(LINT_SRCS) | xargs -P "$$(nproc)" -n 8 sh -c \
+		'clang-tidy -quiet "$$@" -- -std=gnu11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) 2>/dev/null' clang-tidy
 	@echo "clang-tidy: clean"
 
 FORMAT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
