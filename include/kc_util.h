@@ -101,6 +101,10 @@ ssize_t kc_read_all(int fd, void *buf, size_t max);
 /* Mkdir -p for root-owned state directories (mode 0700), refusing symlinks and
  * directories others may write. Returns an O_DIRECTORY fd or -1. */
 int kc_open_state_dir(const char *path, struct kc_err *err);
+/* The uids named by path's entries ("1000", ...; 0 and non-numbers skipped):
+ * the per-user directories of the state and token stores. A missing path
+ * has none. Caller frees *uids. */
+int kc_list_uid_dirs(const char *path, uid_t **uids, size_t *n, struct kc_err *err);
 
 /* The current boot id from /proc (36 chars + NUL), "" if unknown. */
 void kc_boot_id(char out[64]);

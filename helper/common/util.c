@@ -3,11 +3,13 @@
 #include "kc_util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -556,4 +558,33 @@ long long kc_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int kc_list_uid_dirs(const char *path, uid_t **uids, size_t *n, struct kc_err *err)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	*uids = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : (kc_seterr(err, "cannot read %s: %s", path, strerror(errno)), -1);
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long v;
+		uid_t *p;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		v = strtoul(de->d_name, &end, 10);
+		if (*end || v == 0 || v > 0xfffffffeUL)
+			continue;
+		p = realloc(*uids, (*n + 1) * sizeof(**uids));
+		if (!p)
+			break;
+		*uids = p;
+		(*uids)[(*n)++] = (uid_t)v;
+	}
+	closedir(d);
+	return 0;
 }

@@ -521,31 +521,7 @@ int kc_state_lock_cluster(int dir, const char *cluster, long long deadline_ms, s
 
 int kc_state_list_uids(uid_t **uids, size_t *n, struct kc_err *err)
 {
-	DIR *d = opendir(KC_STATE_DIR);
-	struct dirent *de;
-
-	*uids = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : (kc_seterr(err, "cannot read %s: %s", KC_STATE_DIR, strerror(errno)), -1);
-	while ((de = readdir(d))) {
-		char *end;
-		unsigned long v;
-		uid_t *p;
-
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		v = strtoul(de->d_name, &end, 10);
-		if (*end || v == 0 || v > 0xfffffffeUL)
-			continue;
-		p = realloc(*uids, (*n + 1) * sizeof(**uids));
-		if (!p)
-			break;
-		*uids = p;
-		(*uids)[(*n)++] = (uid_t)v;
-	}
-	closedir(d);
-	return 0;
+	return kc_list_uid_dirs(KC_STATE_DIR, uids, n, err);
 }
 
 int kc_state_get_digest(int dir, char out[65])

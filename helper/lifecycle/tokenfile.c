@@ -118,31 +118,9 @@ void kc_tokenfile_prune(uid_t uid)
 
 int kc_tokenfile_uids(uid_t **uids, size_t *n)
 {
-	DIR *d = opendir(KC_RUN_DIR);
-	struct dirent *de;
+	struct kc_err e;
 
-	*uids = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : -1;
-	while ((de = readdir(d))) {
-		char *end;
-		unsigned long v;
-		uid_t *p;
-
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		v = strtoul(de->d_name, &end, 10);
-		if (*end || v == 0 || v > 0xfffffffeUL)
-			continue;
-		p = realloc(*uids, (*n + 1) * sizeof(**uids));
-		if (!p)
-			break;
-		*uids = p;
-		(*uids)[(*n)++] = (uid_t)v;
-	}
-	closedir(d);
-	return 0;
+	return kc_list_uid_dirs(KC_RUN_DIR, uids, n, &e);
 }
 
 int kc_tokenfile_on_tmpfs(void)
