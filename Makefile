@@ -35,7 +35,7 @@ ifeq ($(CI),true)
 WARN       += -Werror
 endif
 HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
-override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(CFLAGS)
+override CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE -Ihelper -Iinclude $(CFLAGS)
 override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c helper/*/*.c))
@@ -111,10 +111,10 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_
 
 build/fuzz/obj/%.o: %.c $(wildcard include/*.h helper/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -D_GNU_SOURCE -Ihelper -Iinclude $(PKG_CFLAGS) -c $< -o $@
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
-	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -o $@ $< \
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -Ihelper -Iinclude $(PKG_CFLAGS) -o $@ $< \
 		$(FUZZ_OBJS) $(PKG_LIBS)
 
 fuzzers: $(FUZZERS)
@@ -144,14 +144,14 @@ bench: deps all $(B)/bench/cpu_bench
 LINT_SRCS := $(wildcard helper/*.c helper/*/*.c pam_module/*.c)
 lint: $(LIB_OBJS)
 	@tests/lint/banned-functions
-	@tests/lint/asuser-includes
+	@tests/lint/layers
 	@tests/lint/module-loops $(B)
 	@tests/lint/size-limits
-	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Iinclude \
+	@cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -Ihelper -Iinclude \
 		--std=c11 -D_GNU_SOURCE --suppress=missingIncludeSystem --suppress=missingInclude helper pam_module
 	@echo "cppcheck: clean"
 	@printf '%s\n' $(LINT_SRCS) | xargs -P "$$(nproc)" -n 8 sh -c \
-		'clang-tidy -quiet "$$@" -- -std=gnu11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) 2>/dev/null' clang-tidy
+		'clang-tidy -quiet "$$@" -- -std=gnu11 -D_GNU_SOURCE -Ihelper -Iinclude $(PKG_CFLAGS) 2>/dev/null' clang-tidy
 	@echo "clang-tidy: clean"
 
 FORMAT_SRCS = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

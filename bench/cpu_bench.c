@@ -6,10 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "kc_aws.h"
-#include "kc_config.h"
-#include "kc_merge.h"
-#include "kc_mapping.h"
+#include "aws/eks.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
+#include "config/config.h"
+#include "asuser/kubeconfig_merge.h"
+#include "config/mapping.h"
 
 static int login(const char *path, const char *user, int n)
 {

@@ -1,21 +1,24 @@
 /* pam-kubeconfig: argument parsing and dispatch only. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
-#include "kc_admin.h"
-#include "kc_config.h"
-#include "kc_cut.h"
-#include "kc_json.h"
-#include "kc_lifecycle.h"
-#include "kc_log.h"
-#include "kc_rbac.h"
+#include "admin/admin.h"
+#include "admin/audit.h"
+#include "admin/eks_cli.h"
+#include "admin/rbac.h"
+#include "common/json_alloc.h"
+#include "common/log.h"
+#include "common/process.h"
+#include "common/util.h"
+#include "config/config.h"
+#include "lifecycle/cut.h"
+#include "lifecycle/login.h"
+#include "lifecycle/timers.h"
 
 static const char usage_text[] =
 	"usage: pam-kubeconfig COMMAND [--config PATH] ...\n"
@@ -31,47 +34,6 @@ static const char usage_text[] =
 	"  eks-token (--cluster-name N | --cluster-id ID) [--region R] [--role-arn A] [--profile P]\n"
 	"                                        the ExecCredential `aws eks get-token` prints\n"
 	"The config defaults to " KC_DEFAULT_CONFIG ". See pam-kubeconfig(8).\n";
-
-/* Root with CAP_SYS_RESOURCE lifts hard limits too; without it, the soft
- * limits still go up to the hard ones. */
-static void sane_limits(void)
-{
-	struct rlimit fsize = { RLIM_INFINITY, RLIM_INFINITY }, nofile;
-
-	if (setrlimit(RLIMIT_FSIZE, &fsize) < 0 && getrlimit(RLIMIT_FSIZE, &fsize) == 0) {
-		fsize.rlim_cur = fsize.rlim_max;
-		setrlimit(RLIMIT_FSIZE, &fsize);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 1024) {
-		struct rlimit want = { 1024, nofile.rlim_max < 1024 ? 1024 : nofile.rlim_max };
-
-		if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
-			nofile.rlim_cur = nofile.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &nofile);
-		}
-	}
-	signal(SIGXFSZ, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-/* `cut UID USER CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a
- * user's connections, started detached by the helper itself (kc_cut.h). */
-static int cut_command(int argc, char **argv)
-{
-	char *end;
-	unsigned long uid;
-
-	if (argc < 8)
-		return KC_EXIT_USAGE;
-	uid = strtoul(argv[2], &end, 10);
-	if (*end || uid == 0 || uid > 0xfffffffeUL)
-		return KC_EXIT_USAGE;
-	clearenv();
-	kc_harden_process();
-	kc_log_init(false);
-	return kc_cmd_cut((uid_t)uid, argv[3], argv[4], argv[5], (time_t)strtoll(argv[6], NULL, 10), atoi(argv[7]),
-			  argv + 8, (size_t)(argc - 8));
-}
 
 static int usage(const char *why)
 {
@@ -126,6 +88,8 @@ struct args {
 	bool debug, online, insecure;
 	char **rest; /* the operands after the options */
 	int n_rest;
+	int argc; /* the whole command line, for the commands that parse their own */
+	char **argv;
 };
 
 static int number(const char *s, long max, long *out)
@@ -232,50 +196,88 @@ static int run_audit(const struct args *a)
 							  : kc_cmd_audit(a->audit_log, a->mint_log);
 }
 
+/* `cut UID USER CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a
+ * user's connections, started detached by the helper itself (lifecycle/cut.h). */
+static int run_cut(const struct args *a)
+{
+	char *end;
+	unsigned long uid;
+
+	if (a->argc < 8)
+		return usage("cut is started by the helper itself");
+	uid = strtoul(a->argv[2], &end, 10);
+	if (*end || uid == 0 || uid > 0xfffffffeUL)
+		return usage("cut: bad uid");
+	return kc_cmd_cut((uid_t)uid, a->argv[3], a->argv[4], a->argv[5], (time_t)strtoll(a->argv[6], NULL, 10),
+			  atoi(a->argv[7]), a->argv + 8, (size_t)(a->argc - 8));
+}
+
+/* eks-token (kubectl's exec plugin) takes awscli's options. */
+static int run_eks_token(const struct args *a)
+{
+	return kc_cmd_eks_token(a->argc - 1, a->argv + 1);
+}
+
+/* Who a command runs for decides what it may take from its caller. */
+enum trust {
+	PRIVILEGED, /* root's own work: no environment, hardened, our limits */
+	AS_CALLER, /* an admin's or a user's tool: run as whoever calls it, with their environment */
+};
+
 static const struct command {
 	const char *name;
 	int (*run)(const struct args *a);
-	bool keeps_environment; /* rbac: an admin's manifest printer, run as the admin */
+	enum trust trust;
+	bool own_options; /* parses the command line itself */
 } commands[] = {
-	{ "open", run_open, false },	   { "close", run_close, false }, { "check", run_check, false },
-	{ "explain", run_explain, false }, { "rbac", run_rbac, true },	  { "refresh", run_refresh, false },
-	{ "gc", run_gc, false },	   { "audit", run_audit, false },
+	{ "open", run_open, PRIVILEGED, false },   { "close", run_close, PRIVILEGED, false },
+	{ "check", run_check, PRIVILEGED, false }, { "explain", run_explain, PRIVILEGED, false },
+	{ "rbac", run_rbac, AS_CALLER, false },	   { "refresh", run_refresh, PRIVILEGED, false },
+	{ "gc", run_gc, PRIVILEGED, false },	   { "audit", run_audit, PRIVILEGED, false },
+	{ "cut", run_cut, PRIVILEGED, true },	   { "eks-token", run_eks_token, AS_CALLER, true },
 };
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* The privileged commands never take anything from the environment, nor the
+ * caller's limits: a file size limit of 0 or a handful of fds must not cut a
+ * kubeconfig short. */
+static void enter(const struct command *c)
+{
+	if (c->trust != PRIVILEGED)
+		return;
+	clearenv();
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	kc_process_harden();
+}
 
 int main(int argc, char **argv)
 {
-	struct args a = { .s = { .config = KC_DEFAULT_CONFIG } };
-	const struct command *c = NULL;
+	struct args a = { .s = { .config = KC_DEFAULT_CONFIG }, .argc = argc, .argv = argv };
+	const struct command *c;
 	int rc;
 
 	if (argc < 2 || !argv[0] || !argv[1])
 		return usage("no command given");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return fputs(usage_text, stdout), 0;
-	if (strcmp(argv[1], "cut") == 0)
-		return cut_command(argc, argv);
-	/* eks-token (kubectl's exec plugin, awscli's options) parses its own. */
-	if (strcmp(argv[1], "eks-token") == 0)
-		return kc_log_init(false), kc_cmd_eks_token(argc - 1, argv + 1);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			c = &commands[i];
+	c = find_command(argv[1]);
 	if (!c)
 		return usage("unknown command");
-	rc = parse_args(argc, argv, &a);
-	if (rc != 0)
-		return rc > 0 ? 0 : KC_EXIT_USAGE;
-	if (a.cluster && c->run != run_rbac)
-		return usage("--cluster is an option of rbac");
-	/* The privileged commands never take anything from the environment, nor
-	 * the caller's limits: a file size limit of 0 or a handful of fds must not
-	 * cut a kubeconfig short. */
-	if (!c->keeps_environment) {
-		clearenv();
-		setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
-		sane_limits();
-		kc_harden_process();
+	if (!c->own_options) {
+		rc = parse_args(argc, argv, &a);
+		if (rc != 0)
+			return rc > 0 ? 0 : KC_EXIT_USAGE;
+		if (a.cluster && c->run != run_rbac)
+			return usage("--cluster is an option of rbac");
 	}
+	enter(c);
 	kc_log_init(a.debug);
 	kc_json_secure_init();
 	{

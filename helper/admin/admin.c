@@ -1,5 +1,6 @@
 /* Commands for the administrator: check [--online], explain USER, rbac. */
-#include "kc_admin.h"
+
+#include "admin/admin.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -7,16 +8,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kc_auditlog.h"
-#include "kc_aws.h"
-#include "kc_config.h"
-#include "kc_kubeapi.h"
-#include "kc_lifecycle.h"
-#include "kc_mapping.h"
-#include "kc_rbac.h"
-#include "kc_asuser.h"
-#include "kc_cluster.h"
-#include "kc_hostcheck.h"
+#include "lifecycle/auditlog.h"
+#include "aws/aws_sources.h"
+#include "aws/aws_credentials.h"
+#include "aws/aws_sigv4.h"
+#include "config/config.h"
+#include "kube/kubeapi.h"
+#include "kube/tokens.h"
+#include "kube/objects.h"
+#include "lifecycle/login.h"
+#include "config/mapping.h"
+#include "admin/rbac.h"
+#include "asuser/drop.h"
+#include "kube/cluster.h"
+#include "admin/hostcheck.h"
 
 /* One permission the helper needs (or must not have). */
 struct probe {
@@ -263,7 +268,7 @@ static int check_online(const struct kc_config *cfg, const struct kc_cluster *cl
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	k = kc_cluster_connect(cfg, cl, 0, &ep, &err);
+	k = kc_kube_connect(cfg, cl, 0, &ep, &err);
 	if (!k) {
 		fprintf(stderr, "%s\n", err.msg);
 		kc_cluster_endpoint_free(&ep);

@@ -1,7 +1,8 @@
 /* pam-kubeconfig audit: which Unix login made which API request. Joins the API
  * server's audit log (JSON lines) with the helper's own audit lines (syslog or
  * journal export) on the token's credential id, "JTI=<jti>". */
-#include "kc_admin.h"
+#include "admin/audit.h"
+#include "admin/admin.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "kc_auditlog.h"
+#include "lifecycle/auditlog.h"
 #include "kc_protocol.h"
 
 #define LINE_MAX_BYTES (4u << 20) /* a longer line is skipped */
@@ -46,7 +47,7 @@ struct trail {
 	size_t unmatched;
 };
 
-/* ---- the lines of kc_auditlog.h -------------------------------------------------- */
+/* ---- the lines of lifecycle/auditlog.h -------------------------------------------------- */
 
 enum kc_audit_kind kc_audit_line_kind(const char *msg)
 {

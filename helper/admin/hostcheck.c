@@ -1,12 +1,12 @@
-/* `check`'s look at this host (see kc_hostcheck.h). */
-#include "kc_hostcheck.h"
+/* `check`'s look at this host (see admin/hostcheck.h). */
+#include "admin/hostcheck.h"
 
 #include <unistd.h>
 
-#include "kc_cache.h"
-#include "kc_sockcut.h"
-#include "kc_state.h"
-#include "kc_tokenfile.h"
+#include "common/cache.h"
+#include "lifecycle/sockcut.h"
+#include "lifecycle/state.h"
+#include "lifecycle/tokenfile.h"
 
 #define HEARTBEAT_STALE 180
 

@@ -1,11 +1,11 @@
 /* The least-privilege RBAC manifest for the helper's identity under a config. */
-#include "kc_rbac.h"
+#include "admin/rbac.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_kubeapi.h"
-#include "kc_yaml.h"
+#include "kube/objects.h"
+#include "common/yaml_emit.h"
 
 int kc_strset_add(struct kc_strset *s, const char *v)
 {

@@ -1,6 +1,7 @@
 /* Dropping to the user for good, and proving it (as OpenSSH's
  * permanently_set_uid() does). */
-#include "kc_asuser.h"
+
+#include "asuser/drop.h"
 
 #include <grp.h>
 #include <unistd.h>

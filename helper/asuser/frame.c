@@ -1,5 +1,6 @@
 /* Length-prefixed fields for the writer's pipe. */
-#include "kc_asuser.h"
+#include "asuser/frame.h"
+#include "asuser/drop.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* The user's home, fd-relative: no step follows a link, every directory on the
  * way must be the user's own and not writable by others. */
-#include "kc_asuser_home.h"
+#include "asuser/home.h"
 
 #include <errno.h>
 #include <fcntl.h>

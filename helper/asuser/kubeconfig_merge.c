@@ -2,14 +2,15 @@
  * keeping everything else another tool or the user put there. Ours are the
  * entries marked with the pam-kubeconfig NamedExtension (kubectl and awscli
  * keep extensions; they drop comments). Runs as the user, on bytes only. */
-#include "kc_merge.h"
+#include "asuser/kubeconfig_merge.h"
+#include "asuser/kubeconfig_names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kc_ytree.h"
-#include "our_entries.h"
+#include "asuser/ytree.h"
+#include "asuser/our_entries.h"
 
 struct merge {
 	const struct kc_merge_entry *ours;

@@ -7,7 +7,8 @@
  * name), and only the first document counts. The reader walks libyaml's
  * events with a depth counter, so it holds one name at a time, whatever the
  * file's size or nesting. */
-#include "kc_merge.h"
+#include "asuser/kubeconfig_names.h"
+#include "asuser/kubeconfig_merge.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Our cluster, context and user entries as YAML: how we write them, how the
  * merge knows them (the marker, or the shape the writer before markers gave
  * them) and which of their values are ours to replace. */
-#include "our_entries.h"
+#include "asuser/our_entries.h"
 
 #include <string.h>
 

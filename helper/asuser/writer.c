@@ -1,7 +1,9 @@
 /* The writer process: drops to the user, then merges our entries into the
  * user's kubeconfig on request, fd-relative, under kubectl's own lock, writing
  * only when the bytes change and only over the file it read. */
-#include "kc_asuser.h"
+#include "asuser/writer.h"
+#include "asuser/drop.h"
+#include "asuser/frame.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kc_asuser_home.h"
-#include "kc_fileio.h"
-#include "kc_merge.h"
+#include "asuser/home.h"
+#include "common/fileio.h"
+#include "asuser/kubeconfig_merge.h"
+#include "asuser/kubeconfig_names.h"
 
 #define FILE_MAX (1u << 20) /* a kubeconfig larger than this is left alone */
 #define LOCK_WAIT_MS 1000

@@ -2,7 +2,7 @@
  * and a writer back through libyaml's emitter: what the kubeconfig merge edits
  * files of other tools with. Runs as the user; nothing here holds a secret of
  * the helper's, though a value read may be the user's token (wiped on free). */
-#include "kc_ytree.h"
+#include "asuser/ytree.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* Building, editing, comparing and writing the YAML tree of kc_ytree.h. */
-#include "kc_ytree.h"
+/* Building, editing, comparing and writing the YAML tree of asuser/ytree.h. */
+#include "asuser/ytree.h"
 
 #include <stdlib.h>
 #include <string.h>

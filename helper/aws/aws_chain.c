@@ -1,6 +1,12 @@
 /* eks-token's credentials: awscli's chain in botocore's order, for a user's own
  * environment and files. SSO is out of scope and refused with a clear error. */
-#include "kc_aws.h"
+#include "aws/aws_chain.h"
+#include "aws/aws_sources.h"
+#include "aws/aws_sts.h"
+#include "aws/aws_profile.h"
+#include "aws/http.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
 
 #include <stdio.h>
 #include <string.h>

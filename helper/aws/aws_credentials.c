@@ -2,7 +2,13 @@
  * root-only credentials file, a web identity token file, a credential_process,
  * a container endpoint, else the instance role), then role_arn; never the
  * environment. Cached in the cache store until shortly before they expire. */
-#include "kc_aws.h"
+#include "aws/aws_credentials.h"
+#include "aws/aws_sources.h"
+#include "aws/aws_sts.h"
+#include "aws/aws_profile.h"
+#include "aws/http.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -11,9 +17,9 @@
 
 #include <jansson.h>
 
-#include "kc_cache.h"
-#include "kc_json.h"
-#include "kc_log.h"
+#include "common/cache.h"
+#include "common/json_alloc.h"
+#include "common/log.h"
 
 #define CACHE_KIND "aws-credentials"
 #define CACHE_MAX_AGE (12 * 3600) /* the longest a role session lasts */
@@ -257,9 +263,9 @@ static int read_token(const char *path, struct kc_buf *out, struct kc_err *err)
 }
 
 /* The base credentials; *assumed set when they already are role_arn's. */
-static int base_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a,
-			    const struct kc_aws_service_endpoint *sts, const struct kc_aws_budget *b,
-			    struct kc_aws_credentials *out, bool *assumed, struct kc_err *err)
+static int base_credentials(const struct kc_eks_ref *a, const struct kc_aws_service_endpoint *sts,
+			    const struct kc_aws_budget *b, struct kc_aws_credentials *out, bool *assumed,
+			    struct kc_err *err)
 {
 	kc_autobuf struct kc_buf token = { .secret = true };
 	char session[80];
@@ -285,17 +291,18 @@ static int base_credentials(const struct kc_config *cfg, const struct kc_eks_ref
 		return kc_aws_credentials_from_container(a->container_uri, token.data, b, out, err);
 	}
 	/* Link-local and answering at once: a slow one is a dead one. */
-	imds_deadline = kc_now_ms() + cfg->connect_timeout_ms;
+	imds_deadline = kc_now_ms() + b->connect_timeout_ms;
 	if (b->deadline_ms && b->deadline_ms < imds_deadline)
 		imds_deadline = b->deadline_ms;
 	return kc_aws_credentials_from_imds(a->imds_endpoint, imds_deadline, out, err);
 }
 
-int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_ref *a, long long deadline_ms,
+int kc_aws_helper_credentials(const struct kc_eks_ref *a, const struct kc_aws_budget *limits,
 			      struct kc_aws_credentials *out, struct kc_err *err)
 {
 	struct kc_aws_variant v = { a->use_fips_endpoint, a->use_dualstack_endpoint, false };
-	struct kc_aws_budget b = { a->endpoint_ca, cfg->connect_timeout_ms, cfg->request_timeout_ms, deadline_ms };
+	struct kc_aws_budget b = { a->endpoint_ca, limits->connect_timeout_ms, limits->timeout_ms,
+				   limits->deadline_ms };
 	struct kc_aws_service_endpoint sts;
 	struct kc_aws_credentials base = { 0 };
 	kc_autobuf struct kc_buf key = { 0 };
@@ -314,7 +321,7 @@ int kc_aws_helper_credentials(const struct kc_config *cfg, const struct kc_eks_r
 	if (kc_aws_resolve("sts", a->region, &v, &sts, err) < 0 ||
 	    (a->sts_endpoint && kc_aws_endpoint_connect_to(&sts, a->sts_endpoint, err) < 0))
 		return -1;
-	if (base_credentials(cfg, a, &sts, &b, &base, &assumed, err) < 0)
+	if (base_credentials(a, &sts, &b, &base, &assumed, err) < 0)
 		return -1;
 	if (a->role_arn && *a->role_arn && !assumed) {
 		char session[80];

@@ -1,6 +1,6 @@
 /* Region -> partition -> STS/EKS host, in the order of the sts and eks endpoint
  * rule sets botocore and the AWS SDKs run; the data is the generated table. */
-#include "kc_aws_endpoints.h"
+#include "aws/aws_endpoints.h"
 
 #include <regex.h>
 #include <stdio.h>

@@ -2,7 +2,8 @@
  * credentials (~/.aws/credentials: [NAME]) files, read as botocore reads them:
  * "key = value" or "key: value", keys case-insensitive, full-line comments,
  * indented continuation lines belong to the key above (and are not used here). */
-#include "kc_aws.h"
+#include "aws/aws_profile.h"
+#include "aws/aws_sigv4.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* AWS SigV4 signing with OpenSSL's HMAC-SHA256 and SHA-256. */
-#include "kc_sigv4.h"
+#include "aws/aws_sigv4.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,7 +1,9 @@
 /* Where AWS credentials come from besides files and STS: the instance role
  * (IMDSv2), the container endpoint (ECS, EKS Pod Identity) and a
  * credential_process, each bounded by the caller's deadline. */
-#include "kc_aws.h"
+#include "aws/aws_sources.h"
+#include "aws/http.h"
+#include "aws/aws_sigv4.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,8 +18,8 @@
 
 #include <jansson.h>
 
-#include "kc_http.h"
-#include "kc_json.h"
+#include "aws/http.h"
+#include "common/json_alloc.h"
 
 /* A string member, NULL when absent or null; *bad set when it is another type. */
 static const char *member(json_t *j, const char *key, bool *bad)

@@ -1,11 +1,14 @@
 /* STS: AssumeRole (SigV4 header-signed) and AssumeRoleWithWebIdentity
  * (unsigned), on the partition's STS host; the answer's credentials. */
-#include "kc_aws.h"
+#include "aws/aws_sts.h"
+#include "aws/http.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_http.h"
+#include "aws/http.h"
 
 #define STS_VERSION "2011-06-15"
 #define FORM_TYPE "application/x-www-form-urlencoded; charset=utf-8"

@@ -1,16 +1,20 @@
 /* EKS: the k8s-aws-v1 token, `aws eks get-token`'s output, and DescribeCluster
  * discovery of endpoint, CA and ARN (cached in the cache store for discovery_ttl). */
-#include "kc_aws.h"
+#include "aws/eks.h"
+#include "aws/aws_credentials.h"
+#include "aws/http.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "kc_cache.h"
-#include "kc_http.h"
-#include "kc_json.h"
-#include "kc_log.h"
+#include "common/cache.h"
+#include "aws/http.h"
+#include "common/json_alloc.h"
+#include "common/log.h"
 
 #define DISCOVERY_KIND "eks-cluster"
 
@@ -140,28 +144,8 @@ static void cache_key(const struct kc_eks_ref *ref, struct kc_buf *k)
 		      ref->use_fips_endpoint, ref->use_dualstack_endpoint);
 }
 
-/* The credentials that ask: the owning cluster's auth.eks, else the instance role. */
-static int discovery_credentials(const struct kc_config *cfg, const struct kc_eks_ref *ref, long long deadline_ms,
-				 struct kc_aws_credentials *cred, struct kc_err *err)
-{
-	struct kc_eks_ref instance_role = { .cluster_name = ref->cluster_name,
-					    .region = ref->region,
-					    .use_fips_endpoint = ref->use_fips_endpoint,
-					    .use_dualstack_endpoint = ref->use_dualstack_endpoint };
-
-	for (size_t i = 0; i < cfg->n_clusters; i++) {
-		const struct kc_cluster *cl = &cfg->clusters[i];
-
-		if (cl->has_eks && cl->auth == KC_AUTH_EKS &&
-		    (&cl->eks == ref || (strcmp(cl->eks.cluster_name, ref->cluster_name) == 0 &&
-					 strcmp(cl->eks.region, ref->region) == 0)))
-			return kc_aws_helper_credentials(cfg, &cl->auth_eks, deadline_ms, cred, err);
-	}
-	return kc_aws_helper_credentials(cfg, &instance_role, deadline_ms, cred, err);
-}
-
-static int describe(const struct kc_config *cfg, const struct kc_eks_ref *ref, const struct kc_aws_credentials *cred,
-		    long long deadline_ms, struct kc_buf *resp, struct kc_err *err)
+static int describe(const struct kc_eks_ref *ref, const struct kc_aws_credentials *cred,
+		    const struct kc_aws_budget *limits, struct kc_buf *resp, struct kc_err *err)
 {
 	const struct kc_aws_variant v = { ref->use_fips_endpoint, ref->use_dualstack_endpoint, false };
 	kc_autobuf struct kc_buf path = { 0 }, url = { 0 }, auth = { .secret = true }, date = { 0 },
@@ -206,9 +190,9 @@ static int describe(const struct kc_config *cfg, const struct kc_eks_ref *ref, c
 					  .url = url.data,
 					  .headers = headers,
 					  .ca_file = ref->endpoint_ca,
-					  .connect_timeout_ms = cfg->connect_timeout_ms,
-					  .timeout_ms = cfg->request_timeout_ms,
-					  .deadline_ms = deadline_ms };
+					  .connect_timeout_ms = limits->connect_timeout_ms,
+					  .timeout_ms = limits->timeout_ms,
+					  .deadline_ms = limits->deadline_ms };
 
 		status = kc_http(&c, resp, err);
 	}
@@ -221,8 +205,8 @@ static int describe(const struct kc_config *cfg, const struct kc_eks_ref *ref, c
 	return 0;
 }
 
-int kc_eks_describe_cluster(const struct kc_config *cfg, const struct kc_eks_ref *ref, long long deadline_ms,
-			    struct kc_eks_cluster *out, struct kc_err *err)
+int kc_eks_describe_cluster(const struct kc_eks_ref *ref, const struct kc_eks_ref *auth,
+			    const struct kc_aws_budget *limits, struct kc_eks_cluster *out, struct kc_err *err)
 {
 	kc_autobuf struct kc_buf key = { 0 }, resp = { 0 };
 	struct kc_aws_credentials cred;
@@ -235,9 +219,19 @@ int kc_eks_describe_cluster(const struct kc_config *cfg, const struct kc_eks_ref
 	    parse_cluster(resp.data ? resp.data : "", resp.len, out, &e) == 0)
 		return 0;
 	kc_buf_free(&resp);
-	if (discovery_credentials(cfg, ref, deadline_ms, &cred, err) < 0)
+	if (auth) {
+		rc = kc_aws_helper_credentials(auth, limits, &cred, err);
+	} else { /* the instance role */
+		struct kc_eks_ref instance_role = { .cluster_name = ref->cluster_name,
+						    .region = ref->region,
+						    .use_fips_endpoint = ref->use_fips_endpoint,
+						    .use_dualstack_endpoint = ref->use_dualstack_endpoint };
+
+		rc = kc_aws_helper_credentials(&instance_role, limits, &cred, err);
+	}
+	if (rc < 0)
 		return kc_seterr(err, "discovery: AWS credentials: %s", err->msg), -1;
-	rc = describe(cfg, ref, &cred, deadline_ms, &resp, err);
+	rc = describe(ref, &cred, limits, &resp, err);
 	kc_aws_credentials_clear(&cred);
 	if (rc < 0 || parse_cluster(resp.data ? resp.data : "", resp.len, out, err) < 0)
 		return -1;

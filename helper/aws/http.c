@@ -1,5 +1,5 @@
 /* A single bounded HTTP call for AWS endpoints. */
-#include "kc_http.h"
+#include "aws/http.h"
 
 #include <limits.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* The cache store: entries by kind and key in one root-only directory. */
-#include "kc_cache.h"
+#include "common/cache.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "kc_fileio.h"
+#include "common/fileio.h"
 
 static const char *cache_dir = KC_CACHE_DIR;
 

@@ -1,5 +1,5 @@
 /* Atomic whole-file writes and capped reads from directory fds. */
-#include "kc_fileio.h"
+#include "common/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* A zeroing allocator for jansson: each block remembers its size so free() can
  * wipe it. */
-#include "kc_json.h"
+#include "common/json_alloc.h"
 
 #include <stdalign.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* Diagnostics on stderr, audit lines to syslog (LOG_AUTHPRIV). */
-#include "kc_log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Shared helpers: errors, buffers, durations, time, hashing, base64 and reads of
  * root-owned files that refuse symlinks, wrong owners and oversize input. */
-#include "kc_util.h"
+#include "common/util.h"
 
 #include <ctype.h>
 #include <dirent.h>

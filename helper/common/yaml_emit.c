@@ -1,5 +1,5 @@
 /* libyaml's emitter writing into a kc_buf. */
-#include "kc_yaml.h"
+#include "common/yaml_emit.h"
 
 #include <string.h>
 #include <strings.h>

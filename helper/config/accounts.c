@@ -1,8 +1,8 @@
-/* The account databases read once (see kc_accounts.h): users sorted by uid
+/* The account databases read once (see config/accounts.h): users sorted by uid
  * and by name, groups by gid, each user's groups from the member lists. Where
  * a database holds a uid, name or gid twice, the first entry wins, as it does
  * for getpwuid(), getpwnam() and getgrgid(). */
-#include "kc_accounts.h"
+#include "config/accounts.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kc_util.h"
+#include "common/util.h"
 
 #define NSS_MAX (64u * 1024)
 #define BUF_MAX (64u << 20) /* an entry's line, a department's group included */

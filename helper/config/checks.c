@@ -1,12 +1,12 @@
 /* What the config says about other files, checked at every load whether the
  * config came from the cache or not (credential files' owner and mode, the CA
  * file's bytes), and the warnings `check` prints. */
-#include "checks.h"
+#include "config/checks.h"
 
 #include <string.h>
 
-#include "kc_aws.h"
-#include "kc_mapping.h"
+#include "aws/aws_credentials.h"
+#include "config/mapping.h"
 
 #define fail_at cfg_fail_at
 

@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kc_config.h"
-#include "tree.h"
+#include "config/config.h"
+#include "config/tree.h"
 
 /* Holds a PEM certificate. */
 bool cfg_holds_pem(const unsigned char *data, size_t len);

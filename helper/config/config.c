@@ -2,7 +2,7 @@
  * types, aliases and oversize input are errors with PATH:LINE:COL. The field
  * lists (schema.c) say which key fills which member; this file says what the
  * values mean together. */
-#include "kc_config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "checks.h"
-#include "fields.h"
-#include "kc_aws.h"
-#include "kc_config_cache.h"
-#include "kc_mapping.h"
+#include "config/checks.h"
+#include "config/fields.h"
+#include "aws/aws_credentials.h"
+#include "config/config_cache.h"
+#include "config/mapping.h"
 
 #define fail_at cfg_fail_at
 

@@ -1,7 +1,7 @@
 /* Parsed configs in the cache store, so a login does not parse a large
  * unchanged config again. An entry is the config's field lists' form
  * (cfg_fields_save), keyed by the file's identity and the program's build. */
-#include "kc_config_cache.h"
+#include "config/config_cache.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fields.h"
-#include "kc_cache.h"
+#include "config/fields.h"
+#include "common/cache.h"
 
 #define MAGIC "KCCACHE4"
 #define KIND "config"

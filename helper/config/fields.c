@@ -1,5 +1,5 @@
 /* Parsing, freeing and the cache's save and load, all from the field lists. */
-#include "fields.h"
+#include "config/fields.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tree.h"
+#include "config/tree.h"
 
 enum cfg_type {
 	CF_NONE, /* a key only: config.c reads it into other members */

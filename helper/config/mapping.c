@@ -1,5 +1,5 @@
 /* Unix user and groups -> ServiceAccount per cluster: first matching rule wins. */
-#include "kc_mapping.h"
+#include "config/mapping.h"
 
 #include <ctype.h>
 #include <errno.h>

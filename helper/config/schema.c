@@ -2,7 +2,7 @@
  * fills it. The order of the keys is the order messages list them in. */
 #include <stddef.h>
 
-#include "fields.h"
+#include "config/fields.h"
 
 #define F(sec, k, t, s, m, fl)                                    \
 	{                                                         \

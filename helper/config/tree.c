@@ -1,5 +1,5 @@
 /* The config's YAML, read strictly into a tree with marks (see tree.h). */
-#include "tree.h"
+#include "config/tree.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kc_config.h"
-#include "kc_util.h"
+#include "config/config.h"
+#include "common/util.h"
 
 enum cfg_kind { CFG_SCALAR, CFG_MAP, CFG_SEQ };
 

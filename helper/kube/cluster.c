@@ -1,12 +1,13 @@
 /* Resolving a cluster, the helper's credential for it, and connecting. */
-#include "kc_cluster.h"
+#include "kube/cluster.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "kc_aws.h"
-#include "kc_kubeapi.h"
+#include "aws/aws_credentials.h"
+#include "aws/eks.h"
+#include "aws/aws_sigv4.h"
 
 void kc_cluster_endpoint_free(struct kc_cluster_endpoint *ep)
 {
@@ -31,15 +32,36 @@ static int copy_bytes(unsigned char **dst, size_t *dlen, const unsigned char *sr
 	return 0;
 }
 
-/* DescribeCluster (or its cache) with the cluster's own AWS identity, or the
- * instance role when the cluster authenticates otherwise (kc_eks_describe_cluster
- * gets them, within the deadline). */
+static struct kc_aws_budget limits_of(const struct kc_config *cfg, long long deadline_ms)
+{
+	return (struct kc_aws_budget){ .connect_timeout_ms = cfg->connect_timeout_ms,
+				       .timeout_ms = cfg->request_timeout_ms,
+				       .deadline_ms = deadline_ms };
+}
+
+/* Who asks DescribeCluster: the AWS identity of a cluster of the config that
+ * authenticates with EKS to that cluster, else (NULL) the instance role. */
+static const struct kc_eks_ref *discovery_identity(const struct kc_config *cfg, const struct kc_eks_ref *ref)
+{
+	for (size_t i = 0; i < cfg->n_clusters; i++) {
+		const struct kc_cluster *cl = &cfg->clusters[i];
+
+		if (cl->has_eks && cl->auth == KC_AUTH_EKS &&
+		    (&cl->eks == ref || (strcmp(cl->eks.cluster_name, ref->cluster_name) == 0 &&
+					 strcmp(cl->eks.region, ref->region) == 0)))
+			return &cl->auth_eks;
+	}
+	return NULL;
+}
+
+/* DescribeCluster (or its cache), within the deadline. */
 static int discover(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
 		    struct kc_cluster_endpoint *ep, struct kc_err *err)
 {
 	struct kc_eks_cluster found = { 0 };
+	struct kc_aws_budget limits = limits_of(cfg, deadline_ms);
 
-	if (kc_eks_describe_cluster(cfg, &cl->eks, deadline_ms, &found, err) < 0)
+	if (kc_eks_describe_cluster(&cl->eks, discovery_identity(cfg, &cl->eks), &limits, &found, err) < 0)
 		return kc_seterr(err, "cluster %s: %s", cl->name, err->msg), -1;
 	ep->server = found.endpoint;
 	ep->ca_pem = found.ca_pem;
@@ -105,11 +127,12 @@ static int eks_token(const struct kc_config *cfg, const struct kc_cluster *cl, l
 		     struct kc_buf *out, struct kc_err *err)
 {
 	struct kc_aws_credentials cred;
+	struct kc_aws_budget limits = limits_of(cfg, deadline_ms);
 	char *token = NULL;
 	struct kc_err e;
 	int rc;
 
-	if (kc_aws_helper_credentials(cfg, &cl->auth_eks, deadline_ms, &cred, &e) < 0)
+	if (kc_aws_helper_credentials(&cl->auth_eks, &limits, &cred, &e) < 0)
 		return kc_seterr(err, "cluster %s: AWS credentials: %s", cl->name, e.msg), -1;
 	rc = kc_eks_auth_token(&cl->auth_eks, &cred, time(NULL), &token, &e);
 	kc_aws_credentials_clear(&cred);
@@ -143,26 +166,4 @@ int kc_cluster_credential(const struct kc_config *cfg, const struct kc_cluster *
 	if (rc < 0)
 		kc_cluster_credential_free(out);
 	return rc;
-}
-
-struct kc_kube *kc_cluster_connect(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
-				   struct kc_cluster_endpoint *ep, struct kc_err *err)
-{
-	struct kc_cluster_endpoint local;
-	struct kc_cluster_credential cred;
-	struct kc_kube *k = NULL;
-
-	if (!ep)
-		ep = &local;
-	if (kc_cluster_resolve(cfg, cl, deadline_ms, ep, err) < 0)
-		return NULL;
-	if (kc_cluster_credential(cfg, cl, deadline_ms, &cred, err) == 0) {
-		k = kc_kube_open(ep, &cred, cfg->connect_timeout_ms, cfg->request_timeout_ms, err);
-		kc_cluster_credential_free(&cred);
-	}
-	if (k)
-		kc_kube_set_deadline(k, deadline_ms);
-	if (!k || ep == &local)
-		kc_cluster_endpoint_free(ep);
-	return k;
 }

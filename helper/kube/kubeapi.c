@@ -2,7 +2,8 @@
  * configured CA trusted, every request bounded by the caller's deadline, and
  * errors phrased for a sysadmin. The calls themselves are in tokens.c and
  * objects.c. */
-#include "kc_kubeapi.h"
+
+#include "kube/kubeapi.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 
 #include <curl/curl.h>
 
-#include "kc_json.h"
+#include "common/json_alloc.h"
 
 struct kc_kube {
 	CURL *curl;
@@ -315,4 +316,26 @@ const char *kc_kube_peer(const struct kc_kube *k)
 const char *kc_kube_name(const struct kc_kube *k)
 {
 	return k->name;
+}
+
+struct kc_kube *kc_kube_connect(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
+				struct kc_cluster_endpoint *ep, struct kc_err *err)
+{
+	struct kc_cluster_endpoint local;
+	struct kc_cluster_credential cred;
+	struct kc_kube *k = NULL;
+
+	if (!ep)
+		ep = &local;
+	if (kc_cluster_resolve(cfg, cl, deadline_ms, ep, err) < 0)
+		return NULL;
+	if (kc_cluster_credential(cfg, cl, deadline_ms, &cred, err) == 0) {
+		k = kc_kube_open(ep, &cred, cfg->connect_timeout_ms, cfg->request_timeout_ms, err);
+		kc_cluster_credential_free(&cred);
+	}
+	if (k)
+		kc_kube_set_deadline(k, deadline_ms);
+	if (!k || ep == &local)
+		kc_cluster_endpoint_free(ep);
+	return k;
 }

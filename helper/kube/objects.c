@@ -1,11 +1,12 @@
 /* The objects the helper keeps on a cluster: the per-user revocation Secret,
  * the ServiceAccounts and bindings `create: true` reconciles, and access reviews. */
-#include "kc_kubeapi.h"
+#include "kube/objects.h"
+#include "kube/kubeapi.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_json.h"
+#include "common/json_alloc.h"
 
 void kc_kube_secret_name(const char *host_id, const char *user, const char *cluster, char *out, size_t len)
 {

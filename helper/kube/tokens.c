@@ -1,10 +1,11 @@
 /* TokenRequest: the token a login gets, bound to the user's revocation Secret. */
-#include "kc_kubeapi.h"
+#include "kube/tokens.h"
+#include "kube/kubeapi.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_json.h"
+#include "common/json_alloc.h"
 
 void kc_kube_minted_clear(struct kc_minted *m)
 {

@@ -1,5 +1,5 @@
-/* Cutting connections now and once more later (see kc_cut.h). */
-#include "kc_cut.h"
+/* Cutting connections now and once more later (see lifecycle/cut.h). */
+#include "lifecycle/cut.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kc_log.h"
-#include "kc_sockcut.h"
-#include "kc_state.h"
+#include "common/log.h"
+#include "lifecycle/sockcut.h"
+#include "lifecycle/state.h"
 
 #define MAX_ADDRS 64
 

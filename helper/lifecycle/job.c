@@ -1,5 +1,5 @@
-/* Jobs: plan under the cluster's lock, requests, commit (see kc_job.h). */
-#include "kc_job.h"
+/* Jobs: plan under the cluster's lock, requests, commit (see lifecycle/job.h). */
+#include "lifecycle/job.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -7,12 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kc_auditlog.h"
-#include "kc_cache.h"
-#include "kc_cut.h"
-#include "kc_kubeapi.h"
-#include "kc_log.h"
-#include "kc_tokenfile.h"
+#include "lifecycle/auditlog.h"
+#include "common/cache.h"
+#include "lifecycle/cut.h"
+#include "kube/kubeapi.h"
+#include "kube/tokens.h"
+#include "kube/objects.h"
+#include "common/log.h"
+#include "lifecycle/tokenfile.h"
 
 #define RECONCILE_TTL 3600
 
@@ -258,7 +260,7 @@ static void send_all(struct job_ctx *c)
 	struct kc_err e = { "" };
 	struct kc_step s;
 
-	c->kube = kc_cluster_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
+	c->kube = kc_kube_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
 	if (!c->kube) {
 		snprintf(c->error, sizeof(c->error), "%s", e.msg);
 		j->failed = true;

@@ -1,32 +1,23 @@
 /* open and close: what the module runs at a login and at its logout. */
-#include "kc_lifecycle.h"
+
+#include "lifecycle/login.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include "kc_auditlog.h"
-#include "kc_cache.h"
-#include "kc_config.h"
-#include "kc_log.h"
-#include "kc_reconcile.h"
-#include "kc_state.h"
-#include "kc_writer.h"
+#include "lifecycle/auditlog.h"
+#include "common/cache.h"
+#include "config/config.h"
+#include "common/log.h"
+#include "lifecycle/reconcile.h"
+#include "lifecycle/state.h"
+#include "lifecycle/writer.h"
 
 #define EXIT_MARGIN_MS 300 /* for the answer and the exit, before the module's deadline */
 #define WRITER_START_MS 3000
 #define WRITER_RESERVE_MS 500
 #define HEARTBEAT_STALE 180
-
-void kc_harden_process(void)
-{
-	struct rlimit none = { 0, 0 };
-
-	prctl(PR_SET_DUMPABLE, 0);
-	setrlimit(RLIMIT_CORE, &none);
-}
 
 static long long deadline_of(const struct kc_session_args *a)
 {

@@ -1,5 +1,5 @@
-/* The planner (see kc_plan.h for its invariants). */
-#include "kc_plan.h"
+/* The planner (see lifecycle/plan.h for its invariants). */
+#include "lifecycle/plan.h"
 
 #include <stdio.h>
 #include <string.h>

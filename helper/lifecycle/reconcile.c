@@ -1,12 +1,12 @@
-/* One user's reconciliation over every cluster (see kc_reconcile.h). */
-#include "kc_reconcile.h"
+/* One user's reconciliation over every cluster (see lifecycle/reconcile.h). */
+#include "lifecycle/reconcile.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "kc_kubeapi.h"
-#include "kc_state.h"
-#include "kc_tokenfile.h"
+#include "kube/objects.h"
+#include "lifecycle/state.h"
+#include "lifecycle/tokenfile.h"
 
 int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 {

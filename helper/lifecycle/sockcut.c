@@ -1,6 +1,6 @@
 /* Cutting a user's TCP connections to an API server: a sock_diag dump of the
  * sockets to the endpoint's addresses, then SOCK_DESTROY for those the uid owns. */
-#include "kc_sockcut.h"
+#include "lifecycle/sockcut.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

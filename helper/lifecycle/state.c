@@ -1,5 +1,5 @@
-/* The user's session records and grant files (see kc_state.h). */
-#include "kc_state.h"
+/* The user's session records and grant files (see lifecycle/state.h). */
+#include "lifecycle/state.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "kc_fileio.h"
-#include "kc_json.h"
+#include "common/fileio.h"
+#include "common/json_alloc.h"
 
 #define RECORD_MAX (64u << 10)
 #define LOCK_POLL_MS 10

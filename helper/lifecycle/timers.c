@@ -2,7 +2,8 @@
  * child of its own, forked from a process that holds the config and no
  * secret, with a deadline: at it the child is killed and the next user's turn
  * comes; no user can hold the others up. */
-#include "kc_lifecycle.h"
+#include "lifecycle/timers.h"
+#include "lifecycle/login.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -14,22 +15,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kc_accounts.h"
-#include "kc_cache.h"
-#include "kc_config.h"
-#include "kc_log.h"
-#include "kc_reconcile.h"
-#include "kc_state.h"
-#include "kc_tokenfile.h"
-#include "kc_verdicts.h"
-#include "kc_writer.h"
+#include "config/accounts.h"
+#include "common/cache.h"
+#include "config/config.h"
+#include "common/log.h"
+#include "lifecycle/reconcile.h"
+#include "lifecycle/state.h"
+#include "lifecycle/tokenfile.h"
+#include "lifecycle/verdicts.h"
+#include "lifecycle/writer.h"
 
 #define PARALLEL 4
 #define KILL_GRACE_MS 500
 
 struct user_work {
 	const struct kc_config *cfg;
-	const struct kc_accounts *accounts; /* NULL: look each user up (kc_accounts.h) */
+	const struct kc_accounts *accounts; /* NULL: look each user up (config/accounts.h) */
 	uid_t uid;
 	enum kc_rotate rotate;
 	bool gc;
@@ -277,7 +278,7 @@ static int load(const char *path, struct kc_config **cfg)
 
 /* The users whose records say there is something to do; a user whose
  * records and mapping are as they were at the last verdict, and whose first
- * rotation has not come, is not read again (kc_verdicts.h). */
+ * rotation has not come, is not read again (lifecycle/verdicts.h). */
 static size_t due_users(const struct user_work *work, const uid_t *uids, size_t n, uid_t *out)
 {
 	struct kc_verdicts *v = kc_verdicts_load();

@@ -1,5 +1,5 @@
-/* Token files under /run/pam_kubeconfig (see kc_tokenfile.h). */
-#include "kc_tokenfile.h"
+/* Token files under /run/pam_kubeconfig (see lifecycle/tokenfile.h). */
+#include "lifecycle/tokenfile.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -12,7 +12,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "kc_fileio.h"
+#include "common/fileio.h"
 
 void kc_tokenfile_path(uid_t uid, const char *cluster, char *out, size_t len)
 {

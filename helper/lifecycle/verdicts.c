@@ -1,12 +1,12 @@
-/* refresh's verdicts between runs (see kc_verdicts.h). One cache entry, a
+/* refresh's verdicts between runs (see lifecycle/verdicts.h). One cache entry, a
  * line per user: "uid key since until". */
-#include "kc_verdicts.h"
+#include "lifecycle/verdicts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kc_cache.h"
+#include "common/cache.h"
 
 struct verdict {
 	uid_t uid;

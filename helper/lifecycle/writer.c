@@ -1,5 +1,5 @@
 /* The writer's root side: fork, requests, answers, all bounded by deadlines. */
-#include "kc_writer.h"
+#include "lifecycle/writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "asuser/frame.h"
+#include "asuser/writer.h"
 
 #define FINISH_GRACE_MS 100
 

@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kc_merge.h"
-#include "kc_ytree.h"
+#include "asuser/kubeconfig_merge.h"
+#include "asuser/kubeconfig_names.h"
+#include "asuser/ytree.h"
 
 #define CHECK(c)                                                                              \
 	do {                                                                                  \

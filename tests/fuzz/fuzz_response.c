@@ -7,8 +7,9 @@
 
 #include <jansson.h>
 
-#include "kc_json.h"
-#include "kc_kubeapi.h"
+#include "common/json_alloc.h"
+#include "kube/kubeapi.h"
+#include "kube/tokens.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kc_sockcut.h"
+#include "lifecycle/sockcut.h"
 
 static int supported(void)
 {

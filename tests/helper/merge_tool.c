@@ -16,8 +16,9 @@
 
 #include <jansson.h>
 
-#include "kc_fileio.h"
-#include "kc_merge.h"
+#include "common/fileio.h"
+#include "asuser/kubeconfig_merge.h"
+#include "asuser/kubeconfig_names.h"
 
 #define MAX_ENTRIES 64
 

@@ -99,7 +99,7 @@ def test_group_rule(cluster, workdir, users, size):
     assert who.stdout == "system:serviceaccount:bastion-access:admin"
     # refresh reads every account at once (a snapshot of the databases): the
     # group still maps, so nothing changes, and its verdict is kept (the state
-    # directory is 2 s old: kc_verdicts.h); once the user leaves the group the
+    # directory is 2 s old: lifecycle/verdicts.h); once the user leaves the group the
     # mapping no longer matches that verdict, and refresh revokes.
     token = user_token(users, user)
     time.sleep(2)

@@ -1,4 +1,4 @@
-/* Unit tests for the account snapshot (kc_accounts.h): it answers every
+/* Unit tests for the account snapshot (config/accounts.h): it answers every
  * account of this machine exactly as the one-at-a-time lookups do, and it is
  * taken only where nsswitch.conf says enumeration is the whole truth. */
 #include <grp.h>
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "kc_accounts.h"
+#include "config/accounts.h"
 
 static char conf_path[] = "/tmp/kc-nsswitch-XXXXXX";
 

@@ -1,4 +1,4 @@
-/* Unit tests for reading the audit lines of kc_auditlog.h: the reader finds
+/* Unit tests for reading the audit lines of lifecycle/auditlog.h: the reader finds
  * each key's value, a key is never matched as a prefix of another, and a value
  * that does not fit is refused, never cut short. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "kc_auditlog.h"
+#include "admin/audit.h"
 
 static void test_kind(void **state)
 {

@@ -15,7 +15,16 @@
 
 #include <cmocka.h>
 
-#include "kc_aws.h"
+#include "aws/aws_sources.h"
+#include "config/config.h"
+#include "aws/aws_sts.h"
+#include "aws/aws_profile.h"
+#include "aws/aws_chain.h"
+#include "aws/aws_credentials.h"
+#include "aws/eks.h"
+#include "aws/http.h"
+#include "aws/aws_endpoints.h"
+#include "aws/aws_sigv4.h"
 
 static char dir[] = "/tmp/kc-aws-unit.XXXXXX";
 

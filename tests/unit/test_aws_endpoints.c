@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "kc_aws_endpoints.h"
+#include "aws/aws_endpoints.h"
 
 static void expect_host(const char *service, const char *region, bool fips, bool dualstack, bool legacy,
 			const char *host, const char *signing_region, const char *partition)

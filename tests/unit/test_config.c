@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "kc_config.h"
+#include "config/config.h"
 
 static const char good[] = "min_uid: 2000\n"
 			   "host_id: bastion-1\n"

@@ -9,8 +9,9 @@
 
 #include <cmocka.h>
 
-#include "kc_merge.h"
-#include "kc_ytree.h"
+#include "asuser/kubeconfig_merge.h"
+#include "asuser/kubeconfig_names.h"
+#include "asuser/ytree.h"
 
 static const unsigned char CA[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 static const unsigned char CA2[] = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";

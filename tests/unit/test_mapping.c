@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "kc_config.h"
-#include "kc_mapping.h"
+#include "config/config.h"
+#include "config/mapping.h"
 
 static void test_user_safe(void **state)
 {

@@ -5,7 +5,7 @@
  * due or now, a server whose Secrets are as recorded, deleted behind our back,
  * re-created with another uid, or with a stray; and a failure of each request in
  * turn, before the server acted or after (the answer lost). A model API server
- * answers; the invariants of kc_plan.h are checked against it, not against the
+ * answers; the invariants of lifecycle/plan.h are checked against it, not against the
  * planner's own view. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "kc_plan.h"
+#include "lifecycle/plan.h"
 
 #define SECRET "pam-kubeconfig-0123456789abcdef0123"
 #define NOW 1000000

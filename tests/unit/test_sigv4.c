@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "kc_sigv4.h"
+#include "aws/aws_sigv4.h"
 
 #define SUITE "tests/data/aws-sigv4-suite"
 

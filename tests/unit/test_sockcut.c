@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kc_sockcut.h"
+#include "lifecycle/sockcut.h"
 
 #define CLIENT_UID 65534
 #define MANY 400

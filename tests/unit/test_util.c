@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "kc_util.h"
+#include "common/util.h"
 
 static void test_durations(void **state)
 {

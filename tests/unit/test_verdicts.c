@@ -1,4 +1,4 @@
-/* Unit tests for refresh's verdicts (kc_verdicts.h): a verdict holds only
+/* Unit tests for refresh's verdicts (lifecycle/verdicts.h): a verdict holds only
  * under the same key, inside [since, until) and never past KC_VERDICT_MAX_S;
  * the key moves with the state directory and with what the mapping gives. */
 #include <setjmp.h>
@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "kc_cache.h"
-#include "kc_config.h"
-#include "kc_verdicts.h"
+#include "common/cache.h"
+#include "config/config.h"
+#include "lifecycle/verdicts.h"
 
 static char dir[] = "/tmp/kc-verdicts-XXXXXX";
 

@@ -1,0 +1,124 @@
+/* Small shared pieces of the helper: error messages, growable buffers that can
+ * hold secrets, durations, hashing and safe reads of root-owned files. */
+#ifndef KC_UTIL_H
+#define KC_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KC_ERR_MAX 1024
+
+/* Where a value came from in a file, for messages (1-based; 0: unknown). */
+struct kc_mark {
+	unsigned line, col;
+};
+
+/* One error message travels up with a -1 return; the outermost caller prints it. */
+struct kc_err {
+	char msg[KC_ERR_MAX];
+};
+
+/* Arguments may point into err->msg itself. */
+void kc_seterr(struct kc_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A growable byte buffer, always NUL-terminated. A secret buffer is wiped on
+ * every reallocation and on kc_buf_free(). */
+struct kc_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	bool secret;
+};
+
+int kc_buf_append(struct kc_buf *b, const void *data, size_t len);
+int kc_buf_puts(struct kc_buf *b, const char *s);
+int kc_buf_printf(struct kc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kc_buf_free(struct kc_buf *b);
+
+/* Free a string after wiping it; for tokens and keys. */
+void kc_free_secret(char *s);
+
+static inline void kc_freep(void *p)
+{
+	free(*(void **)p);
+}
+#define kc_autofree __attribute__((cleanup(kc_freep)))
+
+static inline void kc_buf_freep(struct kc_buf *b)
+{
+	kc_buf_free(b);
+}
+#define kc_autobuf __attribute__((cleanup(kc_buf_freep)))
+
+static inline void kc_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+#define kc_autoclose __attribute__((cleanup(kc_closep)))
+
+/* "8h", "90m", "1h30m", "45s", "2s" -> seconds. 0 on success. */
+int kc_parse_duration(const char *s, long *seconds);
+/* "20%" -> 20. */
+int kc_parse_percent(const char *s, int *percent);
+/* Seconds -> "8h", "1h30m", "45s" (into buf). */
+void kc_format_duration(long seconds, char *buf, size_t len);
+/* UTC time -> RFC 3339 "2026-11-29T08:00:00Z". */
+void kc_format_time(time_t t, char *buf, size_t len);
+/* RFC 3339 with Z or numeric offset -> time_t. 0 on success. */
+int kc_parse_time(const char *s, time_t *t);
+
+/* Lowercase hex SHA-256 of data (65 bytes with NUL). */
+void kc_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Base64: std with padding, or url-safe without. Caller frees the result. */
+char *kc_base64_encode(const void *data, size_t len, bool url);
+/* Decodes standard base64 (whitespace ignored). Caller frees *out. */
+int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen);
+
+#define KC_CREDENTIAL_MAX (64u << 10) /* a credential file: a token, a key, a certificate */
+
+/* Reads a whole file that must be a regular file owned by root, without
+ * following a symlink, at most max bytes. forbid_mode: mode bits that must be
+ * clear (022: not group/world-writable; 077: root alone). The result in *out is a
+ * secret buffer when secret is set. */
+int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
+		      struct kc_err *err);
+
+/* The same checks, returning the open fd (O_CLOEXEC) and its stat. */
+int kc_open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err);
+/* Reads fd to its end, at most max bytes, appending to out (wiped if secret). */
+int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err);
+
+/* Checks the same conditions without reading (for `check`). */
+int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err);
+
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+int kc_write_all(int fd, const void *buf, size_t len);
+/* Reads up to max bytes until EOF. Returns bytes read or -1. */
+ssize_t kc_read_all(int fd, void *buf, size_t max);
+
+/* Mkdir -p for root-owned state directories (mode 0700), refusing symlinks and
+ * directories others may write. Returns an O_DIRECTORY fd or -1. */
+int kc_open_state_dir(const char *path, struct kc_err *err);
+/* The uids named by path's entries ("1000", ...; 0 and non-numbers skipped):
+ * the per-user directories of the state and token stores. A missing path
+ * has none. Caller frees *uids. */
+int kc_list_uid_dirs(const char *path, uid_t **uids, size_t *n, struct kc_err *err);
+
+/* The current boot id from /proc (36 chars + NUL), "" if unknown. */
+void kc_boot_id(char out[64]);
+/* Start time of a process in clock ticks since boot, 0 if it does not exist. */
+unsigned long long kc_proc_start_time(pid_t pid);
+
+/* Monotonic milliseconds. */
+long long kc_now_ms(void);
+
+#endif

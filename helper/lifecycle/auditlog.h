@@ -1,0 +1,35 @@
+/* The audit trail: one syslog line (LOG_AUTHPRIV) per login, logout, mint and
+ * revocation, space-separated key=value with no spaces inside a value, "-" for
+ * unknown, times in RFC 3339 UTC. `pam-kubeconfig audit` reads these lines
+ * back and joins them with the API server's audit log on the token's jti:
+ *   login user=U uid=N session=ID rhost=H service=S tty=T time=T
+ *   logout user=U uid=N session=ID time=T
+ *   mint user=U uid=N cluster=C serviceaccount=NS/SA jti=J expires=T lifetime=D
+ *        reason=login|rotation|remap|check sessions=ID,ID rhosts=H,H time=T [shortened-from=D]
+ *   revoke user=U uid=N cluster=C secret=NS/NAME reason=WORDS time=T
+ * reason=check: `check --online` minted a short token to ask the API server
+ * what a mapped ServiceAccount may do; no user (user=- uid=-), no session.
+ * No line ever holds a token, key, signature or presigned URL.
+ * The writer is lifecycle/auditlog.c; the reader, admin/audit.c. */
+#ifndef KC_AUDITLOG_H
+#define KC_AUDITLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "kube/tokens.h"
+#include "lifecycle/state.h"
+
+#define KC_AUDIT_TAG "pam-kubeconfig" /* the syslog tag (kc_log_init) */
+
+void kc_audit_login(const char *user, uid_t uid, const struct kc_session_record *r);
+void kc_audit_logout(const char *user, uid_t uid, const char *session);
+/* sessions: the live login sessions the token serves. user NULL: no user. */
+void kc_audit_mint(const char *user, uid_t uid, const char *cluster, const char *ns, const char *sa,
+		   const struct kc_minted *m, long asked, const char *reason, const struct kc_session_record *sessions,
+		   size_t n_sessions);
+void kc_audit_revoke(const char *user, uid_t uid, const char *cluster, const char *ns, const char *secret,
+		     const char *reason);
+
+#endif

@@ -1,0 +1,24 @@
+/* open and close: what the module runs at a login and at its logout. Each
+ * returns the process exit status (kc_protocol.h). */
+#ifndef KC_LIFECYCLE_LOGIN_H
+#define KC_LIFECYCLE_LOGIN_H
+
+#include <sys/types.h>
+
+#include "kc_protocol.h"
+
+struct kc_session_args {
+	const char *user;
+	const char *session;
+	const char *config;
+	const char *rhost;
+	const char *tty;
+	const char *service;
+	pid_t pid; /* the session's process; 0: the helper's parent */
+	long deadline_ms; /* what is left of the module's timeout; 0: not given */
+};
+
+int kc_cmd_open(const struct kc_session_args *a);
+int kc_cmd_close(const struct kc_session_args *a);
+
+#endif
