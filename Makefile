@@ -40,7 +40,8 @@ override LDFLAGS := -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRCS   := $(filter-out helper/main.c,$(wildcard helper/*.c helper/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
-MOD_SRCS   := $(wildcard pam_module/*.c)
+# The module links its own sources and the subprocess runner it shares with the helper.
+MOD_SRCS   := $(wildcard pam_module/*.c) helper/common/subprocess.c
 MOD_OBJS   := $(MOD_SRCS:%.c=$(B)/obj/%.pic.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -61,7 +62,7 @@ $(B)/helper-path.h: FORCE
 		echo '#define KC_HELPER_PATH "$(HELPER_PATH)"' > $@
 FORCE:
 
-$(B)/obj/%.pic.o: %.c $(wildcard include/*.h) $(wildcard pam_module/*.h) $(B)/helper-path.h
+$(B)/obj/%.pic.o: %.c $(wildcard include/*.h) $(wildcard pam_module/*.h) helper/common/subprocess.h $(B)/helper-path.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -include $(B)/helper-path.h -c $< -o $@
 

@@ -1,6 +1,5 @@
 /* Length-prefixed fields for the writer's pipe. */
 #include "asuser/frame.h"
-#include "asuser/drop.h"
 
 #include <string.h>
 
@@ -54,4 +53,36 @@ char *kc_frame_strdup(struct kc_frame_reader *r)
 	memcpy(s, p, len);
 	s[len] = '\0';
 	return s;
+}
+
+int kc_frame_send(int fd, const struct kc_buf *b, long long deadline_ms)
+{
+	uint32_t n = (uint32_t)b->len;
+
+	if (b->len > KC_FRAME_MAX)
+		return -1;
+	return kc_write_all(fd, &n, sizeof(n), deadline_ms) < 0 ||
+			       kc_write_all(fd, b->data ? b->data : "", b->len, deadline_ms) < 0
+		       ? -1
+		       : 0;
+}
+
+int kc_frame_recv(int fd, struct kc_buf *b, long long deadline_ms)
+{
+	char chunk[4096];
+	uint32_t len;
+	int rc = 0;
+
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+	if (kc_read_exact(fd, &len, sizeof(len), deadline_ms) < 0 || len > KC_FRAME_MAX)
+		return -1;
+	while (rc == 0 && b->len < len) {
+		size_t want = len - b->len < sizeof(chunk) ? len - b->len : sizeof(chunk);
+
+		rc = kc_read_exact(fd, chunk, want, deadline_ms) < 0 || kc_buf_append(b, chunk, want) < 0 ? -1 : 0;
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	return rc;
 }

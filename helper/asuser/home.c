@@ -75,7 +75,7 @@ static int open_step(int dir, const char *comp, const char *shown, bool create, 
 	if (next >= 0)
 		return next;
 	if (errno == ENOENT && !create)
-		return -2;
+		return KC_ABSENT;
 	if (is_symlink_at(dir, comp))
 		kc_seterr(err, "%s is a symbolic link; refusing to follow it (remove it and log in again)", shown);
 	else if (errno == ENOTDIR)

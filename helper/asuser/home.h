@@ -12,7 +12,7 @@
  * not writable by others. Returns an O_DIRECTORY fd or -1. */
 int kc_home_open(const struct kc_user *u, struct kc_err *err);
 /* Walks to the directory holding HOME/relpath (creating missing ones 0700 with
- * create). Returns its fd with *leaf pointing at the file name, -2 when a
+ * create). Returns its fd with *leaf pointing at the file name, KC_ABSENT when a
  * directory on the way is missing and create is unset, -1 on refusal. */
 int kc_home_parent(int home_fd, uid_t uid, const char *relpath, bool create, const char **leaf, struct kc_err *err);
 

@@ -188,7 +188,7 @@ static void op_merge(const struct kc_user *u, struct kc_frame_reader *r, struct 
 	if (home < 0)
 		goto out;
 	dir = kc_home_parent(home, u->uid, q.relpath, q.n > 0, &leaf, &o->err);
-	if (dir == -2) {
+	if (dir == KC_ABSENT) {
 		o->status = "ok"; /* nothing there, nothing to remove */
 		goto out;
 	}
@@ -214,34 +214,6 @@ out:
 
 /* ---- the process ------------------------------------------------------------ */
 
-static int read_msg(int fd, struct kc_buf *b)
-{
-	uint32_t len;
-	char chunk[4096];
-
-	b->len = 0;
-	if (kc_read_all(fd, &len, sizeof(len)) != sizeof(len) || len > KC_FRAME_MAX)
-		return -1;
-	while (b->len < len) {
-		size_t want = len - b->len < sizeof(chunk) ? len - b->len : sizeof(chunk);
-		ssize_t n = kc_read_all(fd, chunk, want);
-
-		if (n != (ssize_t)want || kc_buf_append(b, chunk, want) < 0) {
-			explicit_bzero(chunk, sizeof(chunk));
-			return -1;
-		}
-	}
-	explicit_bzero(chunk, sizeof(chunk));
-	return 0;
-}
-
-static int send_msg(int fd, const struct kc_buf *b)
-{
-	uint32_t n = (uint32_t)b->len;
-
-	return kc_write_all(fd, &n, sizeof(n)) < 0 || kc_write_all(fd, b->data ? b->data : "", b->len) < 0 ? -1 : 0;
-}
-
 static int reply(int out, const char *status, bool changed, bool removed, const char *msg, const char *notes)
 {
 	kc_autobuf struct kc_buf b = { 0 };
@@ -251,7 +223,7 @@ static int reply(int out, const char *status, bool changed, bool removed, const 
 	kc_frame_puts(&b, removed ? "1" : "0");
 	kc_frame_puts(&b, msg);
 	kc_frame_puts(&b, notes);
-	return send_msg(out, &b);
+	return kc_frame_send(out, &b, 0);
 }
 
 /* Nothing the helper had open reaches the user's process: only the two pipes
@@ -288,7 +260,7 @@ void kc_asuser_writer(const struct kc_user *u, int in, int out)
 		_exit(1);
 	if (reply(out, "ok", false, false, "", "") < 0)
 		_exit(1);
-	while (read_msg(in, &req) == 0) {
+	while (kc_frame_recv(in, &req, 0) == 0) {
 		struct kc_frame_reader r = { req.data, req.data + req.len, false };
 		struct merge_out o = { 0 };
 		size_t oplen;

@@ -2,24 +2,19 @@
  * (IMDSv2), the container endpoint (ECS, EKS Pod Identity) and a
  * credential_process, each bounded by the caller's deadline. */
 #include "aws/aws_sources.h"
-#include "aws/http.h"
-#include "aws/aws_sigv4.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <jansson.h>
 
 #include "aws/http.h"
 #include "common/json_alloc.h"
+#include "common/subprocess.h"
 
 /* A string member, NULL when absent or null; *bad set when it is another type. */
 static const char *member(json_t *j, const char *key, bool *bad)
@@ -349,95 +344,42 @@ static int find_program(const char *word, char *const *envp, char *out, size_t l
 	return -1;
 }
 
-/* Reads the child's stdout and stderr until both close or the deadline.
- * Returns 0, or -1 (err set) when out of time or over the cap. */
-static int collect(int out_fd, int err_fd, long long deadline, struct kc_buf *out, struct kc_buf *errtext,
-		   struct kc_err *err)
+/* Runs it within the deadline; its stdout (a secret) into out, which holds
+ * KC_AWS_PROCESS_OUTPUT_MAX + 1 bytes. */
+static int run_process(const char *program, char **argv, char *const *envp, long long deadline_ms, char *out,
+		       size_t *out_len, struct kc_err *err)
 {
-	struct pollfd p[2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
-	char chunk[4096];
+	char errtext[4096];
+	long long left = (deadline_ms ? deadline_ms : kc_now_ms() + 60000) - kc_now_ms();
+	const struct kc_subprocess p = {
+		.path = program, .argv = argv, .envp = envp, .timeout_ms = left > 0x7fffffff ? 0x7fffffff : (int)left
+	};
+	struct kc_subprocess_output o = {
+		.out = out, .out_cap = KC_AWS_PROCESS_OUTPUT_MAX + 1, .err = errtext, .err_cap = sizeof(errtext)
+	};
+	struct kc_subprocess_result r;
 
-	while (p[0].fd >= 0 || p[1].fd >= 0) {
-		long long left = deadline - kc_now_ms();
-		int r;
-
-		if (left < 1)
-			return kc_seterr(err, "credential_process did not finish in time"), -1;
-		r = poll(p, 2, (int)(left > 60000 ? 60000 : left));
-		if (r < 0 && errno != EINTR)
-			return kc_seterr(err, "credential_process: poll: %s", strerror(errno)), -1;
-		for (int i = 0; r > 0 && i < 2; i++) {
-			ssize_t n;
-
-			if (p[i].fd < 0 || !p[i].revents)
-				continue;
-			n = read(p[i].fd, chunk, sizeof(chunk));
-			if (n <= 0) {
-				p[i].fd = -1;
-				continue;
-			}
-			if (i == 0 && out->len + (size_t)n > KC_AWS_PROCESS_OUTPUT_MAX) {
-				explicit_bzero(chunk, sizeof(chunk));
-				return kc_seterr(err, "credential_process wrote more than %u bytes",
-						 KC_AWS_PROCESS_OUTPUT_MAX),
-				       -1;
-			}
-			if (i == 1 && errtext->len > 4096)
-				continue;
-			kc_buf_append(i == 0 ? out : errtext, chunk, (size_t)n);
-		}
-	}
-	explicit_bzero(chunk, sizeof(chunk));
+	if (kc_subprocess_run(&p, &o, &r) < 0)
+		return kc_seterr(err, "credential_process: cannot start %s: %s", program, strerror(r.error)), -1;
+	*out_len = o.out_len;
+	if (o.out_overflow)
+		return kc_seterr(err, "credential_process wrote more than %u bytes", KC_AWS_PROCESS_OUTPUT_MAX), -1;
+	if (r.timed_out)
+		return kc_seterr(err, "credential_process did not finish in time"), -1;
+	if (r.exit_status != 0)
+		return kc_seterr(err, "credential_process %s %s%s%.200s", program,
+				 r.exit_status < 0 ? "was killed or did not finish in time" : "failed",
+				 o.err_len ? ": " : "", o.err_len ? errtext : ""),
+		       -1;
 	return 0;
-}
-
-/* Waits for the child until the deadline, then kills its process group. */
-static int reap(pid_t pid, long long deadline)
-{
-	int status = 0;
-
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (kc_now_ms() >= deadline) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		poll(NULL, 0, 10);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static pid_t spawn(const char *program, char **argv, char *const *envp, int out_fd[2], int err_fd[2])
-{
-	static char path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-	char *const plain_env[] = { path, NULL };
-	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid_t pid;
-
-	if (null_fd < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (dup2(null_fd, 0) < 0 || dup2(out_fd[1], 1) < 0 || dup2(err_fd[1], 2) < 0)
-			_exit(127);
-		execve(program, argv, envp ? envp : plain_env);
-		_exit(127);
-	}
-	close(null_fd);
-	return pid;
 }
 
 int kc_aws_credentials_from_process(const char *command, char *const *envp, long long deadline_ms,
 				    struct kc_aws_credentials *out, struct kc_err *err)
 {
-	kc_autobuf struct kc_buf stdout_buf = { .secret = true }, stderr_buf = { 0 };
-	int out_fd[2] = { -1, -1 }, err_fd[2] = { -1, -1 };
-	char program[4096], **argv = NULL;
-	size_t argc = 0;
-	int rc = -1, status;
-	pid_t pid = -1;
+	char program[4096], **argv = NULL, *output = NULL;
+	size_t argc = 0, len = 0;
+	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (deadline_ms && kc_now_ms() >= deadline_ms)
@@ -448,39 +390,17 @@ int kc_aws_credentials_from_process(const char *command, char *const *envp, long
 		kc_seterr(err, "credential_process: cannot find the program '%s'", argv[0]);
 		goto out;
 	}
-	if (pipe2(out_fd, O_CLOEXEC) < 0 || pipe2(err_fd, O_CLOEXEC) < 0) {
-		kc_seterr(err, "credential_process: pipe: %s", strerror(errno));
+	output = malloc(KC_AWS_PROCESS_OUTPUT_MAX + 1);
+	if (!output) {
+		kc_seterr(err, "out of memory");
 		goto out;
 	}
-	fflush(NULL);
-	pid = spawn(program, argv, envp, out_fd, err_fd);
-	close(out_fd[1]);
-	close(err_fd[1]);
-	out_fd[1] = err_fd[1] = -1;
-	if (pid < 0) {
-		kc_seterr(err, "credential_process: cannot start %s: %s", program, strerror(errno));
-		goto out;
-	}
-	if (collect(out_fd[0], err_fd[0], deadline_ms ? deadline_ms : kc_now_ms() + 60000, &stdout_buf, &stderr_buf,
-		    err) < 0) {
-		kill(-pid, SIGKILL);
-		reap(pid, 0);
-		goto out;
-	}
-	status = reap(pid, deadline_ms ? deadline_ms : kc_now_ms() + 60000);
-	if (status != 0) {
-		kc_seterr(err, "credential_process %s %s%s%.200s", program,
-			  status < 0 ? "was killed or did not finish in time" : "failed", stderr_buf.len ? ": " : "",
-			  stderr_buf.len ? stderr_buf.data : "");
-		goto out;
-	}
-	rc = kc_aws_process_output_parse(stdout_buf.data ? stdout_buf.data : "", stdout_buf.len, time(NULL), out, err);
+	if (run_process(program, argv, envp, deadline_ms, output, &len, err) == 0)
+		rc = kc_aws_process_output_parse(output, len, time(NULL), out, err);
 out:
-	for (int i = 0; i < 2; i++) {
-		if (out_fd[i] >= 0)
-			close(out_fd[i]);
-		if (err_fd[i] >= 0)
-			close(err_fd[i]);
+	if (output) {
+		explicit_bzero(output, KC_AWS_PROCESS_OUTPUT_MAX + 1);
+		free(output);
 	}
 	for (size_t i = 0; i < argc; i++)
 		free(argv[i]);

@@ -42,7 +42,7 @@ int kc_write_at(int dir, const char *name, const void *data, size_t len, const s
 	if (fd < 0)
 		return kc_seterr(err, "cannot create a file next to %s: %s", name, strerror(errno)), -1;
 	if ((o->uid != KC_KEEP_OWNER && fchown(fd, o->uid, o->gid) < 0) || fchmod(fd, o->mode) < 0 ||
-	    kc_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	    kc_write_all(fd, data, len, 0) < 0 || fsync(fd) < 0) {
 		kc_seterr(err, "cannot write %s: %s", name, strerror(errno));
 		close(fd);
 		goto out;

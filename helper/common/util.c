@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -423,14 +424,54 @@ int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool sec
 	return 0;
 }
 
-int kc_write_all(int fd, const void *buf, size_t len)
+int kc_wait_fd(int fd, short events, long long deadline_ms)
+{
+	for (;;) {
+		struct pollfd p = { fd, events, 0 };
+		long long left = deadline_ms - kc_now_ms();
+		int n;
+
+		if (left <= 0)
+			return -1;
+		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms)
 {
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n;
 
-		if (n < 0 && errno == EINTR)
+		if (deadline_ms && kc_wait_fd(fd, POLLOUT, deadline_ms) < 0)
+			return -1;
+		n = write(fd, p, len);
+		if (n < 0 && (errno == EINTR || (deadline_ms && errno == EAGAIN)))
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (deadline_ms && kc_wait_fd(fd, POLLIN, deadline_ms) < 0)
+			return -1;
+		n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || (deadline_ms && errno == EAGAIN)))
 			continue;
 		if (n <= 0)
 			return -1;

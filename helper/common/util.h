@@ -20,6 +20,14 @@ struct kc_mark {
 	unsigned line, col;
 };
 
+/* What a call found other than a value (an fd, a count: >= 0). Each name
+ * means one thing everywhere. */
+enum {
+	KC_FAILED = -1, /* an error; err says what */
+	KC_ABSENT = -2, /* it does not exist (and was not to be made) */
+	KC_UNKNOWN = -3, /* the source could not answer (a directory service down): conclude nothing */
+};
+
 /* One error message travels up with a -1 return; the outermost caller prints it. */
 struct kc_err {
 	char msg[KC_ERR_MAX];
@@ -100,8 +108,15 @@ int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err);
 /* Checks the same conditions without reading (for `check`). */
 int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err);
 
-/* Writes all of buf to fd, retrying on EINTR and short writes. */
-int kc_write_all(int fd, const void *buf, size_t len);
+/* Waits until fd is ready for events (POLLIN, POLLOUT) or deadline_ms (the
+ * kc_now_ms() clock) comes. 0 ready, -1 not in time. */
+int kc_wait_fd(int fd, short events, long long deadline_ms);
+/* Writes all of buf to fd, retrying on EINTR and short writes. With a deadline
+ * (0: none) it never waits past it: root writing to a pipe of a process the
+ * user can stop gives that fd O_NONBLOCK and a deadline. 0 / -1. */
+int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms);
+/* Reads exactly len bytes, the same way; an early end of file is -1. */
+int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms);
 /* Reads up to max bytes until EOF. Returns bytes read or -1. */
 ssize_t kc_read_all(int fd, void *buf, size_t max);
 

@@ -384,7 +384,7 @@ int kc_accounts_identity(const struct kc_accounts *a, uid_t uid, struct kc_ident
 			hi = mid;
 	}
 	if (lo == a->n || a->by_uid[lo].uid != uid)
-		return kc_seterr(err, "no account has uid %u", (unsigned)uid), -1;
+		return kc_seterr(err, "no account has uid %u", (unsigned)uid), KC_ABSENT;
 	u = by_name(a, a->by_uid[lo].name); /* as kc_identity_load(getpwuid(uid)->pw_name) */
 	*expire = u->expire > 0 ? u->expire : -1;
 	id->name = strdup(u->name);
@@ -400,5 +400,5 @@ int kc_accounts_identity(const struct kc_accounts *a, uid_t uid, struct kc_ident
 	return 0;
 oom:
 	kc_identity_free(id);
-	return kc_seterr(err, "out of memory"), KC_IDENTITY_UNKNOWN;
+	return kc_seterr(err, "out of memory"), KC_UNKNOWN;
 }

@@ -27,7 +27,7 @@ struct kc_accounts *kc_accounts_snapshot(const char *nsswitch_path, struct kc_er
 void kc_accounts_free(struct kc_accounts *a);
 
 /* What getpwuid() then kc_identity_load() of that name give for uid, from the
- * snapshot: 0, or -1 when there is no such uid. *expire: the account's
+ * snapshot: 0, or KC_ABSENT when there is no such uid. *expire: the account's
  * expiry in days since the epoch, -1 when it has none. */
 int kc_accounts_identity(const struct kc_accounts *a, uid_t uid, struct kc_identity *id, long *expire,
 			 struct kc_err *err);

@@ -75,11 +75,12 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 	got = kc_getpw(user, 0, &pw, &buf);
 	if (got < 0) {
 		kc_seterr(err, "cannot look up user '%s': %s", user, strerror(-got));
-		rc = KC_IDENTITY_UNKNOWN;
+		rc = KC_UNKNOWN;
 		goto out;
 	}
 	if (got > 0) {
 		kc_seterr(err, "no such user '%s'", user);
+		rc = KC_ABSENT;
 		goto out;
 	}
 	id->name = strdup(pw.pw_name);
@@ -103,7 +104,7 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 		gids = NULL;
 		if (n <= ngids || n > 65536) {
 			kc_seterr(err, "cannot list the groups of '%s'", user);
-			rc = KC_IDENTITY_UNKNOWN;
+			rc = KC_UNKNOWN;
 			goto out;
 		}
 		ngids = n;
@@ -115,7 +116,7 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 		int named = group_name(gids[i], &id->groups[id->n_groups], err);
 
 		if (named < 0) {
-			rc = KC_IDENTITY_UNKNOWN;
+			rc = KC_UNKNOWN;
 			goto out;
 		}
 		if (named == 0)
@@ -125,7 +126,7 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 	goto out;
 oom:
 	kc_seterr(err, "out of memory");
-	rc = KC_IDENTITY_UNKNOWN;
+	rc = KC_UNKNOWN;
 out:
 	if (rc < 0)
 		kc_identity_free(id);

@@ -23,10 +23,9 @@ struct kc_identity {
 	size_t n_groups;
 };
 
-/* Returns 0; -1 when there is no such user; KC_IDENTITY_UNKNOWN when the user
+/* Returns 0; KC_ABSENT when there is no such user; KC_UNKNOWN when the user
  * or group database could not answer (NSS down, I/O error): then nothing may
  * be concluded about the user's grants, and err says what failed. */
-#define KC_IDENTITY_UNKNOWN (-2)
 /* getpwnam_r (name) or getpwuid_r (name NULL), the buffer grown as an entry
  * needs: 0 found, 1 no such user, -errno when the database could not answer.
  * *buf holds the entry's strings; the caller frees it in every case. */

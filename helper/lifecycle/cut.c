@@ -3,15 +3,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/subprocess.h"
 #include "lifecycle/sockcut.h"
 #include "lifecycle/state.h"
 
@@ -68,11 +67,11 @@ static void schedule_again(uid_t uid, const char *user, const char *cluster, con
 			   size_t n)
 {
 	char self[PATH_MAX], uid_s[16], since[24], after[8];
-	const char *argv[9 + MAX_ADDRS + 1];
-	static const char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
+	char *argv[9 + MAX_ADDRS + 1];
 	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	struct kc_subprocess p = { .path = self, .argv = argv, .detach = true };
+	struct kc_subprocess_result r;
 	size_t a = 0;
-	pid_t pid;
 
 	if (len <= 0)
 		return;
@@ -80,30 +79,16 @@ static void schedule_again(uid_t uid, const char *user, const char *cluster, con
 	snprintf(uid_s, sizeof(uid_s), "%u", (unsigned)uid);
 	snprintf(since, sizeof(since), "%lld", (long long)time(NULL));
 	snprintf(after, sizeof(after), "%d", KC_CUT_AGAIN_AFTER);
-	argv[a++] = "pam-kubeconfig", argv[a++] = "cut", argv[a++] = uid_s, argv[a++] = user ? user : "-";
-	argv[a++] = cluster;
-	argv[a++] = server ? server : "-", argv[a++] = since, argv[a++] = after;
+	/* execve() takes char *const[]; it does not write through them. */
+	argv[a++] = (char *)"pam-kubeconfig", argv[a++] = (char *)"cut", argv[a++] = uid_s;
+	argv[a++] = (char *)(user ? user : "-"), argv[a++] = (char *)cluster;
+	argv[a++] = (char *)(server ? server : "-"), argv[a++] = since, argv[a++] = after;
 	for (size_t i = 0; i < n && i < MAX_ADDRS; i++)
 		argv[a++] = addrs[i];
 	argv[a] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		/* async-signal-safe calls only until execve */
-		int null_fd;
-
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		null_fd = open("/dev/null", O_RDWR);
-		if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
-			_exit(127);
-		close_range(3, ~0U, 0);
-		execve(self, (char *const *)argv, (char *const *)envp);
-		_exit(127);
-	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	if (kc_subprocess_run(&p, NULL, &r) < 0)
+		kc_warn("cluster %s: cannot schedule the second cut of uid %u's connections: %s", cluster,
+			(unsigned)uid, strerror(r.error));
 }
 
 void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n)

@@ -332,7 +332,7 @@ int kc_cmd_close(const struct kc_session_args *a)
 	if (rc != KC_EXIT_OK)
 		goto out;
 	l.dir = kc_state_open(l.id.uid, false, &err);
-	if (l.dir == -2)
+	if (l.dir == KC_ABSENT)
 		goto out; /* nothing was ever recorded */
 	rc = KC_EXIT_ERROR;
 	if (l.dir < 0) {

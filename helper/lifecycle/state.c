@@ -52,7 +52,7 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
-		return -2;
+		return KC_ABSENT;
 	if (fd < 0)
 		return kc_seterr(err, "cannot open %s: %s", path, strerror(errno)), -1;
 	return fd;

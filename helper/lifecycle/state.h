@@ -72,7 +72,7 @@ bool kc_session_id_valid(const char *id);
 bool kc_process_alive(pid_t pid, unsigned long long start);
 
 /* The user's directory; with create it is made (root 0700). Returns an fd, -1
- * on error, -2 when it does not exist and create is unset. */
+ * on error, KC_ABSENT when it does not exist and create is unset. */
 int kc_state_open(uid_t uid, bool create, struct kc_err *err);
 /* The account's name, kept in a file's *name* ("user-" + hex, empty file): it
  * names the user's Secrets, and must outlive both the account (deleted with

@@ -56,7 +56,7 @@ static int lookup_user(uid_t uid, struct kc_identity *id, long *expire, struct k
 
 	if (rc < 0)
 		kc_seterr(e, "cannot look up its account (%s)", strerror(-rc));
-	rc = rc < 0 ? KC_IDENTITY_UNKNOWN : rc > 0 ? -1 : kc_identity_load(pw.pw_name, id, e);
+	rc = rc < 0 ? KC_UNKNOWN : rc > 0 ? KC_ABSENT : kc_identity_load(pw.pw_name, id, e);
 	free(buf);
 	if (rc == 0)
 		*expire = account_expiry(id->name);
@@ -76,7 +76,7 @@ static int load_user(const struct user_work *u, uid_t uid, struct kc_identity *i
 	memset(id, 0, sizeof(*id));
 	rc = u->accounts ? kc_accounts_identity(u->accounts, uid, id, &expire, &e) : lookup_user(uid, id, &expire, &e);
 
-	if (rc == KC_IDENTITY_UNKNOWN) {
+	if (rc == KC_UNKNOWN) {
 		kc_warn("uid %u: %s; left as it is until the next round", (unsigned)uid, e.msg);
 		return -1;
 	}
@@ -148,7 +148,7 @@ static int user_child(const struct user_work *u)
 	if (served < 0)
 		return 1;
 	if (dir < 0)
-		return dir == -2 ? 0 : 1;
+		return dir == KC_ABSENT ? 0 : 1;
 	kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err);
 	/* An account deleted with its sessions open: its Secrets are still named
 	 * after it, by the name its records kept. */
@@ -377,7 +377,7 @@ static void prune_token_dirs(void)
 	for (size_t i = 0; i < n; i++) {
 		int dir = kc_state_open(uids[i], false, &e);
 
-		if (dir == -2)
+		if (dir == KC_ABSENT)
 			kc_tokenfile_remove_all(uids[i]);
 		else if (dir >= 0)
 			close(dir);

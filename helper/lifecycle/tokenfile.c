@@ -30,7 +30,7 @@ static int root_dir_at(int parent, const char *name, mode_t mode, bool create, s
 		return kc_seterr(err, "cannot create %s: %s", name, strerror(errno)), -1;
 	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT && !create ? -2
+		return errno == ENOENT && !create ? KC_ABSENT
 						  : (kc_seterr(err, "cannot open %s: %s", name, strerror(errno)), -1);
 	if (fstat(fd, &st) < 0 || st.st_uid != 0) {
 		close(fd);

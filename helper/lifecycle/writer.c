@@ -15,94 +15,6 @@
 
 #define FINISH_GRACE_MS 100
 
-/* Waits for fd to be ready for ev until deadline_ms. 0 ready, -1 not in time. */
-static int wait_fd(int fd, short ev, long long deadline_ms)
-{
-	for (;;) {
-		struct pollfd p = { fd, ev, 0 };
-		long long left = deadline_ms - kc_now_ms();
-		int n;
-
-		if (left <= 0)
-			return -1;
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-static int write_by(int fd, const void *data, size_t len, long long deadline_ms)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n;
-
-		if (wait_fd(fd, POLLOUT, deadline_ms) < 0)
-			return -1;
-		n = write(fd, p, len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_by(int fd, void *data, size_t len, long long deadline_ms)
-{
-	char *p = data;
-
-	while (len > 0) {
-		ssize_t n;
-
-		if (wait_fd(fd, POLLIN, deadline_ms) < 0)
-			return -1;
-		n = read(fd, p, len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int send_msg(struct kc_writer *w, const struct kc_buf *b, long long deadline_ms)
-{
-	uint32_t n = (uint32_t)b->len;
-
-	return write_by(w->to_child, &n, sizeof(n), deadline_ms) < 0 ||
-			       write_by(w->to_child, b->data ? b->data : "", b->len, deadline_ms) < 0
-		       ? -1
-		       : 0;
-}
-
-static int recv_msg(struct kc_writer *w, struct kc_buf *b, long long deadline_ms)
-{
-	uint32_t n;
-
-	if (read_by(w->from_child, &n, sizeof(n), deadline_ms) < 0 || n > KC_FRAME_MAX)
-		return -1;
-	kc_buf_free(b);
-	b->data = malloc((size_t)n + 1);
-	if (!b->data)
-		return -1;
-	b->cap = (size_t)n + 1;
-	if (read_by(w->from_child, b->data, n, deadline_ms) < 0) {
-		kc_buf_free(b);
-		return -1;
-	}
-	b->len = n;
-	b->data[n] = '\0';
-	return 0;
-}
-
 /* The answer: status, changed, removed, message, notes. */
 static int read_answer(struct kc_writer *w, long long deadline_ms, struct kc_writer_result *res, struct kc_err *err)
 {
@@ -111,7 +23,7 @@ static int read_answer(struct kc_writer *w, long long deadline_ms, struct kc_wri
 	char *f[5] = { 0 };
 	int rc = -1;
 
-	if (recv_msg(w, &b, deadline_ms) < 0) {
+	if (kc_frame_recv(w->from_child, &b, deadline_ms) < 0) {
 		kc_seterr(err, "the writer (running as the user) did not answer in time or ended");
 		kc_writer_finish(w);
 		return -1;
@@ -222,7 +134,7 @@ int kc_writer_merge(struct kc_writer *w, const char *relpath, const char *others
 	kc_frame_puts(&b, count);
 	for (size_t i = 0; i < n; i++)
 		put_entry(&b, &e[i]);
-	if (send_msg(w, &b, deadline_ms) < 0) {
+	if (kc_frame_send(w->to_child, &b, deadline_ms) < 0) {
 		kc_seterr(err, "the writer (running as the user) did not take the request in time or ended");
 		kc_writer_finish(w);
 		return -1;

@@ -104,7 +104,7 @@ static void test_same_answers_as_lookups(void **state)
 		struct kc_identity id;
 		long expire;
 
-		assert_int_equal(kc_accounts_identity(a, 4000000000u, &id, &expire, &err), -1);
+		assert_int_equal(kc_accounts_identity(a, 4000000000u, &id, &expire, &err), KC_ABSENT);
 		assert_non_null(strstr(err.msg, "no account has uid"));
 	}
 	kc_accounts_free(a);
