@@ -441,16 +441,16 @@ int kc_wait_fd(int fd, short events, long long deadline_ms)
 	}
 }
 
-int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms)
+/* Moves all len bytes one way (write, or read to the last byte), resuming
+ * after EINTR and short transfers, within the deadline when there is one. */
+static int transfer(int fd, char *p, size_t len, bool out, long long deadline_ms)
 {
-	const char *p = buf;
-
 	while (len > 0) {
 		ssize_t n;
 
-		if (deadline_ms && kc_wait_fd(fd, POLLOUT, deadline_ms) < 0)
+		if (deadline_ms && kc_wait_fd(fd, out ? POLLOUT : POLLIN, deadline_ms) < 0)
 			return -1;
-		n = write(fd, p, len);
+		n = out ? write(fd, p, len) : read(fd, p, len);
 		if (n < 0 && (errno == EINTR || (deadline_ms && errno == EAGAIN)))
 			continue;
 		if (n <= 0)
@@ -461,24 +461,15 @@ int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms)
 	return 0;
 }
 
+int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms)
+{
+	/* write() does not change the bytes; transfer() serves both ways. */
+	return transfer(fd, (char *)(uintptr_t)buf, len, true, deadline_ms);
+}
+
 int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms)
 {
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n;
-
-		if (deadline_ms && kc_wait_fd(fd, POLLIN, deadline_ms) < 0)
-			return -1;
-		n = read(fd, p, len);
-		if (n < 0 && (errno == EINTR || (deadline_ms && errno == EAGAIN)))
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return transfer(fd, buf, len, false, deadline_ms);
 }
 
 ssize_t kc_read_all(int fd, void *buf, size_t max)
