@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# bench's one path setup: tests/ (conftest, certs), for benchlib and for what imports it
+# (bench/run, bench/lifecycle.py). pytest gets its path from pytest.ini instead.
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import Cluster  # noqa: E402,F401  (bench/run's setup uses it)
 

@@ -5,6 +5,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -347,6 +348,89 @@ def kubectl_as(user, kubeconfig, *args, check=False):
                 "kubectl", *args], check=check)
 
 
+# ---- programs running beside a test ----
+
+def end_process(p, grace=10):
+    """SIGTERM to a process the test started, SIGKILL when it has not exited
+    within grace seconds; reaped either way."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class Background:
+    """A program running beside the test (a watch, a client, a stand-in server):
+    its output, stdout and stderr together, collected by a thread as it comes, a
+    line at a time with the monotonic time it came. stdin is /dev/null unless
+    popen says otherwise."""
+
+    def __init__(self, argv, **popen):
+        popen.setdefault("stdin", subprocess.DEVNULL)
+        self.p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, **popen)
+        self.timed_lines = []  # [(monotonic time, line)]
+        self._ended = False
+        self._came = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            with self._came:
+                self.timed_lines.append((time.monotonic(), line.rstrip("\n")))
+                self._came.notify_all()
+        with self._came:
+            self._ended = True
+            self._came.notify_all()
+
+    @property
+    def lines(self):
+        return [line for _, line in list(self.timed_lines)]
+
+    def saw(self, text):
+        return any(text in line for line in self.lines)
+
+    def count(self, text):
+        return sum(text in line for line in self.lines)
+
+    def text(self):
+        return "\n".join(self.lines)
+
+    def first_line(self, timeout=None):
+        """The first line of output, waited for; "" when the output ended (or
+        timeout passed) without one."""
+        with self._came:
+            self._came.wait_for(lambda: self.timed_lines or self._ended, timeout)
+            return self.timed_lines[0][1] if self.timed_lines else ""
+
+    def wait(self, timeout):
+        """Waits for the program to exit (subprocess.TimeoutExpired past timeout)
+        and for the rest of its output; returns all of it."""
+        self.p.wait(timeout=timeout)
+        self.thread.join(timeout)
+        return self.text()
+
+    def stop(self):
+        """Ends the program (end_process) and returns its output."""
+        end_process(self.p)
+        self.thread.join(timeout=5)
+        return self.text()
+
+
+@pytest.fixture(scope="module")
+def clients():
+    """The real clients of the token-file tests, ready to run as a test user
+    (tests/clients/clients.py)."""
+    from clients import Clients
+    c = Clients()
+    yield c
+    c.close()
+
+
 class Syslog:
     """A datagram listener on /dev/log that keeps every line."""
 
@@ -515,10 +599,11 @@ def proxy(cluster):
 
 
 class Driver:
-    """kc-session-driver holding a session open until told to close it."""
+    """kc-session-driver holding a session open until told to close it. prefix: a
+    command to run it under (nsenter into a simulated host's namespace)."""
 
-    def __init__(self, service, user, *flags):
-        self.p = subprocess.Popen([str(DRIVER), "--hold", *flags, service, user], stdin=subprocess.PIPE,
+    def __init__(self, service, user, *flags, prefix=()):
+        self.p = subprocess.Popen([*prefix, str(DRIVER), "--hold", *flags, service, user], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         self.lines = []
         while True:
@@ -528,11 +613,16 @@ class Driver:
             self.lines.append(line.rstrip("\n"))
             if line.startswith("READY") or (line.startswith("open ") and not line.startswith("open 0 ")):
                 break
-        self.open_rc = int(next(l for l in self.lines if l.startswith("open ")).split()[1])
+        opened = [l for l in self.lines if l.startswith("open ")]
+        self.open_rc = int(opened[0].split()[1]) if opened else None  # None: the driver said nothing
 
     @property
     def env(self):
         return dict(l[4:].split("=", 1) for l in self.lines if l.startswith("ENV "))
+
+    @property
+    def infos(self):
+        return [l[len("INFO "):] for l in self.lines if l.startswith("INFO ")]
 
     def close(self):
         if self.p.poll() is None:
@@ -607,17 +697,20 @@ def pids_of_uid(uid):
     return out
 
 
-_HELP = {}
+_USAGE = {}
 
 
-def helper_supports(option):
-    """Whether the built helper documents an option in its usage (the first
-    version has no --deadline and no --now): tests that need one still run on
-    the old helper, bounded from outside, so they fail for the real reason."""
-    if "text" not in _HELP:
+def need_helper_options(*options):
+    """Fails the test unless the built helper's usage names every one of options.
+    A test names the options it needs: on a helper without one it fails, it never
+    runs on without the option."""
+    if "text" not in _USAGE:
         p = subprocess.run([str(HELPER), "--help"], capture_output=True, text=True, timeout=30)
-        _HELP["text"] = p.stdout + p.stderr
-    return option in _HELP["text"]
+        _USAGE["text"] = p.stdout + p.stderr
+    missing = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", _USAGE["text"])]
+    if missing:
+        pytest.fail(f"{HELPER} lacks {', '.join(missing)} (its usage names no such option), which this test needs:\n"
+                    f"{_USAGE['text']}", pytrace=False)
 
 
 class Bounded:
@@ -630,15 +723,15 @@ class Bounded:
 
 
 def run_bounded(args, deadline_ms, hard_s=None, prefix=(), now_user=None):
-    """Runs `pam-kubeconfig ARGS --deadline MS` (when the helper knows the
-    option) in its own process group; past hard_s (default: the deadline plus
-    5 s) the whole group is killed, as systemd's TimeoutStartSec= would.
-    prefix: a command to run it under (nsenter into a schedule's namespace)."""
-    cmd = [*prefix, str(HELPER), *args]
-    if helper_supports("--deadline"):
-        cmd += ["--deadline", str(int(deadline_ms))]
-    if now_user and helper_supports("--now"):
+    """Runs `pam-kubeconfig ARGS --deadline MS [--now USER]` in its own process
+    group; past hard_s (default: the deadline plus 5 s) the whole group is
+    killed, as systemd's TimeoutStartSec= would. The test fails on a helper
+    without those options. prefix: a command to run it under (nsenter into a
+    schedule's namespace)."""
+    cmd = [*prefix, str(HELPER), *args, "--deadline", str(int(deadline_ms))]
+    if now_user:
         cmd += ["--now", now_user]
+    need_helper_options("--deadline", *(["--now"] if now_user else []))
     hard_s = hard_s if hard_s is not None else deadline_ms / 1000 + 5
     start = time.monotonic()
     p = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import HELPER  # noqa: E402
-from standins import AwsStandin, make_tls  # noqa: E402
+from conftest import HELPER
+from standins import AwsStandin, make_tls
 
 HERE = Path(__file__).resolve().parent
 CLEAN_ENV = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "LANG": "C"}

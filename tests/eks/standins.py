@@ -11,15 +11,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import certs  # noqa: E402
+import certs
+from conftest import Background
 
 HERE = Path(__file__).resolve().parent
 ACCOUNT = "111122223333"
@@ -99,17 +98,15 @@ def standin_binary():
     return _binary
 
 
-class _Process:
+class _Process(Background):
     """A kc-aws-standin server: started here, stopped here by its pid."""
 
     def __init__(self, args, log):
         self.log = log
-        self.p = subprocess.Popen([standin_binary(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
-        line = self.p.stdout.readline()
+        super().__init__([standin_binary(), *args])
+        line = self.first_line()
         if not line.startswith("listening on "):
-            self.p.kill()
-            raise RuntimeError(f"kc-aws-standin {args[0]} did not start: {line}{self.p.stderr.read()}")
+            raise RuntimeError(f"kc-aws-standin {args[0]} did not start: {self.stop()}")
         self.addr = line.split()[-1]
         self.url = f"https://{self.addr}"
 
@@ -119,13 +116,7 @@ class _Process:
         return [json.loads(l) for l in self.log.read_text().splitlines() if l.strip()]
 
     def close(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        self.stop()
 
 
 class AwsStandin(_Process):

@@ -5,15 +5,12 @@ same token byte for byte, or both refusing."""
 import json
 import os
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures import awscli_batch, frozen_now, ours, sts, tls, token_of  # noqa: E402,F401
-from standins import KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, Container, Imds, creds_env  # noqa: E402
+from fixtures import awscli_batch, frozen_now, ours, sts, tls, token_of  # noqa: F401
+from standins import KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, Container, Imds, creds_env
 
 ARGS = ["--cluster-name", "prod", "--region", "us-west-2"]
 

@@ -12,7 +12,6 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import (HELPER, REPO, Cluster, Driver, helper, kubeconfig_of, kubectl_as, run, security,  # noqa: E402
+from conftest import (HELPER, REPO, Cluster, Driver, helper, kubeconfig_of, kubectl_as, run, security,
                       user_token)
-from fixtures import sts, tls  # noqa: E402,F401
-from standins import (KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, AwsStandin, Container, Imds, RecordingProxy,  # noqa: E402
+from fixtures import sts, tls  # noqa: F401
+from standins import (KEYS, ROLE_CREDS, WEB_IDENTITY_TOKEN, AwsStandin, Container, Imds, RecordingProxy,
                       Webhook, creds_env)
 
 CLUSTER = "test-eks"

@@ -5,13 +5,9 @@ botocore's own rule-set engine give the same host, signing region and
 partition, or both refuse."""
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures import HERE  # noqa: E402
+from fixtures import HERE
 
 REPO = HERE.parents[1]
 BUILD = REPO / "build"

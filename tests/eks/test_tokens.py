@@ -7,16 +7,13 @@ signature with the AWS SDK for Go) accepts our token exactly when it accepts
 awscli's. Also KUBERNETES_EXEC_INFO, regions from the environment and the
 profile, --cluster-id, --output and --role-arn."""
 import json
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import security  # noqa: E402
-from fixtures import awscli_batch, frozen_now, ours, sts, tls, token_of  # noqa: E402,F401
-from standins import KEYS, creds_env, verify  # noqa: E402
+from conftest import security
+from fixtures import awscli_batch, frozen_now, ours, sts, tls, token_of  # noqa: F401
+from standins import KEYS, creds_env, verify
 
 REGIONS = {"aws": "us-west-2", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1", "aws-iso": "us-iso-east-1",
            "aws-iso-b": "us-isob-east-1", "aws-iso-e": "eu-isoe-west-1", "aws-iso-f": "us-isof-south-1",

@@ -6,17 +6,15 @@ token is never sent."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import helper, kubeconfig_of, run, user_token  # noqa: E402
-from certs import make_ca, sign_cert  # noqa: E402
-from faultserver import FaultServer  # noqa: E402
+from conftest import helper, kubeconfig_of, run, user_token
+from certs import make_ca, sign_cert
+from faultserver import FaultServer
 
 TLS_CASES = {
     "system-ca": "a certificate from a CA the system trust store holds but the config does not",

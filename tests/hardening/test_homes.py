@@ -251,6 +251,8 @@ def test_symlink_race_during_login_storm(cluster, workdir, users, canary):
     home = users.home(user)
     uid = users.uid(user)
     stop = threading.Event()
+    swaps = [0]  # rounds completed: ~/.kube a symlink to root's directory, a real one, a symlink again
+    moved = [0]  # directories a login made at ~/.kube, moved out of the race's way
 
     def swapper():
         real = home / ".kube-real"
@@ -267,26 +269,45 @@ def test_symlink_race_during_login_storm(cluster, workdir, users, canary):
                 os.rename(real, home / ".kube")   # now a real directory again
                 os.rename(home / ".kube", real)
                 os.replace(home / ".kube-tmp", home / ".kube")
+                swaps[0] += 1
             except OSError:
-                pass
+                # A login that found no ~/.kube made one and wrote in it: every
+                # rename onto it fails from now on. Moved aside, the race goes on.
+                kube = home / ".kube"
+                if real.is_dir() and kube.is_dir() and not kube.is_symlink():
+                    try:
+                        os.rename(kube, home / f".kube-made-{moved[0]}")
+                        moved[0] += 1
+                    except OSError:
+                        pass
 
     t = threading.Thread(target=swapper)
     t.start()
     outcomes = {"ok": 0, "refused": 0}
+    raced = 0  # logins during which at least one round completed
     try:
         def login(i):
+            before = swaps[0]
             p = helper("open", "--user", user, "--session", f"race{i}", "--config", cfg)
-            return p
+            return p, swaps[0] - before
 
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for p in pool.map(login, range(200)):
+            for p, rounds in pool.map(login, range(200)):
                 outcomes["ok" if p.returncode == 0 else "refused"] += 1
+                raced += 1 if rounds else 0
                 if p.returncode:
                     assert ("symbolic link" in p.stderr or "not a directory" in p.stderr
                             or "cannot" in p.stderr), p.stderr
     finally:
         stop.set()
         t.join()
-    print(f"\n200 logins under a swap loop: {outcomes}")
-    assert sum(outcomes.values()) == 200
+    print(f"\n200 logins under a swap loop: {outcomes}; {swaps[0]} swap rounds, {raced} logins raced, "
+          f"{moved[0]} directories a login made moved aside")
+    # The race must have raced. A round is six renames: about 0.5 ms beside this
+    # pool on a busy two-core machine, where a login running /bin/true instead
+    # of the helper (8 ms) saw a round complete nine times in ten. An open takes
+    # 25 ms alone (docs/benchmarks.md), longer eight at a time: dozens of rounds
+    # each. 150 of 200 leaves room for a swapper the scheduler starves now and
+    # then; one that stopped, or got stuck, before the last quarter falls short.
+    assert raced >= 150, f"the swapper raced only {raced} of 200 logins ({swaps[0]} rounds): this run proved little"

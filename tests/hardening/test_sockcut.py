@@ -7,54 +7,18 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
-from clients import (Clients, audit_credentials, jwt_claims, kubeconfig_text, mint, wait_for,  # noqa: E402
-                     write_token)
+from clients import audit_credentials, jwt_claims, kubeconfig_text, mint, wait_for, write_token
+from conftest import BUILD, Background
 
 SOCKCUT = BUILD / "tests" / "kc-sockcut"
 NS = "kc-sockcut"
 SA = "watcher"
-
-
-class Watch:
-    """`kubectl get pods -w` as a user (or root with the admin kubeconfig); its
-    output lines with the monotonic time they came."""
-
-    def __init__(self, argv):
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-
-    def saw(self, text):
-        return any(text in line for _, line in self.lines)
-
-    def text(self):
-        return "\n".join(line for _, line in self.lines)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.thread.join(timeout=5)
 
 
 class WatchUser:
@@ -76,11 +40,11 @@ class WatchUser:
     def watch(self, clients=None):
         """kubectl get pods -w, or with clients the client-go program's watch."""
         if clients:
-            return Watch(clients.argv("clientgo", self.user, str(self.kubeconfig), "watch", "-n", NS,
-                                      "-every", "2s"))
+            return Background(clients.argv("clientgo", self.user, str(self.kubeconfig), "watch", "-n", NS,
+                                           "-every", "2s"))
         home = pwd.getpwnam(self.user).pw_dir
-        return Watch(["runuser", "-u", self.user, "--", "env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}",
-                      f"KUBECONFIG={self.kubeconfig}", "kubectl", "get", "pods", "-n", NS, "-w"])
+        return Background(["runuser", "-u", self.user, "--", "env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}",
+                           f"KUBECONFIG={self.kubeconfig}", "kubectl", "get", "pods", "-n", NS, "-w"])
 
 
 def connections(port, uid):
@@ -95,13 +59,6 @@ def make_pod(cluster):
     cluster.kubectl("-n", NS, "run", name, "--image=busybox", "--restart=Never",
                     "--overrides", '{"spec":{"automountServiceAccountToken":false}}')
     return name
-
-
-@pytest.fixture(scope="module")
-def clients():
-    c = Clients()
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -128,7 +85,8 @@ def test_kubectl_watch_is_cut_within_a_second(cluster, users, base):
     bob = WatchUser(cluster, users, base)
     mark = cluster.audit_mark()
     watches = {"alice": alice.watch(), "bob": bob.watch(),
-               "root": Watch(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "get", "pods", "-n", NS, "-w"])}
+               "root": Background(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "get", "pods", "-n", NS,
+                                   "-w"])}
     try:
         for name, w in watches.items():
             assert wait_for(lambda w=w: w.saw(first_pod), 20), f"{name}: {w.text()}"

@@ -7,18 +7,14 @@ import os
 import pwd
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
-from clients import (Clients, audit_credentials, jwt_claims, kubeconfig_text, mint,  # noqa: E402
-                     wait_for, write_token)
+from clients import audit_credentials, jwt_claims, kubeconfig_text, mint, wait_for, write_token
+from conftest import Background
 
 NS = "kc-clients"
 SA = "reader"
@@ -28,13 +24,6 @@ TOKEN_NAME = "test.token"
 # 10 s leeway), at the next request; requests go every 10 s as in issue 13.
 PERIOD = 10
 SWITCH_LIMIT = 70
-
-
-@pytest.fixture(scope="module")
-def clients():
-    c = Clients()
-    yield c
-    c.close()
 
 
 class TokenUser:
@@ -113,40 +102,20 @@ def tokenuser(cluster, users):
     t.close()
 
 
-class Watcher:
-    """kc-clientgo watch running as the user; its lines collected as they come."""
+class Watcher(Background):
+    """kc-clientgo watch running as the user."""
 
     def __init__(self, clients, t, every=PERIOD):
-        self.p = subprocess.Popen(clients.argv("clientgo", t.user, t.kubeconfig, "watch", "-n", NS,
-                                               "-every", f"{every}s"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
+        super().__init__(clients.argv("clientgo", t.user, t.kubeconfig, "watch", "-n", NS, "-every", f"{every}s"))
 
     def requests(self):
         """[(status, line)] of the program's periodic requests so far."""
         out = []
-        for line in list(self.lines):
+        for line in self.lines:
             parts = line.split()
             if len(parts) > 3 and parts[1] == "request":
                 out.append((parts[4].removeprefix("status="), line))
         return out
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.thread.join(timeout=5)
-        return "\n".join(self.lines)
 
 
 def _utc(stamp):
@@ -189,19 +158,16 @@ def test_python_client_reads_the_token_file_once(cluster, clients, tokenuser):
     plugins, auth providers). A running script never sees a rotated file."""
     first, secret = tokenuser.mint(bound=True)
     tokenuser.install(first)
-    p = subprocess.Popen(clients.argv("python", tokenuser.user, tokenuser.kubeconfig, "--every", "2",
-                                      "--count", "14"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    py = Background(clients.argv("python", tokenuser.user, tokenuser.kubeconfig, "--every", "2", "--count", "14"))
     try:
-        line = p.stdout.readline()
+        line = py.first_line()
         assert f"status=201 user={WHO}" in line, line
         second, _ = tokenuser.mint()
         tokenuser.install(second)
         tokenuser.revoke(secret)
-        out, _ = p.communicate(timeout=60)
+        out = py.wait(60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        py.stop()
     statuses = [l.split()[3] for l in out.splitlines() if " request " in l]
     # Once the API server's ~10 s authentication cache let go of the revoked
     # token, every request of the running client is refused: it never re-read.
@@ -246,10 +212,10 @@ def test_clientgo_follows_a_rotated_file(cluster, clients, tokenuser):
     w = Watcher(clients, tokenuser)
     try:
         assert wait_for(lambda: w.requests(), 30), w.stop()
-        assert wait_for(lambda: any("watch started" in l for l in w.lines), 10), w.stop()
+        assert wait_for(lambda: w.saw("watch started"), 10), w.stop()
         cluster.kubectl("-n", NS, "run", f"p{secrets.token_hex(3)}", "--image=busybox", "--restart=Never",
                         "--overrides", '{"spec":{"automountServiceAccountToken":false}}')
-        assert wait_for(lambda: any(" event ADDED " in l for l in w.lines), 10), w.stop()
+        assert wait_for(lambda: w.saw(" event ADDED "), 10), w.stop()
         time.sleep(3)
         second, _ = tokenuser.mint()
         rotated = datetime.datetime.now(datetime.timezone.utc)

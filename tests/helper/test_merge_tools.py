@@ -8,15 +8,13 @@ import json
 import base64
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
-from conftest import BUILD, run  # noqa: E402
-from standins import AwsStandin, make_tls  # noqa: E402
+from conftest import BUILD, run
+from standins import AwsStandin, make_tls
 
 KC_MERGE = BUILD / "tests" / "kc-merge"
 MARKER = "pam-kubeconfig"

@@ -10,19 +10,16 @@ import os
 import re
 import secrets
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, STATE_DIR, Driver, Stopper, current_token, driver_once, helper_supports,
-                      kubeconfig_of, kubectl_as, our_secrets, run, run_bounded, security, unique_host_id)
+from conftest import (STATE_DIR, Driver, Stopper, current_token, driver_once, kubeconfig_of, kubectl_as,
+                      our_secrets, run, run_bounded, security, unique_host_id)
 from faultproxy import Rule
-
-sys.path.insert(0, str(REPO / "tests" / "eks"))
-from standins import Imds  # noqa: E402
+from standins import Imds
 
 ALICE = "system:serviceaccount:team-a:alice"
 ADMIN = "system:serviceaccount:bastion-access:admin"
@@ -55,10 +52,7 @@ def assert_no_secret(cluster, host, user):
 
 
 def refresh_now(cfg, user, deadline_ms=10000):
-    """refresh --now USER; the first version has no --now: its tokens (DUE) are
-    due 6 s after they were minted, so wait for that instead."""
-    if not helper_supports("--now"):
-        time.sleep(7)
+    """refresh --now USER (the test fails on a helper without --now)."""
     return run_bounded(["refresh", "--config", cfg], deadline_ms, now_user=user)
 
 

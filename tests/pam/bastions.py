@@ -9,41 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import DRIVER, HELPER, RUN_DIR, STATE_DIR, run
+from conftest import HELPER, RUN_DIR, STATE_DIR, Driver, run
 from kubeconfig_checks import kubectl_user, whoami
 
 CACHE_DIR = Path("/var/cache/pam_kubeconfig")
 # (the machine's directory, its mode, the host's own copy)
 HOST_DIRS = ((RUN_DIR, 0o755, "run"), (STATE_DIR, 0o700, "lib"), (CACHE_DIR, 0o700, "cache"))
-
-
-class Session:
-    """kc-session-driver holding one session open on a host."""
-
-    def __init__(self, host, user):
-        self.host = host
-        self.p = subprocess.Popen([*host.ns, str(DRIVER), "--hold", host.service, user], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        self.lines = []
-        while True:
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.rstrip("\n"))
-            if line.startswith("READY") or (line.startswith("open ") and not line.startswith("open 0 ")):
-                break
-        opened = [l for l in self.lines if l.startswith("open ")]
-        self.open_rc = int(opened[0].split()[1]) if opened else None
-
-    @property
-    def infos(self):
-        return [l[len("INFO "):] for l in self.lines if l.startswith("INFO ")]
-
-    def close(self):
-        if self.p.poll() is None:
-            out, _ = self.p.communicate("close\n", timeout=60)
-            self.lines += out.splitlines()
-        return [l for l in self.lines if l.startswith("close ")]
 
 
 class Host:
@@ -71,7 +42,7 @@ class Host:
         self.sessions = []
 
     def login(self, user):
-        s = Session(self, user)
+        s = Driver(self.service, user, prefix=self.ns)
         assert s.open_rc == 0, f"login on {self.name}: {s.lines}"
         self.sessions.append(s)
         return s

@@ -14,18 +14,13 @@ import datetime
 import json
 import re
 import secrets
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import STATE_DIR, Driver, helper, kubeconfig_of, run, token_path, user_token
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
-from clients import CREDENTIAL_ID, Clients, jwt_claims, wait_for  # noqa: E402
+from clients import CREDENTIAL_ID, Clients, jwt_claims, wait_for
+from conftest import STATE_DIR, Background, Driver, helper, kubeconfig_of, run, token_path, user_token
 
 PAM_SUCCESS = 0
 NS = "team-a"
@@ -37,13 +32,6 @@ SWITCH_LIMIT = 70
 # ~11 s later (KC_CUT_AGAIN_AFTER), past the API server's 10 s authentication cache.
 CUT_LIMIT = 12
 SECOND_CUT = 11
-
-
-@pytest.fixture(scope="module")
-def clients():
-    c = Clients()
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -92,42 +80,6 @@ def home_holds(home, tokens):
     return found
 
 
-class Proc:
-    """A program of the user's, its output lines collected as they come."""
-
-    def __init__(self, argv, new_session=False):
-        self.started = time.monotonic()
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  stdin=subprocess.DEVNULL, start_new_session=new_session)
-        self.lines = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-
-    def saw(self, text):
-        return any(text in line for _, line in self.lines)
-
-    def count(self, text):
-        return sum(text in line for _, line in self.lines)
-
-    def text(self):
-        return "\n".join(line for _, line in self.lines)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.thread.join(timeout=5)
-        return self.text()
-
-
 class Session:
     """A real login (kc-session-driver, held open) and what its user runs in it."""
 
@@ -148,14 +100,14 @@ class Session:
         the session's environment, its own process group, SIGHUP ignored."""
         argv = ["runuser", "-u", self.user, "--", *Clients.user_env(self.user, self.kubeconfig),
                 "nohup", "kubectl", "get", "pods", "-n", NS, "-w"]
-        p = Proc(argv, new_session=True)
+        p = Background(argv, start_new_session=True)
         self.procs.append(p)
         return p
 
     def clientgo_watch(self, every="10s"):
         """kc-clientgo watch: a watch that reconnects (as an informer's does) and
         a SelfSubjectReview every period."""
-        p = Proc(self.clients.argv("clientgo", self.user, self.kubeconfig, "watch", "-n", NS, "-every", every))
+        p = Background(self.clients.argv("clientgo", self.user, self.kubeconfig, "watch", "-n", NS, "-every", every))
         self.procs.append(p)
         return p
 
@@ -322,16 +274,16 @@ def assert_cut_and_stays_cut(cluster, users, user, token, since, kw=None, cw=Non
             f"nohup kubectl get -w still running {CUT_LIMIT + 2}s after {what}:\n{kw.text()}"
         ended = time.monotonic() - mono
         report.append(f"kubectl get -w exited {ended:.1f}s after {what} (status {kw.p.returncode}): "
-                      f"{kw.lines[-1][1] if kw.lines else ''!r}")
+                      f"{kw.lines[-1] if kw.lines else ''!r}")
         assert ended <= CUT_LIMIT, report
     # Past the second cut and the authentication cache: every request refused.
     time.sleep(max(0.0, mono + SECOND_CUT + 5 - time.monotonic()))
     if cw:
-        first_401 = next((t - mono for t, l in cw.lines if t > mono and "status=401" in l), None)
+        first_401 = next((t - mono for t, l in cw.timed_lines if t > mono and "status=401" in l), None)
         report.append(f"client-go: first 401 {first_401:.1f}s after {what}; watch (re)started "
                       f"{cw.count('watch started')} times" if first_401 is not None else "client-go: no 401")
         assert first_401 is not None and first_401 <= CUT_LIMIT + 2, cw.text()
-        late = [l for t, l in cw.lines if t > mono + SECOND_CUT + 1]
+        late = [l for t, l in cw.timed_lines if t > mono + SECOND_CUT + 1]
         assert late and all("status=401" in l or "watch ended" in l for l in late), cw.text()
         assert cw.p.poll() is None  # it keeps trying: refused each time
     print("\n" + "\n".join(report))

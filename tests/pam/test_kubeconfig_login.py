@@ -8,19 +8,16 @@ kubeconfig.remove_on_logout: true."""
 import base64
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
-from conftest import (REPO, Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path,  # noqa: E402
+from conftest import (REPO, Driver, assert_no_token_left, helper, kubeconfig_of, run, token_path,
                       user_token)
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,  # noqa: E402
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,
                                kubectl_reads, kubectl_user, load, marked_names, temp_files, user_env, whoami,
                                write_as, write_aws_config)
-from standins import AwsStandin, make_tls  # noqa: E402
+from standins import AwsStandin, make_tls
 
 PAM_SUCCESS = 0
 LOCK_LEFT = ("~/.kube/config-eks was left as it was: ~/.kube/config-eks.lock exists (kubectl is changing the file, "

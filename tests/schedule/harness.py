@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import schedule as sch
-from conftest import DRIVER, Stopper, helper_supports, pids_of_uid, preload_env, run, token_of_context
+from conftest import DRIVER, Stopper, need_helper_options, pids_of_uid, preload_env, run, token_of_context
 from faultproxy import FaultProxy, Rule
 
 AUTH_CACHE_S = 11.0  # the API server caches a successful authentication ~10 s
@@ -136,8 +136,9 @@ class Ctx:
         self.api = Api(cluster)
         self.secrets = SecretLister(cluster)
         self.verbose = verbose
-        self.deadline_flag = helper_supports("--deadline")
-        self.now_flag = helper_supports("--now")
+        # Every schedule's refresh and gc run with --deadline, a schedule's
+        # `refresh --now`: without them the schedules test something else.
+        need_helper_options("--deadline", "--now")
 
 
 # ---- the world the schedule describes: the config, the groups, the accounts ----
@@ -572,11 +573,9 @@ class Runner:
     # ---- steps ----
 
     def helper_op(self, step):
-        args = [step.op, "--config", str(self.host.config)]
-        if self.ctx.deadline_flag:
-            args += ["--deadline", str(sch.DEADLINE_MS)]
+        args = [step.op, "--config", str(self.host.config), "--deadline", str(sch.DEADLINE_MS)]
         now = step.arg.get("now")
-        if now is not None and self.ctx.now_flag:
+        if now is not None:
             args += ["--now", self.host.names[now]]
         start = time.monotonic()
         p = subprocess.Popen(self.host.ns + [str(self.ctx.helper)] + args, stdin=subprocess.DEVNULL,

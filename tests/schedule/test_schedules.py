@@ -19,16 +19,13 @@ SCHEDULE_WORKERS at a time. One test per seed: a failing one prints the
 schedule and the command that replays it."""
 import os
 import secrets
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import harness  # noqa: E402
-import schedule as sch  # noqa: E402
+import harness
+import schedule as sch
 
 N = int(os.environ.get("SCHEDULES") or 200)
 BASE = int(os.environ["SEED"]) if os.environ.get("SEED") else secrets.randbelow(10 ** 6) * 1000
@@ -82,6 +79,7 @@ subjects:
 
 @pytest.fixture(scope="module")
 def world(cluster, installed, tmp_path_factory):
+    ctx = harness.Ctx(cluster, installed, verbose=VERBOSE)  # first: it fails on a helper without --deadline, --now
     manifest = tmp_path_factory.mktemp("schedules") / "world.yaml"
     manifest.write_text(world_manifest())
     cluster.kubectl("apply", "-f", manifest)
@@ -91,7 +89,7 @@ def world(cluster, installed, tmp_path_factory):
         if not os.path.isdir(d):
             os.makedirs(d, mode=int(mode, 8))
             made.append(d)
-    yield harness.Ctx(cluster, installed, verbose=VERBOSE)
+    yield ctx
     for d in reversed(made):
         try:
             os.rmdir(d)
@@ -112,8 +110,7 @@ def results(request, world):
               if getattr(item, "originalname", "") == "test_schedule" and hasattr(item, "callspec")]
     contiguous = chosen == list(range(chosen[0], chosen[0] + len(chosen))) if chosen else True
     seeds = f"{chosen[0]}..{chosen[-1]}" if chosen and contiguous else " ".join(map(str, chosen))
-    say(f"\nschedule tier: {len(chosen)} schedules, seeds {seeds}, {WORKERS} at a time; "
-        f"helper --deadline: {'yes' if world.deadline_flag else 'no'}, --now: {'yes' if world.now_flag else 'no'}")
+    say(f"\nschedule tier: {len(chosen)} schedules, seeds {seeds}, {WORKERS} at a time")
     if VERBOSE:
         for seed in chosen:
             say(sch.generate(seed).describe())

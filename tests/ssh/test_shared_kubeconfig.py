@@ -7,18 +7,15 @@ logout writes nothing: the user's and the tools' entries remain, our token is
 refused, no token is left in the home."""
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eks"))
-from conftest import REPO, STATE_DIR, helper, kubeconfig_of, run, token_path, user_token  # noqa: E402
-from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,  # noqa: E402
+from conftest import REPO, STATE_DIR, helper, kubeconfig_of, run, token_path, user_token
+from kubeconfig_checks import (CLASH_NOTE, USER_CONFIG, WHO, assert_ours, entry, home_holds, other_cluster,
                                kubectl_reads, load, write_as, write_aws_config)
-from standins import AwsStandin, make_tls  # noqa: E402
-from test_ssh import Sshd, wait_closed  # noqa: E402
+from standins import AwsStandin, make_tls
+from test_ssh import Sshd, wait_closed
 
 ARN = "arn:aws:eks:us-west-2:111122223333:cluster/other"
 NS = "team-a-tools"  # where the user points our context; alice may read it

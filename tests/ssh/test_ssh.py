@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUN_DIR, STATE_DIR, run
+from conftest import RUN_DIR, STATE_DIR, end_process, run
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -83,12 +83,7 @@ LogLevel ERROR
         return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc)
         self.pam.unlink(missing_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
