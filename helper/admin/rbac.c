@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "kube/objects.h"
-#include "common/yaml_emit.h"
+#include "common/ytree.h"
+
+/* The most one document of the manifest may take. */
+#define DOC_MAX (64u << 20)
 
 int kc_strset_add(struct kc_strset *s, const char *v)
 {
@@ -199,60 +202,122 @@ void kc_rbac_free(struct kc_rbac *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* ---- emitting ------------------------------------------------------------ */
+/* ---- emitting: each document a tree, written by the YAML emitter --------- */
 
-static void flow_list(struct kc_yaml *y, const char *key, const char *const *items, size_t n)
+static struct kc_ynode *flow_list(const char *const *items, size_t n)
 {
-	kc_yaml_plain(y, key);
-	kc_yaml_flow_seq_start(y);
-	for (size_t i = 0; i < n; i++)
-		kc_yaml_str(y, items[i]);
-	kc_yaml_seq_end(y);
+	struct kc_ynode *seq = kc_ytree_flow_seq();
+
+	for (size_t i = 0; seq && i < n; i++) {
+		if (kc_ytree_push(seq, kc_ytree_str(items[i])) < 0) {
+			kc_ytree_free(seq);
+			seq = NULL;
+		}
+	}
+	return seq;
 }
 
-static void rule(struct kc_yaml *y, const struct kc_rbac_rule *r)
+/* A mapping of strings from { key, value, key, value, ..., NULL }. */
+static struct kc_ynode *map_of(const char *const *kv)
+{
+	struct kc_ynode *map = kc_ytree_map();
+
+	for (size_t i = 0; map && kv[i]; i += 2) {
+		if (kc_ytree_set_str(map, kv[i], kv[i + 1]) < 0) {
+			kc_ytree_free(map);
+			map = NULL;
+		}
+	}
+	return map;
+}
+
+/* A sequence of one item; takes item. */
+static struct kc_ynode *seq_of(struct kc_ynode *item)
+{
+	struct kc_ynode *seq = kc_ytree_seq();
+
+	if (!seq) {
+		kc_ytree_free(item);
+		return NULL;
+	}
+	if (kc_ytree_push(seq, item) < 0) {
+		kc_ytree_free(seq);
+		return NULL;
+	}
+	return seq;
+}
+
+static struct kc_ynode *rule(const struct kc_rbac_rule *r)
 {
 	const char *groups[] = { r->group }, *resources[] = { r->resource };
+	struct kc_ynode *map = kc_ytree_map();
 
-	kc_yaml_map_start(y);
-	flow_list(y, "apiGroups", groups, 1);
-	flow_list(y, "resources", resources, 1);
-	if (r->names)
-		flow_list(y, "resourceNames", (const char *const *)r->names->items, r->names->n);
-	flow_list(y, "verbs", r->verbs, r->n_verbs);
-	kc_yaml_map_end(y);
+	if (!map || kc_ytree_set(map, "apiGroups", flow_list(groups, 1)) < 0 ||
+	    kc_ytree_set(map, "resources", flow_list(resources, 1)) < 0 ||
+	    (r->names &&
+	     kc_ytree_set(map, "resourceNames", flow_list((const char *const *)r->names->items, r->names->n)) < 0) ||
+	    kc_ytree_set(map, "verbs", flow_list(r->verbs, r->n_verbs)) < 0) {
+		kc_ytree_free(map);
+		return NULL;
+	}
+	return map;
 }
 
 /* The rules of one Role (ns) or of the ClusterRole (NULL). */
-static void rules_of(struct kc_yaml *y, const struct kc_rbac *r, const char *ns)
+static struct kc_ynode *rules_of(const struct kc_rbac *r, const char *ns)
 {
-	kc_yaml_plain(y, "rules");
-	kc_yaml_seq_start(y);
-	for (size_t i = 0; i < r->n_rules; i++)
-		if (ns ? r->rules[i].ns && strcmp(r->rules[i].ns, ns) == 0 : !r->rules[i].ns)
-			rule(y, &r->rules[i]);
-	kc_yaml_seq_end(y);
+	struct kc_ynode *seq = kc_ytree_seq();
+
+	for (size_t i = 0; seq && i < r->n_rules; i++) {
+		if ((ns ? r->rules[i].ns && strcmp(r->rules[i].ns, ns) == 0 : !r->rules[i].ns) &&
+		    kc_ytree_push(seq, rule(&r->rules[i])) < 0) {
+			kc_ytree_free(seq);
+			seq = NULL;
+		}
+	}
+	return seq;
 }
 
-static void metadata(struct kc_yaml *y, const char *name, const char *ns)
+static struct kc_ynode *metadata(const char *name, const char *ns)
 {
-	kc_yaml_plain(y, "metadata");
-	kc_yaml_map_start(y);
-	kc_yaml_kv(y, "name", name);
-	if (ns)
-		kc_yaml_kv(y, "namespace", ns);
-	kc_yaml_plain(y, "labels");
-	kc_yaml_map_start(y);
-	kc_yaml_kv(y, "app.kubernetes.io/managed-by", "pam-kubeconfig");
-	kc_yaml_map_end(y);
-	kc_yaml_map_end(y);
+	const char *labels[] = { "app.kubernetes.io/managed-by", "pam-kubeconfig", NULL };
+	struct kc_ynode *map = kc_ytree_map();
+
+	if (!map || kc_ytree_set_str(map, "name", name) < 0 || (ns && kc_ytree_set_str(map, "namespace", ns) < 0) ||
+	    kc_ytree_set(map, "labels", map_of(labels)) < 0) {
+		kc_ytree_free(map);
+		return NULL;
+	}
+	return map;
 }
 
-static int document(struct kc_buf *out, const char *comment, struct kc_yaml *y)
+/* An object: apiVersion, kind, our metadata (unless name is NULL), then key:
+ * value; takes value. */
+static struct kc_ynode *object(const char *api, const char *kind, const char *name, const char *ns, const char *key,
+			       struct kc_ynode *value)
 {
-	if (kc_buf_puts(out, "---\n") < 0)
-		return -1;
-	for (const char *line = comment; line && *line;) {
+	const char *head[] = { "apiVersion", api, "kind", kind, NULL };
+	struct kc_ynode *obj = map_of(head);
+
+	if (!obj || (name && kc_ytree_set(obj, "metadata", metadata(name, ns)) < 0)) {
+		kc_ytree_free(value);
+		kc_ytree_free(obj);
+		return NULL;
+	}
+	if (kc_ytree_set(obj, key, value) < 0) {
+		kc_ytree_free(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/* "---", the comment's lines, the document; takes doc. */
+static int document(struct kc_buf *out, const char *comment, struct kc_ynode *doc)
+{
+	struct kc_err err;
+	int rc = doc && kc_buf_puts(out, "---\n") == 0 ? 0 : -1;
+
+	for (const char *line = comment; rc == 0 && line && *line;) {
 		size_t n = strcspn(line, "\n");
 
 		kc_buf_printf(out, "# %.*s\n", (int)n, line);
@@ -260,56 +325,33 @@ static int document(struct kc_buf *out, const char *comment, struct kc_yaml *y)
 		if (*line)
 			line++;
 	}
-	return kc_yaml_begin(y, out);
+	if (rc == 0)
+		rc = kc_ytree_emit(doc, DOC_MAX, out, &err);
+	kc_ytree_free(doc);
+	return rc;
 }
 
 static int binding(struct kc_buf *out, const char *kind, const char *role_kind, const char *name, const char *ns,
-		   const char *identity, const char *comment)
+		   const char *identity)
 {
-	struct kc_yaml y;
+	const char *ref[] = { "apiGroup", "rbac.authorization.k8s.io", "kind", role_kind, "name", name, NULL };
+	const char *subject[] = { "apiGroup", "rbac.authorization.k8s.io", "kind", "User", "name", identity, NULL };
+	struct kc_ynode *doc = object("rbac.authorization.k8s.io/v1", kind, name, ns, "roleRef", map_of(ref));
 
-	if (document(out, comment, &y) < 0)
-		return -1;
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
-	kc_yaml_kv(&y, "kind", kind);
-	metadata(&y, name, ns);
-	kc_yaml_plain(&y, "roleRef");
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiGroup", "rbac.authorization.k8s.io");
-	kc_yaml_kv(&y, "kind", role_kind);
-	kc_yaml_kv(&y, "name", name);
-	kc_yaml_map_end(&y);
-	kc_yaml_plain(&y, "subjects");
-	kc_yaml_seq_start(&y);
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiGroup", "rbac.authorization.k8s.io");
-	kc_yaml_kv(&y, "kind", "User");
-	kc_yaml_kv(&y, "name", identity);
-	kc_yaml_map_end(&y);
-	kc_yaml_seq_end(&y);
-	kc_yaml_map_end(&y);
-	return kc_yaml_end(&y);
+	if (doc && kc_ytree_set(doc, "subjects", seq_of(map_of(subject))) < 0) {
+		kc_ytree_free(doc);
+		doc = NULL;
+	}
+	return document(out, NULL, doc);
 }
 
 static int emit_namespace(struct kc_buf *out, const struct kc_rbac *r, const struct kc_rbac_ns *n, const char *identity)
 {
+	const char *name[] = { "name", n->ns, NULL };
 	char comment[1024];
-	struct kc_yaml y;
 
-	if (document(out, NULL, &y) < 0)
+	if (document(out, NULL, object("v1", "Namespace", NULL, NULL, "metadata", map_of(name))) < 0)
 		return -1;
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiVersion", "v1");
-	kc_yaml_kv(&y, "kind", "Namespace");
-	kc_yaml_plain(&y, "metadata");
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "name", n->ns);
-	kc_yaml_map_end(&y);
-	kc_yaml_map_end(&y);
-	if (kc_yaml_end(&y) < 0)
-		return -1;
-
 	snprintf(comment, sizeof(comment), "%s: mint tokens for %s%s%s%s", n->ns,
 		 n->token_any ? "any ServiceAccount here (a \"*\" rule names them after users)"
 			      : "the ServiceAccounts mapped here, by name",
@@ -319,38 +361,23 @@ static int emit_namespace(struct kc_buf *out, const struct kc_rbac *r, const str
 				"get and delete by name where no \"*\" rule names them after users)"
 			      : "",
 		 n->bind_roles.n ? ";\nbind only the ClusterRoles the config names" : "");
-	if (document(out, comment, &y) < 0)
+	if (document(out, comment,
+		     object("rbac.authorization.k8s.io/v1", "Role", KC_RBAC_OBJECT, n->ns, "rules",
+			    rules_of(r, n->ns))) < 0)
 		return -1;
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
-	kc_yaml_kv(&y, "kind", "Role");
-	metadata(&y, KC_RBAC_OBJECT, n->ns);
-	rules_of(&y, r, n->ns);
-	kc_yaml_map_end(&y);
-	if (kc_yaml_end(&y) < 0)
-		return -1;
-	return binding(out, "RoleBinding", "Role", KC_RBAC_OBJECT, n->ns, identity, NULL);
+	return binding(out, "RoleBinding", "Role", KC_RBAC_OBJECT, n->ns, identity);
 }
 
 static int emit_cluster_wide(struct kc_buf *out, const struct kc_rbac *r, const char *identity)
 {
-	struct kc_yaml y;
-
 	if (document(out,
 		     "Rules with cluster_wide: true bind their ServiceAccounts with ClusterRoleBindings,\n"
 		     "to the ClusterRoles named here only. Kubernetes cannot limit create by name;\n"
 		     "get and delete reach only the bindings those rules make.",
-		     &y) < 0)
+		     object("rbac.authorization.k8s.io/v1", "ClusterRole", KC_RBAC_OBJECT, NULL, "rules",
+			    rules_of(r, NULL))) < 0)
 		return -1;
-	kc_yaml_map_start(&y);
-	kc_yaml_kv(&y, "apiVersion", "rbac.authorization.k8s.io/v1");
-	kc_yaml_kv(&y, "kind", "ClusterRole");
-	metadata(&y, KC_RBAC_OBJECT, NULL);
-	rules_of(&y, r, NULL);
-	kc_yaml_map_end(&y);
-	if (kc_yaml_end(&y) < 0)
-		return -1;
-	return binding(out, "ClusterRoleBinding", "ClusterRole", KC_RBAC_OBJECT, NULL, identity, NULL);
+	return binding(out, "ClusterRoleBinding", "ClusterRole", KC_RBAC_OBJECT, NULL, identity);
 }
 
 int kc_rbac_manifest(const struct kc_config *cfg, const char *cluster, const char *identity, struct kc_buf *out,

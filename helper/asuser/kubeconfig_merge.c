@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "asuser/ytree.h"
+#include "asuser/kubeconfig_read.h"
 #include "asuser/our_entries.h"
 
 struct merge {
@@ -119,7 +119,7 @@ static int merge_list(struct merge *m, struct kc_ynode *root, enum kc_ours_kind 
 	struct kc_ynode *list = kc_ytree_get(root, kc_ours_kinds[k].list);
 
 	if (list && !kc_ytree_is_null(list) && list->kind != KC_YSEQ) {
-		kc_seterr(m->err, "line %u: \"%s\" is not a list; fix it or move the file away", list->line,
+		kc_seterr(m->err, "line %u: \"%s\" is not a list; fix it or move the file away", list->mark.line,
 			  kc_ours_kinds[k].list);
 		return -1;
 	}
@@ -180,7 +180,7 @@ static int fix_current_context(struct merge *m, struct kc_ynode *root)
 
 	if (cc && cc->kind != KC_YSCALAR) {
 		kc_seterr(m->err, "line %u: \"current-context\" is not a string; fix it or move the file away",
-			  cc->line);
+			  cc->mark.line);
 		return -1;
 	}
 	if (set ? context_exists(m, root, cc) : !*want)
@@ -301,7 +301,7 @@ oom:
 
 static int read_tree(const char *data, size_t len, struct kc_ynode **root, struct kc_err *err)
 {
-	if (kc_ytree_parse(data, len, root, err) < 0) {
+	if (kc_kubeconfig_read(data, len, root, err) < 0) {
 		kc_seterr(err, "%s; fix it or move the file away", err->msg);
 		return -1;
 	}
@@ -340,7 +340,7 @@ int kc_kubeconfig_merge(const char *data, size_t len, const struct kc_merge_entr
 		return -1;
 	}
 	m.old_header = kc_ours_old_header(data, len);
-	if (merge_tree(&m, root) == 0 && kc_ytree_emit(root, KC_YTREE_MAX_BYTES, out, err) == 0) {
+	if (merge_tree(&m, root) == 0 && kc_ytree_emit(root, KC_KUBECONFIG_MAX_BYTES, out, err) == 0) {
 		*empty = only_frame(root);
 		*changed = out->len != len || (len && memcmp(out->data, data, len) != 0);
 		rc = 0;

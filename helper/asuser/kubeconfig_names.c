@@ -2,83 +2,40 @@
  * its clash notes and for a current-context that names a context of that file.
  *
  * That file is the user's, written by hand or by any tool, and never written
- * here: it is read as kubectl reads it, not with the merge's strict reader.
- * Anchors and aliases are fine (an alias where a name would be counts as no
- * name), and only the first document counts. The reader walks libyaml's
- * events with a depth counter, so it holds one name at a time, whatever the
- * file's size or nesting. */
+ * here: it is read as kubectl reads it, not with the merge's strict limits.
+ * Anchors and aliases are fine (an alias is never followed: where a name would
+ * be it counts as no name), keys may be anything and appear twice, and only the
+ * first document is read. Its size is the caller's cap (the writer reads up to
+ * 8 MiB); the tree's depth and values are capped here, as the reader needs. */
 #include "asuser/kubeconfig_names.h"
-#include "asuser/kubeconfig_merge.h"
 
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
+
+#include "common/ytree.h"
 
 /* libyaml keeps a state per open level: a file of brackets must not grow it
- * without end (a kubeconfig's names sit 3 levels down). */
-#define NAMES_MAX_DEPTH 64
+ * without end. A kubeconfig's names sit 3 levels down; 64 more are allowed
+ * below them. */
+#define NAMES_MAX_LEVELS (3 + 64)
+#define NAMES_MAX_NODES 500000
 
-struct names_reader {
-	yaml_parser_t parser;
-	yaml_event_t ev; /* the current event; ev_live when it must be deleted */
-	bool ev_live;
-	struct kc_err *err;
+static const struct kc_ytree_limits lenient = {
+	.max_bytes = SIZE_MAX,
+	.max_nodes = NAMES_MAX_NODES,
+	.max_depth = NAMES_MAX_LEVELS,
+	.max_collection_depth = NAMES_MAX_LEVELS - 1,
+	.flags = KC_YTREE_ALIASES | KC_YTREE_FIRST_DOCUMENT,
 };
 
-static int next_event(struct names_reader *r)
+/* A node as a plain string: a scalar without NUL bytes (an untagged null
+ * counts as none). NULL otherwise: an alias, a list, a mapping. */
+static const char *name_of(const struct kc_ynode *n)
 {
-	if (r->ev_live)
-		yaml_event_delete(&r->ev);
-	r->ev_live = false;
-	if (!yaml_parser_parse(&r->parser, &r->ev)) {
-		kc_seterr(r->err, "line %zu: %s; kubectl will not read it either", r->parser.problem_mark.line + 1,
-			  r->parser.problem ? r->parser.problem : "not YAML");
-		return -1;
-	}
-	r->ev_live = true;
-	return 0;
-}
-
-/* Consumes the node whose first event is current (a scalar, an alias, or a
- * whole mapping or sequence). */
-static int skip_node(struct names_reader *r)
-{
-	size_t depth = 0;
-
-	for (;;) {
-		switch (r->ev.type) {
-		case YAML_MAPPING_START_EVENT:
-		case YAML_SEQUENCE_START_EVENT:
-			if (++depth > NAMES_MAX_DEPTH)
-				return kc_seterr(r->err, "line %zu: nested more than %d levels",
-						 r->ev.start_mark.line + 1, NAMES_MAX_DEPTH),
-				       -1;
-			break;
-		case YAML_MAPPING_END_EVENT:
-		case YAML_SEQUENCE_END_EVENT: depth--; break;
-		default: break;
-		}
-		if (depth == 0)
-			return 0;
-		if (next_event(r) < 0)
-			return -1;
-	}
-}
-
-/* The current event as a plain string: a scalar without NUL bytes (an
- * untagged null counts as none). NULL otherwise. */
-static const char *scalar(const struct names_reader *r)
-{
-	const yaml_event_t *ev = &r->ev;
-	const char *v = (const char *)ev->data.scalar.value;
-
-	if (ev->type != YAML_SCALAR_EVENT || strlen(v) != ev->data.scalar.length)
+	if (n->kind != KC_YSCALAR || strlen(n->value) != n->len || kc_ytree_is_null(n))
 		return NULL;
-	if (ev->data.scalar.plain_implicit && !ev->data.scalar.tag &&
-	    (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL")))
-		return NULL;
-	return v;
+	return n->value;
 }
 
 static int add_name(char ***names, size_t *n, const char *name)
@@ -94,101 +51,93 @@ static int add_name(char ***names, size_t *n, const char *name)
 	return 0;
 }
 
-/* One entry of contexts:, clusters: or users: (current event: its first);
- * collects its name: when that is a string. */
-static int read_entry(struct names_reader *r, char ***names, size_t *n)
+/* The name: of each entry of contexts:, clusters: or users: that has a string
+ * there; an entry that is not a mapping has none. */
+static int read_list(const struct kc_ynode *list, char ***names, size_t *n)
 {
-	if (r->ev.type != YAML_MAPPING_START_EVENT)
-		return skip_node(r);
-	for (;;) {
-		bool is_name;
+	for (size_t i = 0; list->kind == KC_YSEQ && i < list->n; i++) {
+		const struct kc_ynode *entry = list->items[i];
 
-		if (next_event(r) < 0)
-			return -1;
-		if (r->ev.type == YAML_MAPPING_END_EVENT)
-			return 0;
-		is_name = scalar(r) && !strcmp(scalar(r), "name");
-		if (skip_node(r) < 0 || next_event(r) < 0)
-			return -1;
-		if (is_name && scalar(r)) {
-			if (add_name(names, n, scalar(r)) < 0)
-				return kc_seterr(r->err, "out of memory while reading it"), -1;
-		} else if (skip_node(r) < 0) {
-			return -1;
+		for (size_t k = 0; entry->kind == KC_YMAP && k + 1 < entry->n; k += 2) {
+			const char *key = name_of(entry->items[k]), *name = name_of(entry->items[k + 1]);
+
+			if (key && !strcmp(key, "name") && name && add_name(names, n, name) < 0)
+				return -1;
 		}
 	}
+	return 0;
 }
 
-/* The value of a top-level key (current event: its first). */
-static int read_value(struct names_reader *r, const char *key, struct kc_kubeconfig_names *out)
+/* The top-level keys in order: a later current-context: replaces an earlier one. */
+static int read_top(const struct kc_ynode *root, struct kc_kubeconfig_names *out)
 {
-	char ***names = NULL;
-	size_t *n = NULL;
+	for (size_t i = 0; i + 1 < root->n; i += 2) {
+		const char *key = name_of(root->items[i]);
+		const struct kc_ynode *v = root->items[i + 1];
+		int rc = 0;
 
-	if (!strcmp(key, "current-context")) {
-		free(out->current_context);
-		out->current_context = NULL;
-		if (scalar(r) && !(out->current_context = strdup(scalar(r))))
-			return kc_seterr(r->err, "out of memory while reading it"), -1;
-		return skip_node(r);
-	}
-	if (!strcmp(key, "contexts"))
-		names = &out->contexts, n = &out->n_contexts;
-	else if (!strcmp(key, "clusters"))
-		names = &out->clusters, n = &out->n_clusters;
-	else if (!strcmp(key, "users"))
-		names = &out->users, n = &out->n_users;
-	if (!names || r->ev.type != YAML_SEQUENCE_START_EVENT)
-		return skip_node(r);
-	for (;;) {
-		if (next_event(r) < 0)
-			return -1;
-		if (r->ev.type == YAML_SEQUENCE_END_EVENT)
-			return 0;
-		if (read_entry(r, names, n) < 0)
+		if (!key)
+			continue;
+		if (!strcmp(key, "current-context")) {
+			free(out->current_context);
+			out->current_context = NULL;
+			if (name_of(v) && !(out->current_context = strdup(name_of(v))))
+				rc = -1;
+		} else if (!strcmp(key, "contexts")) {
+			rc = read_list(v, &out->contexts, &out->n_contexts);
+		} else if (!strcmp(key, "clusters")) {
+			rc = read_list(v, &out->clusters, &out->n_clusters);
+		} else if (!strcmp(key, "users")) {
+			rc = read_list(v, &out->users, &out->n_users);
+		}
+		if (rc < 0)
 			return -1;
 	}
+	return 0;
 }
 
-static int read_top(struct names_reader *r, struct kc_kubeconfig_names *out)
+static void say(const struct kc_ytree_error *e, struct kc_err *err)
 {
-	do {
-		if (next_event(r) < 0)
-			return -1;
-	} while (r->ev.type == YAML_STREAM_START_EVENT || r->ev.type == YAML_DOCUMENT_START_EVENT);
-	if (r->ev.type == YAML_STREAM_END_EVENT || (r->ev.type == YAML_SCALAR_EVENT && !scalar(r)))
-		return 0; /* no document, or only a null: no names */
-	if (r->ev.type != YAML_MAPPING_START_EVENT)
-		return kc_seterr(r->err, "it is not a kubeconfig (its top level is not a mapping)"), -1;
-	for (;;) {
-		char key[32] = "";
-
-		if (next_event(r) < 0)
-			return -1;
-		if (r->ev.type == YAML_MAPPING_END_EVENT)
-			return 0;
-		if (scalar(r) && strlen(scalar(r)) < sizeof(key))
-			snprintf(key, sizeof(key), "%s", scalar(r));
-		if (skip_node(r) < 0 || next_event(r) < 0 || read_value(r, key, out) < 0)
-			return -1;
+	switch (e->fault) {
+	case KC_YTREE_NOMEM: kc_seterr(err, "out of memory while reading it"); break;
+	case KC_YTREE_YAML_NOMEM:
+	case KC_YTREE_NOT_TEXT:
+	case KC_YTREE_SYNTAX:
+		kc_seterr(err, "line %u: %s; kubectl will not read it either", e->mark.line,
+			  e->problem ? e->problem : "not YAML");
+		break;
+	case KC_YTREE_TOO_DEEP:
+		kc_seterr(err, "line %u: nested more than %d levels", e->mark.line, NAMES_MAX_LEVELS);
+		break;
+	case KC_YTREE_TOO_MANY: kc_seterr(err, "line %u: more than %d values", e->mark.line, NAMES_MAX_NODES); break;
+	default: kc_seterr(err, "line %u: unexpected YAML structure", e->mark.line); break;
 	}
 }
 
 int kc_kubeconfig_names_parse(const char *data, size_t len, struct kc_kubeconfig_names *out, struct kc_err *err)
 {
-	struct names_reader r = { .err = err };
-	int rc;
+	struct kc_ynode *root = NULL;
+	struct kc_ytree_error e;
+	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!data || len == 0)
 		return 0;
-	if (!yaml_parser_initialize(&r.parser))
-		return kc_seterr(err, "out of memory while reading it"), -1;
-	yaml_parser_set_input_string(&r.parser, (const unsigned char *)data, len);
-	rc = read_top(&r, out);
-	if (r.ev_live)
-		yaml_event_delete(&r.ev);
-	yaml_parser_delete(&r.parser);
+	if (kc_ytree_read(data, len, &lenient, &root, &e) < 0) {
+		say(&e, err);
+		return -1;
+	}
+	/* No document, or only a null: no names. */
+	if (root && !(root->kind == KC_YSCALAR && !name_of(root))) {
+		if (root->kind != KC_YMAP) {
+			kc_seterr(err, "it is not a kubeconfig (its top level is not a mapping)");
+			rc = -1;
+		} else if (read_top(root, out) < 0) {
+			kc_seterr(err, "out of memory while reading it");
+			rc = -1;
+		}
+	}
+	kc_ytree_free(root);
 	return rc;
 }
 

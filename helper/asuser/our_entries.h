@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "asuser/kubeconfig_merge.h"
-#include "asuser/ytree.h"
+#include "common/ytree.h"
 
 enum kc_ours_kind { KC_OURS_CLUSTER, KC_OURS_CONTEXT, KC_OURS_USER, KC_OURS_KINDS };
 

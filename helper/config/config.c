@@ -29,7 +29,7 @@ static bool valid_cluster_name(const char *s)
 	return true;
 }
 
-static int parse_eks_ref(struct cfg_ctx *c, const struct cfg_node *v, const char *what, bool for_auth,
+static int parse_eks_ref(struct cfg_ctx *c, const struct kc_ynode *v, const char *what, bool for_auth,
 			 struct kc_eks_ref *e)
 {
 	const char *bad_key = NULL;
@@ -49,9 +49,9 @@ static int parse_eks_ref(struct cfg_ctx *c, const struct cfg_node *v, const char
 
 /* certificate_authority_data is decoded here; a certificate_authority file is
  * read by check_files at every load. */
-static int load_ca(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluster *cl)
+static int load_ca(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
 {
-	const struct cfg_node *data = cfg_get(v, "certificate_authority_data");
+	const struct kc_ynode *data = kc_ytree_get(v, "certificate_authority_data");
 
 	if (cl->ca_file && data)
 		return fail_at(c, data->mark, "give certificate_authority or certificate_authority_data, not both");
@@ -60,7 +60,7 @@ static int load_ca(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluste
 	if (!data)
 		return 0;
 	cl->ca_mark = data->mark;
-	if (data->kind != CFG_SCALAR)
+	if (data->kind != KC_YSCALAR)
 		return fail_at(c, data->mark, "'certificate_authority_data' must be a single value, not %s",
 			       cfg_kind_name(data->kind));
 	if (kc_base64_decode(data->value, strlen(data->value), &cl->ca_pem, &cl->ca_pem_len) < 0 || cl->ca_pem_len == 0)
@@ -74,15 +74,15 @@ static int load_ca(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluste
 }
 
 /* Where the cluster is: eks discovery, or server and a CA (or, named, no TLS check). */
-static int parse_endpoint(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluster *cl)
+static int parse_endpoint(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
 {
-	const struct cfg_node *eks = cfg_get(v, "eks");
+	const struct kc_ynode *eks = kc_ytree_get(v, "eks");
 
 	if (eks) {
 		cl->has_eks = true;
 		if (parse_eks_ref(c, eks, "cluster eks", false, &cl->eks) < 0)
 			return -1;
-		if (cl->server || cl->ca_file || cfg_get(v, "certificate_authority_data"))
+		if (cl->server || cl->ca_file || kc_ytree_get(v, "certificate_authority_data"))
 			return fail_at(c, eks->mark,
 				       "cluster '%s' has both eks (discovery) and server/certificate_authority; "
 				       "keep one",
@@ -105,9 +105,9 @@ static int parse_endpoint(struct cfg_ctx *c, const struct cfg_node *v, struct kc
 }
 
 /* The helper's own identity on the cluster: exactly one kind. */
-static int parse_auth(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluster *cl)
+static int parse_auth(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
 {
-	const struct cfg_node *auth = cfg_get(v, "auth");
+	const struct kc_ynode *auth = kc_ytree_get(v, "auth");
 	int kinds;
 
 	if (!auth)
@@ -117,7 +117,7 @@ static int parse_auth(struct cfg_ctx *c, const struct cfg_node *v, struct kc_clu
 	cl->auth_mark = auth->mark;
 	if (cfg_fields_parse(c, &cfg_cluster_desc, "auth", "auth", auth, cl, 0) < 0)
 		return -1;
-	kinds = !!cl->token_file + !!(cl->client_certificate || cl->client_key) + !!cfg_get(auth, "eks");
+	kinds = !!cl->token_file + !!(cl->client_certificate || cl->client_key) + !!kc_ytree_get(auth, "eks");
 	if (kinds != 1)
 		return fail_at(c, auth->mark,
 			       "auth needs exactly one of: token_file, client_certificate + client_key, eks");
@@ -129,13 +129,13 @@ static int parse_auth(struct cfg_ctx *c, const struct cfg_node *v, struct kc_clu
 			return fail_at(c, auth->mark, "client_certificate and client_key go together; give both");
 	} else {
 		cl->auth = KC_AUTH_EKS;
-		if (parse_eks_ref(c, cfg_get(auth, "eks"), "auth eks", true, &cl->auth_eks) < 0)
+		if (parse_eks_ref(c, kc_ytree_get(auth, "eks"), "auth eks", true, &cl->auth_eks) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int parse_cluster(struct cfg_ctx *c, const struct cfg_node *v, struct kc_cluster *cl)
+static int parse_cluster(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
 {
 	cl->mark = v->mark;
 	if (cfg_fields_parse(c, &cfg_cluster_desc, NULL, "a cluster", v, cl, 0) < 0)
@@ -156,13 +156,13 @@ static int parse_cluster(struct cfg_ctx *c, const struct cfg_node *v, struct kc_
 }
 
 /* NAMESPACE/NAME, each a template that can form a valid name. */
-static int parse_serviceaccount(struct cfg_ctx *c, const struct cfg_node *v, struct kc_mapping *m)
+static int parse_serviceaccount(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_mapping *m)
 {
-	const struct cfg_node *sa = cfg_get(v, "serviceaccount");
+	const struct kc_ynode *sa = kc_ytree_get(v, "serviceaccount");
 	const char *slash;
 	char why[256];
 
-	if (sa->kind != CFG_SCALAR)
+	if (sa->kind != KC_YSCALAR)
 		return fail_at(c, sa->mark, "'serviceaccount' must be a single value, not %s", cfg_kind_name(sa->kind));
 	slash = strchr(sa->value, '/');
 	if (!slash || strchr(slash + 1, '/'))
@@ -179,7 +179,7 @@ static int parse_serviceaccount(struct cfg_ctx *c, const struct cfg_node *v, str
 	return 0;
 }
 
-static int check_binding(struct cfg_ctx *c, const struct cfg_node *v, const struct kc_mapping *m)
+static int check_binding(struct cfg_ctx *c, const struct kc_ynode *v, const struct kc_mapping *m)
 {
 	if (m->clusterrole && !m->create)
 		return fail_at(
@@ -199,7 +199,7 @@ static int check_binding(struct cfg_ctx *c, const struct cfg_node *v, const stru
 	return 0;
 }
 
-static int parse_mapping(struct cfg_ctx *c, const struct kc_config *cfg, const struct cfg_node *v, struct kc_mapping *m)
+static int parse_mapping(struct cfg_ctx *c, const struct kc_config *cfg, const struct kc_ynode *v, struct kc_mapping *m)
 {
 	m->mark = v->mark;
 	if (cfg_fields_parse(c, &cfg_mapping_desc, NULL, "a mapping rule", v, m, 0) < 0)
@@ -243,7 +243,7 @@ static bool valid_host_id(const char *s)
 	return true;
 }
 
-static int parse_kubeconfig_path(struct cfg_ctx *c, const struct cfg_node *v, const char *p, struct kc_config *cfg)
+static int parse_kubeconfig_path(struct cfg_ctx *c, const struct kc_ynode *v, const char *p, struct kc_config *cfg)
 {
 	const char *rel;
 
@@ -265,16 +265,16 @@ static int parse_kubeconfig_path(struct cfg_ctx *c, const struct cfg_node *v, co
 	return cfg->kubeconfig_path ? 0 : -1;
 }
 
-static int parse_identity(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_identity(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v = cfg_get(root, "min_uid");
+	const struct kc_ynode *v = kc_ytree_get(root, "min_uid");
 
 	cfg->min_uid = 1000;
 	if (v) {
 		char *end;
 
 		errno = 0;
-		if (v->kind != CFG_SCALAR || !v->plain || !isdigit((unsigned char)v->value[0]) ||
+		if (!cfg_plain(v) || !isdigit((unsigned char)v->value[0]) ||
 		    (cfg->min_uid = strtoul(v->value, &end, 10), errno || *end) || cfg->min_uid < 1 ||
 		    cfg->min_uid > 4294967294UL)
 			return fail_at(c, v->mark, "'min_uid' must be a number from 1 up, e.g. 1000");
@@ -293,23 +293,23 @@ static int parse_identity(struct cfg_ctx *c, const struct cfg_node *root, struct
 }
 
 /* A section's plain keys, checked and read by the field list; absent: {}. */
-static int section(struct cfg_ctx *c, const struct cfg_node *root, const char *name, struct kc_config *cfg,
-		   const struct cfg_node **v)
+static int section(struct cfg_ctx *c, const struct kc_ynode *root, const char *name, struct kc_config *cfg,
+		   const struct kc_ynode **v)
 {
-	*v = cfg_get(root, name);
+	*v = kc_ytree_get(root, name);
 	return *v ? cfg_fields_parse(c, &cfg_config_desc, name, name, *v, cfg, 0) : 0;
 }
 
-static int parse_kubeconfig(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_kubeconfig(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v, *p;
+	const struct kc_ynode *v, *p;
 
 	cfg->set_env = true;
 	cfg->remove_on_logout = false; /* the file holds no secret; other bastions may share the home */
 	if (section(c, root, "kubeconfig", cfg, &v) < 0)
 		return -1;
-	if (v && (p = cfg_get(v, "path"))) {
-		if (p->kind != CFG_SCALAR)
+	if (v && (p = kc_ytree_get(v, "path"))) {
+		if (p->kind != KC_YSCALAR)
 			return fail_at(c, p->mark, "'path' must be a single value, not %s", cfg_kind_name(p->kind));
 		if (parse_kubeconfig_path(c, p, p->value, cfg) < 0)
 			return -1;
@@ -319,15 +319,15 @@ static int parse_kubeconfig(struct cfg_ctx *c, const struct cfg_node *root, stru
 	return 0;
 }
 
-static int parse_audiences(struct cfg_ctx *c, const struct cfg_node *a, struct kc_config *cfg)
+static int parse_audiences(struct cfg_ctx *c, const struct kc_ynode *a, struct kc_config *cfg)
 {
-	if (a->kind != CFG_SEQ)
+	if (a->kind != KC_YSEQ)
 		return fail_at(c, a->mark, "'audiences' must be a list, e.g. [\"https://kubernetes.default.svc\"]");
 	cfg->audiences = calloc(a->n + 1, sizeof(char *));
 	if (!cfg->audiences)
 		return fail_at(c, a->mark, "out of memory");
 	for (size_t i = 0; i < a->n; i++) {
-		if (a->items[i]->kind != CFG_SCALAR || !*a->items[i]->value)
+		if (a->items[i]->kind != KC_YSCALAR || !*a->items[i]->value)
 			return fail_at(c, a->items[i]->mark, "each audience must be a non-empty string");
 		if (!(cfg->audiences[i] = strdup(a->items[i]->value)))
 			return fail_at(c, a->mark, "out of memory");
@@ -336,9 +336,9 @@ static int parse_audiences(struct cfg_ctx *c, const struct cfg_node *a, struct k
 	return 0;
 }
 
-static int parse_token(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_token(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v, *rb, *a;
+	const struct kc_ynode *v, *rb, *a;
 
 	cfg->ttl = 15 * 60;
 	cfg->revoke_on_logout = true;
@@ -350,8 +350,8 @@ static int parse_token(struct cfg_ctx *c, const struct cfg_node *root, struct kc
 			       "'ttl' is below the 10m minimum the API server accepts; write 10m or more");
 	if (cfg->ttl > 0xffffffffL)
 		return fail_at(c, cfg_mark_of(v, "ttl"), "'ttl' is too long; tokens should be short-lived, e.g. 8h");
-	if ((rb = cfg_get(v, "refresh_before")) &&
-	    (rb->kind != CFG_SCALAR || kc_parse_percent(rb->value, &cfg->refresh_before) < 0))
+	if ((rb = kc_ytree_get(v, "refresh_before")) &&
+	    (rb->kind != KC_YSCALAR || kc_parse_percent(rb->value, &cfg->refresh_before) < 0))
 		return fail_at(c, rb->mark,
 			       "'refresh_before' must be a share of the lifetime from 1%% to 99%%, e.g. 20%%");
 	/* refresh runs every minute: under two minutes of warning, a rotation can be missed. */
@@ -360,27 +360,27 @@ static int parse_token(struct cfg_ctx *c, const struct cfg_node *root, struct kc
 			       "'ttl' x 'refresh_before' leaves %lds to rotate a token in; refresh runs once a minute, "
 			       "so make it at least 2m (e.g. ttl: 15m with refresh_before: 20%%)",
 			       cfg->ttl * cfg->refresh_before / 100);
-	return (a = cfg_get(v, "audiences")) ? parse_audiences(c, a, cfg) : 0;
+	return (a = kc_ytree_get(v, "audiences")) ? parse_audiences(c, a, cfg) : 0;
 }
 
-static int timeout_ms(struct cfg_ctx *c, const struct cfg_node *v, const char *key, long dflt, long *out)
+static int timeout_ms(struct cfg_ctx *c, const struct kc_ynode *v, const char *key, long dflt, long *out)
 {
-	const struct cfg_node *t = v ? cfg_get(v, key) : NULL;
+	const struct kc_ynode *t = v ? kc_ytree_get(v, key) : NULL;
 	long s = dflt;
 
-	if (t && (t->kind != CFG_SCALAR || kc_parse_duration(t->value, &s) < 0))
+	if (t && (t->kind != KC_YSCALAR || kc_parse_duration(t->value, &s) < 0))
 		return fail_at(c, t->mark, "'%s' must be a duration such as 90s, 10m, 8h or 1h30m%s%s%s", key,
-			       t->kind == CFG_SCALAR ? " (got '" : "", t->kind == CFG_SCALAR ? t->value : "",
-			       t->kind == CFG_SCALAR ? "')" : "");
+			       t->kind == KC_YSCALAR ? " (got '" : "", t->kind == KC_YSCALAR ? t->value : "",
+			       t->kind == KC_YSCALAR ? "')" : "");
 	if (s < 1 || s > 60)
 		return fail_at(c, t->mark, "'%s' must be from 1s to 60s", key);
 	*out = s * 1000;
 	return 0;
 }
 
-static int parse_network(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_network(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v;
+	const struct kc_ynode *v;
 
 	cfg->after_failure = 30;
 	cfg->cut_on_logout = true;
@@ -392,11 +392,11 @@ static int parse_network(struct cfg_ctx *c, const struct cfg_node *root, struct 
 	return 0;
 }
 
-static int parse_clusters(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_clusters(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v = cfg_get(root, "clusters");
+	const struct kc_ynode *v = kc_ytree_get(root, "clusters");
 
-	if (!v || v->kind != CFG_SEQ || v->n == 0)
+	if (!v || v->kind != KC_YSEQ || v->n == 0)
 		return fail_at(c, v ? v->mark : root->mark, "'clusters' must be a list with at least one cluster");
 	cfg->clusters = calloc(v->n, sizeof(*cfg->clusters));
 	if (!cfg->clusters)
@@ -414,13 +414,13 @@ static int parse_clusters(struct cfg_ctx *c, const struct cfg_node *root, struct
 	return 0;
 }
 
-static int parse_mappings(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_mappings(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
-	const struct cfg_node *v = cfg_get(root, "mappings");
+	const struct kc_ynode *v = kc_ytree_get(root, "mappings");
 
 	if (!v)
 		return fail_at(c, root->mark, "'mappings' is missing: without rules nobody gets a kubeconfig");
-	if (v->kind != CFG_SEQ)
+	if (v->kind != KC_YSEQ)
 		return fail_at(c, v->mark, "'mappings' must be a list of rules");
 	cfg->mappings = calloc(v->n ? v->n : 1, sizeof(*cfg->mappings));
 	if (!cfg->mappings)
@@ -433,7 +433,7 @@ static int parse_mappings(struct cfg_ctx *c, const struct cfg_node *root, struct
 	return 0;
 }
 
-static int parse_root(struct cfg_ctx *c, const struct cfg_node *root, struct kc_config *cfg)
+static int parse_root(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_config *cfg)
 {
 	if (cfg_fields_parse(c, &cfg_config_desc, NULL, "the top level", root, cfg, 0) < 0 ||
 	    parse_identity(c, root, cfg) < 0 || parse_kubeconfig(c, root, cfg) < 0 || parse_token(c, root, cfg) < 0 ||
@@ -445,21 +445,16 @@ static int parse_root(struct cfg_ctx *c, const struct cfg_node *root, struct kc_
 /* The YAML alone: what a cache can stand in for. */
 static struct kc_config *parse_text(const char *name, const char *data, size_t len, unsigned flags, struct kc_err *err)
 {
-	struct cfg_ctx c = { name, err, flags, 0 };
+	struct cfg_ctx c = { name, err, flags };
+	struct kc_ynode *root = cfg_tree_parse(&c, data, len);
 	struct kc_config *cfg;
-	struct cfg_node *root;
 
-	if (len > KC_CONFIG_MAX) {
-		kc_seterr(err, "%s: %zu bytes, more than the %u allowed", name, len, KC_CONFIG_MAX);
-		return NULL;
-	}
-	root = cfg_tree_parse(&c, data, len);
 	if (!root)
 		return NULL;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->path = strdup(name))) {
 		free(cfg);
-		cfg_node_free(root);
+		kc_ytree_free(root);
 		kc_seterr(err, "%s: out of memory", name);
 		return NULL;
 	}
@@ -469,13 +464,13 @@ static struct kc_config *parse_text(const char *name, const char *data, size_t l
 		kc_config_free(cfg);
 		cfg = NULL;
 	}
-	cfg_node_free(root);
+	kc_ytree_free(root);
 	return cfg;
 }
 
 static struct kc_config *with_files_checked(struct kc_config *cfg, unsigned flags, struct kc_err *err)
 {
-	struct cfg_ctx c = { cfg->path, err, flags, 0 };
+	struct cfg_ctx c = { cfg->path, err, flags };
 
 	if (!(flags & KC_LOAD_NO_FILES) && cfg_check_files(&c, cfg) < 0) {
 		kc_config_free(cfg);

@@ -24,11 +24,11 @@ static bool allowed_in(const struct cfg_field *f, unsigned variant)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static int parse_value(struct cfg_ctx *c, const struct cfg_field *f, const struct cfg_node *v, void *obj)
+static int parse_value(struct cfg_ctx *c, const struct cfg_field *f, const struct kc_ynode *v, void *obj)
 {
 	switch (f->type) {
 	case CF_STR:
-		if (v->kind != CFG_SCALAR)
+		if (v->kind != KC_YSCALAR)
 			return cfg_fail_at(c, v->mark, "'%s' must be a single value, not %s", f->key,
 					   cfg_kind_name(v->kind));
 		free(*AT(obj, f->off, char *));
@@ -38,18 +38,18 @@ static int parse_value(struct cfg_ctx *c, const struct cfg_field *f, const struc
 			return cfg_fail_at(c, v->mark, "'%s' must be an absolute path (got '%s')", f->key, v->value);
 		return 0;
 	case CF_BOOL:
-		if (v->kind == CFG_SCALAR && v->plain && strcmp(v->value, "true") == 0)
+		if (cfg_plain(v) && strcmp(v->value, "true") == 0)
 			*AT(obj, f->off, bool) = true;
-		else if (v->kind == CFG_SCALAR && v->plain && strcmp(v->value, "false") == 0)
+		else if (cfg_plain(v) && strcmp(v->value, "false") == 0)
 			*AT(obj, f->off, bool) = false;
 		else
 			return cfg_fail_at(c, v->mark, "'%s' must be true or false", f->key);
 		return 0;
 	case CF_DURATION:
-		if (v->kind != CFG_SCALAR || kc_parse_duration(v->value, AT(obj, f->off, long)) < 0)
+		if (v->kind != KC_YSCALAR || kc_parse_duration(v->value, AT(obj, f->off, long)) < 0)
 			return cfg_fail_at(c, v->mark, "'%s' must be a duration such as 90s, 10m, 8h or 1h30m%s%s%s",
-					   f->key, v->kind == CFG_SCALAR ? " (got '" : "",
-					   v->kind == CFG_SCALAR ? v->value : "", v->kind == CFG_SCALAR ? "')" : "");
+					   f->key, v->kind == KC_YSCALAR ? " (got '" : "",
+					   v->kind == KC_YSCALAR ? v->value : "", v->kind == KC_YSCALAR ? "')" : "");
 		return 0;
 	default: return 0;
 	}
@@ -67,7 +67,7 @@ static size_t keys_of(const struct cfg_desc *d, const char *section, unsigned va
 }
 
 int cfg_fields_parse(struct cfg_ctx *c, const struct cfg_desc *d, const char *section, const char *what,
-		     const struct cfg_node *map, void *obj, unsigned variant)
+		     const struct kc_ynode *map, void *obj, unsigned variant)
 {
 	const char *keys[64];
 
@@ -78,11 +78,11 @@ int cfg_fields_parse(struct cfg_ctx *c, const struct cfg_desc *d, const char *se
 		return -1;
 	for (size_t i = 0; i < d->n; i++) {
 		const struct cfg_field *f = &d->f[i];
-		const struct cfg_node *v;
+		const struct kc_ynode *v;
 
 		if (!f->key || !in_section(f, section) || !allowed_in(f, variant))
 			continue;
-		v = cfg_get(map, f->key);
+		v = kc_ytree_get(map, f->key);
 		if (!v) {
 			if (f->flags & CF_REQUIRED)
 				return cfg_fail_at(c, map->mark, "%s needs '%s'", what, f->key);

@@ -60,7 +60,7 @@ extern const struct cfg_desc cfg_eks_desc, cfg_cluster_desc, cfg_mapping_desc, c
  * CF_AUTH for eks references, 0 otherwise) and reads every plain field present
  * (strings, bools, durations) into obj; required keys must be there. */
 int cfg_fields_parse(struct cfg_ctx *c, const struct cfg_desc *d, const char *section, const char *what,
-		     const struct cfg_node *map, void *obj, unsigned variant);
+		     const struct kc_ynode *map, void *obj, unsigned variant);
 
 void cfg_fields_free(const struct cfg_desc *d, void *obj);
 

@@ -1,25 +1,17 @@
-/* The config's YAML, read strictly into a tree with marks (see tree.h). */
+/* The config's YAML, read strictly into the common tree (see tree.h). */
 #include "config/tree.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <yaml.h>
-
-#define MAX_DEPTH 32
-#define MAX_NODES 2000000u
-
-void cfg_node_free(struct cfg_node *n)
-{
-	if (!n)
-		return;
-	for (size_t i = 0; i < n->n; i++)
-		cfg_node_free(n->items[i]);
-	free(n->items);
-	free(n->value);
-	free(n);
-}
+static const struct kc_ytree_limits config_limits = {
+	.max_bytes = KC_CONFIG_MAX,
+	.max_nodes = 2000000,
+	.max_depth = 32,
+	.max_collection_depth = 32,
+	.flags = KC_YTREE_NO_NUL,
+};
 
 int cfg_fail_at(struct cfg_ctx *c, struct kc_mark m, const char *fmt, ...)
 {
@@ -33,177 +25,80 @@ int cfg_fail_at(struct cfg_ctx *c, struct kc_mark m, const char *fmt, ...)
 	return -1;
 }
 
-static struct kc_mark mark_of(yaml_mark_t m)
+static void say(struct cfg_ctx *c, const struct kc_ytree_error *e, size_t len)
 {
-	struct kc_mark k = { (unsigned)m.line + 1, (unsigned)m.column + 1 };
-	return k;
+	switch (e->fault) {
+	case KC_YTREE_NOMEM:
+		if (!e->mark.line)
+			kc_seterr(c->err, "%s: out of memory", c->path);
+		else
+			cfg_fail_at(c, e->mark, "out of memory");
+		break;
+	case KC_YTREE_YAML_NOMEM:
+	case KC_YTREE_NOT_TEXT:
+	case KC_YTREE_SYNTAX:
+		cfg_fail_at(c, e->mark, "YAML syntax error: %s%s%s", e->problem ? e->problem : "unknown",
+			    e->context ? " " : "", e->context ? e->context : "");
+		break;
+	case KC_YTREE_TOO_BIG:
+		kc_seterr(c->err, "%s: %zu bytes, more than the %u allowed", c->path, len, KC_CONFIG_MAX);
+		break;
+	case KC_YTREE_TOO_MANY:
+		cfg_fail_at(c, e->mark, "more than %zu values in one file", config_limits.max_nodes);
+		break;
+	case KC_YTREE_TOO_DEEP:
+		cfg_fail_at(c, e->mark, "nested more than %u levels deep", config_limits.max_depth);
+		break;
+	case KC_YTREE_ALIAS:
+		cfg_fail_at(c, e->mark, "YAML aliases (*name) are not supported; write the value out");
+		break;
+	case KC_YTREE_NUL: cfg_fail_at(c, e->mark, "a value contains a NUL byte"); break;
+	case KC_YTREE_SECOND_DOCUMENT:
+		cfg_fail_at(c, e->mark, "a second YAML document; the config is one document");
+		break;
+	default: cfg_fail_at(c, e->mark, "unexpected YAML event"); break;
+	}
 }
 
-static int node_push(struct cfg_node *parent, struct cfg_node *child)
+struct kc_ynode *cfg_tree_parse(struct cfg_ctx *c, const char *data, size_t len)
 {
-	if (parent->n == parent->cap) {
-		size_t cap = parent->cap ? parent->cap * 2 : 8;
-		/* an array of pointers to nodes */
-		struct cfg_node **p = realloc(parent->items, cap * sizeof(*p)); // NOLINT(bugprone-sizeof-expression)
+	struct kc_ytree_error e;
+	struct kc_ynode *root;
 
-		if (!p)
-			return -1;
-		parent->items = p;
-		parent->cap = cap;
-	}
-	parent->items[parent->n++] = child;
-	return 0;
-}
-
-static void syntax_error(struct cfg_ctx *c, const yaml_parser_t *p)
-{
-	cfg_fail_at(c, mark_of(p->problem_mark), "YAML syntax error: %s%s%s", p->problem ? p->problem : "unknown",
-		    p->context ? " " : "", p->context ? p->context : "");
-}
-
-/* Reads one node (and its children) from the parser; the event that starts it
- * has been read into ev. */
-static struct cfg_node *build(struct cfg_ctx *c, yaml_parser_t *p, yaml_event_t *ev, int depth)
-{
-	struct cfg_node *n;
-
-	if (ev->type == YAML_ALIAS_EVENT) {
-		cfg_fail_at(c, mark_of(ev->start_mark), "YAML aliases (*name) are not supported; write the value out");
+	if (kc_ytree_read(data, len, &config_limits, &root, &e) < 0) {
+		say(c, &e, len);
 		return NULL;
 	}
-	if (depth > MAX_DEPTH) {
-		cfg_fail_at(c, mark_of(ev->start_mark), "nested more than %d levels deep", MAX_DEPTH);
-		return NULL;
-	}
-	if (++c->nodes > MAX_NODES) {
-		cfg_fail_at(c, mark_of(ev->start_mark), "more than %u values in one file", MAX_NODES);
-		return NULL;
-	}
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		cfg_fail_at(c, mark_of(ev->start_mark), "out of memory");
-		return NULL;
-	}
-	n->mark = mark_of(ev->start_mark);
-	switch (ev->type) {
-	case YAML_SCALAR_EVENT:
-		n->kind = CFG_SCALAR;
-		if (strlen((char *)ev->data.scalar.value) != ev->data.scalar.length) {
-			cfg_fail_at(c, n->mark, "a value contains a NUL byte");
-			goto fail;
-		}
-		n->value = strdup((char *)ev->data.scalar.value);
-		n->plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-		if (!n->value)
-			goto fail;
-		return n;
-	case YAML_MAPPING_START_EVENT:
-	case YAML_SEQUENCE_START_EVENT: {
-		yaml_event_type_t end =
-			ev->type == YAML_MAPPING_START_EVENT ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
+	if (!root) {
+		struct kc_mark m = { 1, 1 };
 
-		n->kind = ev->type == YAML_MAPPING_START_EVENT ? CFG_MAP : CFG_SEQ;
-		for (;;) {
-			yaml_event_t child_ev;
-			struct cfg_node *child;
-
-			if (!yaml_parser_parse(p, &child_ev)) {
-				syntax_error(c, p);
-				goto fail;
-			}
-			if (child_ev.type == end) {
-				yaml_event_delete(&child_ev);
-				return n;
-			}
-			child = build(c, p, &child_ev, depth + 1);
-			yaml_event_delete(&child_ev);
-			if (!child)
-				goto fail;
-			if (node_push(n, child) < 0) {
-				cfg_node_free(child);
-				goto fail;
-			}
-		}
+		cfg_fail_at(c, m, "the file is empty; see pam_kubeconfig.yaml(5) for the format");
 	}
-	default: cfg_fail_at(c, n->mark, "unexpected YAML event"); goto fail;
-	}
-fail:
-	cfg_node_free(n);
-	return NULL;
-}
-
-struct cfg_node *cfg_tree_parse(struct cfg_ctx *c, const char *data, size_t len)
-{
-	yaml_parser_t p;
-	yaml_event_t ev;
-	struct cfg_node *root = NULL;
-	int state = 0; /* 0 before the document, 1 after its root */
-
-	if (!yaml_parser_initialize(&p)) {
-		kc_seterr(c->err, "%s: out of memory", c->path);
-		return NULL;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
-	for (;;) {
-		if (!yaml_parser_parse(&p, &ev)) {
-			syntax_error(c, &p);
-			goto fail;
-		}
-		switch (ev.type) {
-		case YAML_STREAM_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT: break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (root) {
-				cfg_fail_at(c, mark_of(ev.start_mark),
-					    "a second YAML document; the config is one document");
-				yaml_event_delete(&ev);
-				goto fail;
-			}
-			break;
-		case YAML_STREAM_END_EVENT:
-			yaml_event_delete(&ev);
-			yaml_parser_delete(&p);
-			if (!root) {
-				struct kc_mark m = { 1, 1 };
-				cfg_fail_at(c, m, "the file is empty; see pam_kubeconfig.yaml(5) for the format");
-			}
-			return root;
-		default:
-			if (state == 0) {
-				root = build(c, &p, &ev, 0);
-				state = 1;
-				if (!root) {
-					yaml_event_delete(&ev);
-					goto fail;
-				}
-			}
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-fail:
-	yaml_parser_delete(&p);
-	cfg_node_free(root);
-	return NULL;
+	return root;
 }
 
 /* ---- typed access with strict checks ------------------------------------ */
 
-const char *cfg_kind_name(enum cfg_kind k)
+bool cfg_plain(const struct kc_ynode *v)
 {
-	return k == CFG_MAP ? "a mapping" : k == CFG_SEQ ? "a list" : "a single value";
+	return v->kind == KC_YSCALAR && v->style == KC_YPLAIN && (!v->tag || strcmp(v->tag, "!") == 0);
 }
 
-int cfg_check_keys(struct cfg_ctx *c, const struct cfg_node *map, const char *what, const char *const allowed[])
+const char *cfg_kind_name(enum kc_ynode_kind k)
 {
-	if (map->kind != CFG_MAP)
+	return k == KC_YMAP ? "a mapping" : k == KC_YSEQ ? "a list" : "a single value";
+}
+
+int cfg_check_keys(struct cfg_ctx *c, const struct kc_ynode *map, const char *what, const char *const allowed[])
+{
+	if (map->kind != KC_YMAP)
 		return cfg_fail_at(c, map->mark, "%s must be a mapping of key: value, not %s", what,
 				   cfg_kind_name(map->kind));
 	for (size_t i = 0; i < map->n; i += 2) {
-		const struct cfg_node *k = map->items[i];
+		const struct kc_ynode *k = map->items[i];
 		bool known = false;
 
-		if (k->kind != CFG_SCALAR)
+		if (k->kind != KC_YSCALAR)
 			return cfg_fail_at(c, k->mark, "keys in %s must be plain words", what);
 		for (size_t j = 0; j < i; j += 2)
 			if (strcmp(map->items[j]->value, k->value) == 0)
@@ -226,18 +121,9 @@ int cfg_check_keys(struct cfg_ctx *c, const struct cfg_node *map, const char *wh
 	return 0;
 }
 
-const struct cfg_node *cfg_get(const struct cfg_node *map, const char *key)
+struct kc_mark cfg_mark_of(const struct kc_ynode *map, const char *key)
 {
-	for (size_t i = 0; i + 1 < map->n; i += 2)
-		if (strcmp(map->items[i]->value, key) == 0)
-			return map->items[i + 1];
-	return NULL;
-}
+	const struct kc_ynode *v = kc_ytree_get(map, key);
 
-struct kc_mark cfg_mark_of(const struct cfg_node *map, const char *key)
-{
-	for (size_t i = 0; i + 1 < map->n; i += 2)
-		if (strcmp(map->items[i]->value, key) == 0)
-			return map->items[i + 1]->mark;
-	return map->mark;
+	return v ? v->mark : map->mark;
 }

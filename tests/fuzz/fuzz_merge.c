@@ -13,7 +13,7 @@
 
 #include "asuser/kubeconfig_merge.h"
 #include "asuser/kubeconfig_names.h"
-#include "asuser/ytree.h"
+#include "asuser/kubeconfig_read.h"
 
 #define CHECK(c)                                                                              \
 	do {                                                                                  \
@@ -295,7 +295,7 @@ static void check_names(const char *file, size_t len)
 	struct kc_err err;
 	int rc = kc_kubeconfig_names_parse(file, len, &got, &err);
 
-	if (kc_ytree_parse(file, len, &t, &err) == 0 && t && t->kind == KC_YMAP) {
+	if (kc_kubeconfig_read(file, len, &t, &err) == 0 && t && t->kind == KC_YMAP) {
 		const struct kc_ynode *cc = kc_ytree_get(t, "current-context");
 		const struct kc_ynode *ctxs = kc_ytree_get(t, "contexts");
 
@@ -330,10 +330,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	file = (const char *)data + 1;
 	len = size - 1;
 	if (kc_kubeconfig_merge(file, len, e, n, others, &out, &changed, &empty, &notes, &err) == 0) {
-		CHECK(kc_ytree_parse(file, len, &t1, &err) == 0);
+		CHECK(kc_kubeconfig_read(file, len, &t1, &err) == 0);
 		CHECK(changed == (out.len != len || (len && memcmp(out.data, file, len) != 0)));
 		if (out.len) {
-			CHECK(kc_ytree_parse(out.data, out.len, &t2, &err) == 0 && t2 && t2->kind == KC_YMAP);
+			CHECK(kc_kubeconfig_read(out.data, out.len, &t2, &err) == 0 && t2 && t2->kind == KC_YMAP);
 			struct old old = { .header = old_header(file, len), .e = e, .n = n };
 
 			find_old(&old, t1);

@@ -11,7 +11,7 @@
 
 #include "asuser/kubeconfig_merge.h"
 #include "asuser/kubeconfig_names.h"
-#include "asuser/ytree.h"
+#include "asuser/kubeconfig_read.h"
 
 static const unsigned char CA[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 static const unsigned char CA2[] = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
@@ -37,7 +37,7 @@ static void merge(struct result *r, const char *data, const struct kc_merge_entr
 	r->rc = kc_kubeconfig_merge(data, data ? strlen(data) : 0, e, n, others, &r->out, &r->changed, &r->empty,
 				    &r->notes, &r->err);
 	if (r->rc == 0 && r->out.len)
-		assert_int_equal(kc_ytree_parse(r->out.data, r->out.len, &r->root, &r->err), 0);
+		assert_int_equal(kc_kubeconfig_read(r->out.data, r->out.len, &r->root, &r->err), 0);
 }
 
 static void done(struct result *r)
@@ -284,7 +284,7 @@ static void test_other_tools_entries_kept(void **state)
 	static const char *const keys[] = { "apiVersion", "kind", "x-custom", "preferences", "extensions", NULL };
 
 	(void)state;
-	assert_int_equal(kc_ytree_parse(OTHER_TOOLS, strlen(OTHER_TOOLS), &in, &err), 0);
+	assert_int_equal(kc_kubeconfig_read(OTHER_TOOLS, strlen(OTHER_TOOLS), &in, &err), 0);
 	merge(&r, OTHER_TOOLS, e, 1, NULL);
 	assert_int_equal(r.rc, 0);
 	for (size_t i = 0; keys[i]; i++)
@@ -482,7 +482,7 @@ static void refused(const char *data, const char *why)
 
 static void test_unusable_input_refused(void **state)
 {
-	size_t huge = KC_YTREE_MAX_BYTES + 1;
+	size_t huge = KC_KUBECONFIG_MAX_BYTES + 1;
 	char *big = malloc(huge + 1);
 	struct kc_buf deep = { 0 };
 
@@ -499,7 +499,7 @@ static void test_unusable_input_refused(void **state)
 	memset(big, ' ', huge);
 	big[huge] = '\0';
 	refused(big, "more than the 1048576");
-	for (int i = 0; i < KC_YTREE_MAX_DEPTH + 1; i++)
+	for (int i = 0; i < KC_KUBECONFIG_MAX_DEPTH + 1; i++)
 		kc_buf_puts(&deep, "[");
 	refused(deep.data, "nested deeper than 32 levels");
 	free(big);

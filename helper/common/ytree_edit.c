@@ -1,6 +1,7 @@
-/* Building, editing, comparing and writing the YAML tree of asuser/ytree.h. */
-#include "asuser/ytree.h"
+/* Building, editing, comparing and writing the YAML tree of ytree.h. */
+#include "common/ytree.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,15 @@ struct kc_ynode *kc_ytree_map(void)
 struct kc_ynode *kc_ytree_seq(void)
 {
 	return node_new(KC_YSEQ);
+}
+
+struct kc_ynode *kc_ytree_flow_seq(void)
+{
+	struct kc_ynode *n = node_new(KC_YSEQ);
+
+	if (n)
+		n->flow = true;
+	return n;
 }
 
 /* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF):
@@ -239,7 +249,8 @@ bool kc_ytree_equal(const struct kc_ynode *a, const struct kc_ynode *b)
 struct emit {
 	yaml_emitter_t emitter;
 	struct kc_buf *out;
-	size_t max;
+	size_t max; /* the most bytes out may hold */
+	size_t limit; /* the most bytes this document may add */
 	bool too_large;
 };
 
@@ -262,7 +273,7 @@ static int emit_scalar(struct emit *em, const struct kc_ynode *n)
 	yaml_event_t ev;
 	int plain_implicit = !n->tag && n->style == KC_YPLAIN, quoted_implicit = !n->tag;
 
-	if (n->len > (size_t)KC_YTREE_MAX_BYTES)
+	if (n->len > em->limit || n->len > INT_MAX)
 		return -1;
 	if (!yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)n->tag, (yaml_char_t *)n->value, (int)n->len,
 					  plain_implicit, quoted_implicit, (yaml_scalar_style_t)n->style))
@@ -279,9 +290,13 @@ static int emit_node(struct emit *em, const struct kc_ynode *n)
 	if (n->kind == KC_YSCALAR)
 		return emit_scalar(em, n);
 	if (n->kind == KC_YMAP)
-		ok = yaml_mapping_start_event_initialize(&ev, NULL, tag, !tag, YAML_BLOCK_MAPPING_STYLE);
+		ok = yaml_mapping_start_event_initialize(&ev, NULL, tag, !tag,
+							 n->flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+	else if (n->kind == KC_YSEQ)
+		ok = yaml_sequence_start_event_initialize(
+			&ev, NULL, tag, !tag, n->flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
 	else
-		ok = yaml_sequence_start_event_initialize(&ev, NULL, tag, !tag, YAML_BLOCK_SEQUENCE_STYLE);
+		return -1; /* an alias: never written */
 	if (!ok || !yaml_emitter_emit(&em->emitter, &ev))
 		return -1;
 	for (size_t i = 0; i < n->n; i++)
@@ -313,7 +328,7 @@ static int emit_document(struct emit *em, const struct kc_ynode *root)
 
 int kc_ytree_emit(const struct kc_ynode *root, size_t max, struct kc_buf *out, struct kc_err *err)
 {
-	struct emit em = { .out = out, .max = out->len + max };
+	struct emit em = { .out = out, .max = out->len + max, .limit = max };
 	size_t start = out->len;
 	int rc;
 
