@@ -22,8 +22,9 @@
 
 static const char usage_text[] =
 	"usage: pam-kubeconfig COMMAND [--config PATH] ...\n"
-	"  open  --user U --session ID [--deadline MS] [--rhost H] [--tty T] [--service S] [--pid P] [--debug]\n"
-	"  close --user U --session ID [--deadline MS] [--pid P] [--debug]\n"
+	"  open  --user U [--uid N] --session ID [--deadline MS] [--rhost H] [--tty T] [--service S] [--pid P]\n"
+	"        [--debug]\n"
+	"  close --user U --uid N --session ID [--deadline MS] [--pid P] [--debug]\n"
 	"  check [--online] [--allow-insecure]   validate the config (and, online, the helper's RBAC)\n"
 	"  explain USER                          which rules match USER and why\n"
 	"  rbac [--cluster NAME] [--user NAME]   the least-privilege manifest for the helper's identity on\n"
@@ -59,7 +60,8 @@ enum {
 	OPT_NOW,
 	OPT_CLUSTER,
 	OPT_AUDIT_LOG,
-	OPT_MINT_LOG
+	OPT_MINT_LOG,
+	OPT_UID
 };
 
 static const struct option options[] = {
@@ -79,6 +81,7 @@ static const struct option options[] = {
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
 	{ "mint-log", required_argument, NULL, OPT_MINT_LOG },
+	{ "uid", required_argument, NULL, OPT_UID },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -122,6 +125,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (number(optarg, 0x3fffffff, &v) < 0)
 				return usage("--pid must be a process id"), -1;
 			a->s.pid = (pid_t)v;
+			break;
+		case OPT_UID:
+			if (number(optarg, 0x7ffffffe, &v) < 0)
+				return usage("--uid must be a user id above 0"), -1;
+			a->s.uid = (uid_t)v;
 			break;
 		case OPT_DEADLINE:
 			if (number(optarg, 3600000, &v) < 0)

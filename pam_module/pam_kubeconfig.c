@@ -14,6 +14,7 @@
 
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
+#include <security/pam_modutil.h>
 
 #include "kc_protocol.h"
 #include "run_helper.h"
@@ -23,6 +24,7 @@
 #endif
 #define DEFAULT_CONFIG "/etc/pam_kubeconfig/config.yaml"
 #define DATA_SESSION "pam_kubeconfig_session"
+#define DATA_UID "pam_kubeconfig_uid" /* the uid resolved at open, for a close the directory cannot answer */
 
 struct options {
 	const char *config;
@@ -147,7 +149,7 @@ static int session_id(pam_handle_t *pamh, bool open, char session[33])
 
 /* What the helper is told: only PAM items (made printable) and our options. */
 struct call {
-	char session[33], rhost[256], tty[64], service[64], pid[16], deadline[16];
+	char session[33], rhost[256], tty[64], service[64], pid[16], deadline[16], uid[16];
 };
 
 static int call_helper(pam_handle_t *pamh, const struct options *o, bool open, const char *user, struct call *c,
@@ -164,6 +166,8 @@ static int call_helper(pam_handle_t *pamh, const struct options *o, bool open, c
 				       open ? "open" : "close",
 				       "--user",
 				       user,
+				       "--uid",
+				       c->uid,
 				       "--session",
 				       c->session,
 				       "--config",
@@ -216,32 +220,61 @@ static int map_result(pam_handle_t *pamh, int flags, const struct options *o, bo
 	return PAM_SESSION_ERR;
 }
 
-/* Runs `helper open|close` for this session and maps its exit status. */
-static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open)
+/* The session's uid: at open from the passwd database, kept with the handle;
+ * at close the kept one (the account may be gone, or the directory down, by
+ * then: the helper revokes from its records by uid). */
+static int session_uid(pam_handle_t *pamh, const char *user, bool open, uid_t *uid)
 {
-	const char *user = NULL;
+	const void *kept = NULL;
 	struct passwd *pw;
-	struct kc_helper_result *res;
-	struct call c;
-	char why[512];
-	int rc;
+	uid_t *copy;
 
-	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user || !*user)
-		return PAM_SESSION_ERR;
-	pw = getpwnam(user);
+	if (!open && pam_get_data(pamh, DATA_UID, &kept) == PAM_SUCCESS && kept) {
+		*uid = *(const uid_t *)kept;
+		return PAM_SUCCESS;
+	}
+	pw = pam_modutil_getpwnam(pamh, user);
 	if (!pw) {
 		pam_syslog(pamh, LOG_ERR, "no passwd entry for %s", user);
 		return PAM_SESSION_ERR;
 	}
-	if (pw->pw_uid == 0)
+	*uid = pw->pw_uid;
+	if (!open || *uid == 0)
+		return PAM_SUCCESS;
+	copy = malloc(sizeof(*copy));
+	if (!copy || pam_set_data(pamh, DATA_UID, copy, free_data) != PAM_SUCCESS) {
+		free(copy);
+		return PAM_SESSION_ERR;
+	}
+	*copy = *uid;
+	return PAM_SUCCESS;
+}
+
+/* Runs `helper open|close` for this session and maps its exit status. */
+static int run(pam_handle_t *pamh, int flags, const struct options *o, bool open)
+{
+	const char *user = NULL;
+	struct kc_helper_result *res;
+	struct call c;
+	char why[512];
+	uid_t uid;
+	int rc;
+
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user || !*user)
+		return PAM_SESSION_ERR;
+	/* close: nothing to do unless this handle opened a session of ours */
+	rc = session_id(pamh, open, c.session);
+	if (rc == PAM_SUCCESS)
+		rc = session_uid(pamh, user, open, &uid);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	if (uid == 0)
 		return PAM_IGNORE; /* root is never served, and the helper not even started */
+	snprintf(c.uid, sizeof(c.uid), "%u", (unsigned)uid);
 	if (kc_safe_helper_path(o->helper, why, sizeof(why)) < 0) {
 		pam_syslog(pamh, LOG_ERR, "refusing the helper: %s", why);
 		return PAM_SESSION_ERR;
 	}
-	rc = session_id(pamh, open, c.session);
-	if (rc != PAM_SUCCESS)
-		return rc;
 	res = malloc(sizeof(*res));
 	if (!res)
 		return PAM_SESSION_ERR;

@@ -257,6 +257,23 @@ def workdir(cluster):
         m.unlink(missing_ok=True)
 
 
+def fresh_uid():
+    """A uid no account has and no test of this run had: a uid reused meets
+    what its last owner left (a refusal of its connections, a second cut, records),
+    which a test asks for by name (usermod -u), never by chance."""
+    while True:
+        uid = _UIDS["next"]
+        _UIDS["next"] += 1
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+
+
+# Each run starts at its own place in a range useradd's default allocation does not reach.
+_UIDS = {"next": 30000 + secrets.randbelow(400) * 50}
+
+
 class Users:
     def __init__(self):
         self.created = []
@@ -270,7 +287,7 @@ class Users:
             except KeyError:
                 run(["groupadd", g])
                 self.groups.append(g)
-        cmd = ["useradd", "-m", "-s", "/bin/bash"]
+        cmd = ["useradd", "-m", "-s", "/bin/bash", "-u", str(fresh_uid())]
         if groups:
             cmd += ["-G", ",".join(groups)]
         run(cmd + [name])

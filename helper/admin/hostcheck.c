@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include "common/cache.h"
+#include "lifecycle/cut.h"
+#include "lifecycle/job.h"
+#include "lifecycle/plan.h"
+#include "lifecycle/refuse.h"
 #include "lifecycle/sockcut.h"
 #include "lifecycle/state.h"
 #include "lifecycle/tokenfile.h"
@@ -39,6 +43,50 @@ static int check_cut(const struct kc_config *cfg, FILE *out)
 	return 1;
 }
 
+/* The refusal of reconnects in the authentication cache window (nftables). */
+static int check_refuse(const struct kc_config *cfg, FILE *out)
+{
+	struct kc_err why = { "" };
+
+	if (!cfg->cut_on_logout)
+		return 0;
+	if (kc_refuse_supported(&why) == 0) {
+		fprintf(out,
+			"ok: a revoked user's reconnects are refused for %d s after a logout (nftables table inet "
+			"%s)\n",
+			KC_REFUSE_S, KC_NFT_TABLE);
+		return 0;
+	}
+	fprintf(out,
+		"warning: reconnects cannot be refused after a logout: %s; the second cut, %d s after it, catches "
+		"a stream opened with the revoked token meanwhile\n",
+		why.msg, KC_CUT_AGAIN_AFTER);
+	return 1;
+}
+
+/* Doors to an API server the cut does not see. */
+static int check_doors(const struct kc_config *cfg, FILE *out)
+{
+	int found = 0;
+
+	for (size_t i = 0; cfg->cut_on_logout && i < cfg->n_clusters; i++) {
+		const struct kc_cluster *cl = &cfg->clusters[i];
+
+		if (cl->proxy) {
+			fprintf(out,
+				"warning: cluster %s is reached through the proxy %s: a cut at logout closes the "
+				"connections to the proxy, not what the proxy holds open to the API server\n",
+				cl->name, cl->proxy);
+			found++;
+		}
+	}
+	if (cfg->cut_on_logout && cfg->n_clusters)
+		fprintf(out, "note: the cut closes a user's connections to each API server's addresses and its "
+			     "also_reachable_at; a user's own HTTPS proxy or tunnel (ssh -D, a SOCKS proxy on another "
+			     "host) is a door it does not see\n");
+	return found;
+}
+
 static int check_heartbeat(FILE *out)
 {
 	time_t at = kc_cache_stored("heartbeat", "refresh");
@@ -52,7 +100,19 @@ static int check_heartbeat(FILE *out)
 	return 1;
 }
 
-/* Records of clusters that left the config: their Secrets may remain. */
+static void say_pending(const struct kc_grant *g, uid_t uid, FILE *out)
+{
+	char until[32];
+
+	kc_format_time(kc_plan_bound_until(g) + KC_TOKEN_LEEWAY_S, until, sizeof(until));
+	fprintf(out,
+		"note: uid %u: the revocation of Secret %s/%s on cluster %s is pending (gc retries it until %s, when "
+		"every token bound to it has expired): %s\n",
+		(unsigned)uid, g->sa_namespace, g->secret, g->cluster, until, g->error[0] ? g->error : "-");
+}
+
+/* Records of clusters that left the config: their Secrets may remain. And
+ * the revocations still pending, and those that ended by expiry. */
 static int check_orphans(const struct kc_config *cfg, FILE *out)
 {
 	uid_t *uids = NULL;
@@ -71,6 +131,8 @@ static int check_orphans(const struct kc_config *cfg, FILE *out)
 			continue;
 		if (kc_state_grants(dir, NULL, NULL, &g, &m, &e) == 0)
 			for (size_t i = 0; i < m; i++) {
+				if (g[i].state == KC_GRANT_REVOKE && g[i].secret[0])
+					say_pending(&g[i], uids[u], out);
 				if (kc_config_cluster(cfg, g[i].cluster) || !g[i].secret[0])
 					continue;
 				fprintf(out,
@@ -84,6 +146,12 @@ static int check_orphans(const struct kc_config *cfg, FILE *out)
 		close(dir);
 	}
 	free(uids);
+	n = kc_cache_count(KC_ENDED_KIND);
+	if (n)
+		fprintf(out,
+			"note: %zu revocations ended because every token bound to their Secret had expired (the API "
+			"server refused to delete it; see the log lines \"the revocation of Secret ... ended\")\n",
+			n);
 	return found;
 }
 
@@ -100,6 +168,8 @@ int kc_check_host(const struct kc_config *cfg, FILE *out)
 	}
 	warnings += check_run_dir(out);
 	warnings += check_cut(cfg, out);
+	warnings += check_refuse(cfg, out);
+	warnings += check_doors(cfg, out);
 	warnings += check_heartbeat(out);
 	warnings += check_orphans(cfg, out);
 	return warnings;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "common/fileio.h"
 #include "common/cache.h"
 #include "common/json_alloc.h"
 #include "common/log.h"

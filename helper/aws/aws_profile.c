@@ -4,6 +4,7 @@
  * indented continuation lines belong to the key above (and are not used here). */
 #include "aws/aws_profile.h"
 #include "aws/aws_sigv4.h"
+#include "common/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -125,6 +125,28 @@ int kc_cache_trylock(const char *kind, const char *key)
 	return fd;
 }
 
+size_t kc_cache_count(const char *kind)
+{
+	char prefix[32];
+	size_t n = 0, len;
+	struct kc_err e;
+	int dir = open_dir(&e), fd = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	snprintf(prefix, sizeof(prefix), "%.24s-", kind);
+	while (d && (de = readdir(d)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0 && (len = strlen(de->d_name)) > 5 &&
+		     strcmp(de->d_name + len - 5, ".lock") != 0;
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
+	return n;
+}
+
 void kc_cache_prune(const char *kind, const char *keep_key, bool (*stale)(const char *data, size_t len))
 {
 	char keep[96], prefix[32];

@@ -39,6 +39,9 @@ int kc_cache_trylock(const char *kind, const char *key);
  * what they describe (the parsed config's, keyed by file identity and build). */
 void kc_cache_prune(const char *kind, const char *keep_key, bool (*stale)(const char *data, size_t len));
 
+/* How many entries of a kind there are. */
+size_t kc_cache_count(const char *kind);
+
 /* Tests only: keep the store somewhere else. */
 void kc_cache_use_dir(const char *dir);
 

@@ -93,21 +93,6 @@ int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *
 
 #define KC_CREDENTIAL_MAX (64u << 10) /* a credential file: a token, a key, a certificate */
 
-/* Reads a whole file that must be a regular file owned by root, without
- * following a symlink, at most max bytes. forbid_mode: mode bits that must be
- * clear (022: not group/world-writable; 077: root alone). The result in *out is a
- * secret buffer when secret is set. */
-int kc_read_root_file(const char *path, size_t max, mode_t forbid_mode, bool secret, struct kc_buf *out,
-		      struct kc_err *err);
-
-/* The same checks, returning the open fd (O_CLOEXEC) and its stat. */
-int kc_open_root_file(const char *path, size_t max, mode_t forbid_mode, struct stat *st, struct kc_err *err);
-/* Reads fd to its end, at most max bytes, appending to out (wiped if secret). */
-int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err);
-
-/* Checks the same conditions without reading (for `check`). */
-int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err);
-
 /* Waits until fd is ready for events (POLLIN, POLLOUT) or deadline_ms (the
  * kc_now_ms() clock) comes. 0 ready, -1 not in time. */
 int kc_wait_fd(int fd, short events, long long deadline_ms);
@@ -119,14 +104,6 @@ int kc_write_all(int fd, const void *buf, size_t len, long long deadline_ms);
 int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms);
 /* Reads up to max bytes until EOF. Returns bytes read or -1. */
 ssize_t kc_read_all(int fd, void *buf, size_t max);
-
-/* Mkdir -p for root-owned state directories (mode 0700), refusing symlinks and
- * directories others may write. Returns an O_DIRECTORY fd or -1. */
-int kc_open_state_dir(const char *path, struct kc_err *err);
-/* The uids named by path's entries ("1000", ...; 0 and non-numbers skipped):
- * the per-user directories of the state and token stores. A missing path
- * has none. Caller frees *uids. */
-int kc_list_uid_dirs(const char *path, uid_t **uids, size_t *n, struct kc_err *err);
 
 /* The current boot id from /proc (36 chars + NUL), "" if unknown. */
 void kc_boot_id(char out[64]);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "common/util.h"
 
 #define NSS_MAX (64u * 1024)

@@ -7,6 +7,7 @@
 
 #include "aws/aws_credentials.h"
 #include "config/mapping.h"
+#include "common/fileio.h"
 
 #define fail_at cfg_fail_at
 

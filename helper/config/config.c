@@ -4,6 +4,7 @@
  * values mean together. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include "aws/aws_credentials.h"
 #include "config/config_cache.h"
 #include "config/mapping.h"
+#include "common/fileio.h"
 
 #define fail_at cfg_fail_at
 
@@ -135,6 +137,58 @@ static int parse_auth(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_clu
 	return 0;
 }
 
+/* "10.0.3.7", "10.0.3.7:6443", "fd00::7" or "[fd00::7]:6443" -> "ip port"
+ * (port 0: the server's). Addresses only: a cut never waits on DNS. */
+static int front_door(const char *s, char *out, size_t len)
+{
+	char ip[64];
+	unsigned char a[16];
+	const char *colon = strrchr(s, ':');
+	unsigned long port = 0;
+	char *end;
+
+	if (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1)
+		return snprintf(out, len, "%s 0", s) < (int)len ? 0 : -1;
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(ip) + 2)
+		return -1;
+	port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || port == 0 || port > 65535)
+		return -1;
+	if (s[0] == '[' && colon[-1] == ']')
+		snprintf(ip, sizeof(ip), "%.*s", (int)(colon - s - 2), s + 1);
+	else
+		snprintf(ip, sizeof(ip), "%.*s", (int)(colon - s), s);
+	if (inet_pton(AF_INET, ip, a) != 1 && !(s[0] == '[' && inet_pton(AF_INET6, ip, a) == 1))
+		return -1;
+	return snprintf(out, len, "%s %lu", ip, port) < (int)len ? 0 : -1;
+}
+
+static int parse_front_doors(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
+{
+	const struct kc_ynode *a = kc_ytree_get(v, "also_reachable_at");
+
+	if (!a)
+		return 0;
+	if (a->kind != KC_YSEQ)
+		return fail_at(c, a->mark,
+			       "'also_reachable_at' must be a list of addresses, e.g. [10.0.3.7, 10.0.4.7]");
+	cl->also_reachable_at = calloc(a->n + 1, sizeof(char *));
+	if (!cl->also_reachable_at)
+		return fail_at(c, a->mark, "out of memory");
+	for (size_t i = 0; i < a->n; i++) {
+		char door[96];
+
+		if (a->items[i]->kind != KC_YSCALAR || front_door(a->items[i]->value, door, sizeof(door)) < 0)
+			return fail_at(c, a->items[i]->mark,
+				       "each of 'also_reachable_at' must be an IP address, optionally with a port "
+				       "(10.0.3.7, 10.0.3.7:443, [fd00::7]:443); names are not resolved at a logout");
+		if (!(cl->also_reachable_at[i] = strdup(door)))
+			return fail_at(c, a->mark, "out of memory");
+		cl->n_also++;
+	}
+	return 0;
+}
+
 static int parse_cluster(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_cluster *cl)
 {
 	cl->mark = v->mark;
@@ -147,7 +201,7 @@ static int parse_cluster(struct cfg_ctx *c, const struct kc_ynode *v, struct kc_
 		return -1;
 	if (cl->proxy && strncmp(cl->proxy, "http://", 7) != 0 && strncmp(cl->proxy, "https://", 8) != 0)
 		return fail_at(c, cfg_mark_of(v, "proxy"), "'proxy' must be an http:// or https:// URL");
-	if (parse_auth(c, v, cl) < 0)
+	if (parse_auth(c, v, cl) < 0 || parse_front_doors(c, v, cl) < 0)
 		return -1;
 	cl->context_given = cl->context != NULL;
 	if (!cl->context && !(cl->context = strdup(cl->name)))

@@ -26,6 +26,10 @@ struct kc_cluster {
 	size_t ca_pem_len;
 	bool insecure_skip_tls_verify;
 	char *proxy;
+	/* Other front doors of the same API server (an EKS private endpoint, a
+	 * load balancer, a node): "ip port" each, port 0 for the server's own. Cut too. */
+	char **also_reachable_at;
+	size_t n_also;
 	bool has_eks; /* discovery instead of server + CA */
 	struct kc_eks_ref eks;
 	enum kc_auth_kind auth;

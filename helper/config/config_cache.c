@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/fields.h"
+#include "common/fileio.h"
 #include "common/cache.h"
 
 #define MAGIC "KCCACHE4"

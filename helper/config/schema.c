@@ -64,6 +64,7 @@ static const struct cfg_field cluster_fields[] = {
 	KEY(NULL, "certificate_authority_data", CF_CUSTOM),
 	FM(NULL, "insecure_skip_tls_verify", CF_BOOL, S, insecure_skip_tls_verify, 0, insecure_mark),
 	F(NULL, "proxy", CF_STR, S, proxy, 0),
+	FA(NULL, "also_reachable_at", CF_STRLIST, also_reachable_at, n_also, NULL, CF_CUSTOM),
 	FS(NULL, "eks", eks, &cfg_eks_desc, CF_CUSTOM),
 	KEY(NULL, "auth", CF_CUSTOM),
 	FM("auth", "token_file", CF_STR, S, token_file, CF_PATH, token_mark),

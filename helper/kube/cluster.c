@@ -8,6 +8,24 @@
 #include "aws/aws_credentials.h"
 #include "aws/eks.h"
 #include "aws/aws_sigv4.h"
+#include "common/fileio.h"
+
+void kc_cluster_identity(const struct kc_cluster *cl, char out[65])
+{
+	kc_autobuf struct kc_buf b = { 0 };
+
+	if (cl->has_eks) {
+		const struct kc_eks_ref *e = &cl->eks;
+
+		kc_buf_printf(&b, "eks\n%s\n%s\n%s\n%d %d\n", e->cluster_name, e->region,
+			      e->endpoint ? e->endpoint : "", e->use_fips_endpoint, e->use_dualstack_endpoint);
+	} else {
+		kc_buf_printf(&b, "server\n%s\n%d\n", cl->server ? cl->server : "", cl->insecure_skip_tls_verify);
+		if (cl->ca_pem)
+			kc_buf_append(&b, cl->ca_pem, cl->ca_pem_len);
+	}
+	kc_sha256_hex(b.data ? b.data : "", b.len, out);
+}
 
 void kc_cluster_endpoint_free(struct kc_cluster_endpoint *ep)
 {

@@ -21,6 +21,12 @@ struct kc_cluster_endpoint {
 	char *context; /* the kubeconfig's context name: the config's, or the ARN discovery found */
 };
 
+/* What makes a configured cluster the same cluster: its server and CA (and
+ * whether TLS is verified), or its EKS reference (name, region, endpoint
+ * choices), as a hex SHA-256. Two grants made under different identities
+ * are different targets. From the config alone: no network. */
+void kc_cluster_identity(const struct kc_cluster *cl, char out[65]);
+
 /* Where the cluster is. Caller frees with kc_cluster_endpoint_free(). */
 int kc_cluster_resolve(const struct kc_config *cfg, const struct kc_cluster *cl, long long deadline_ms,
 		       struct kc_cluster_endpoint *out, struct kc_err *err);

@@ -11,6 +11,8 @@
 
 #include "common/log.h"
 #include "common/subprocess.h"
+#include "config/mapping.h"
+#include "lifecycle/refuse.h"
 #include "lifecycle/sockcut.h"
 #include "lifecycle/state.h"
 
@@ -35,10 +37,10 @@ static int parse_addr(const char *s, struct kc_endpoint_addr *a)
 	return 0;
 }
 
-/* resolve: also what the server's name resolves to now. The first cut, inside a
- * logout, goes by the addresses the helper itself connected to (no DNS wait); the
- * second, detached, asks DNS too. */
-static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n, bool resolve)
+/* resolve: also what the server's name resolves to now (the second cut); the
+ * first goes by the addresses the helper connected to and was told of. */
+static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n, bool resolve,
+			long long deadline_ms)
 {
 	struct kc_endpoint_addr list[MAX_ADDRS], *now = NULL;
 	size_t m = 0, n_now = 0;
@@ -53,18 +55,15 @@ static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char
 	free(now);
 	if (m == 0)
 		return 0;
-	if (kc_sockcut(uid, list, m, &cut, &e) < 0)
+	if (kc_sockcut(uid, list, m, deadline_ms, &cut, &e) < 0)
 		kc_warn("cluster %s: cannot cut uid %u's connections: %s (the revoked token is refused all the same)",
 			cluster, (unsigned)uid, e.msg);
-	else if (cut)
+	if (cut)
 		kc_audit("cut uid=%u cluster=%s connections=%u", (unsigned)uid, cluster, cut);
 	return cut;
 }
 
-/* Starts `pam-kubeconfig cut ...` detached: its own session, no fd of ours,
- * nothing of this process's memory (exec). */
-static void schedule_again(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64],
-			   size_t n)
+void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n)
 {
 	char self[PATH_MAX], uid_s[16], since[24], after[8];
 	char *argv[9 + MAX_ADDRS + 1];
@@ -87,47 +86,49 @@ static void schedule_again(uid_t uid, const char *user, const char *cluster, con
 		argv[a++] = addrs[i];
 	argv[a] = NULL;
 	if (kc_subprocess_run(&p, NULL, &r) < 0)
-		kc_warn("cluster %s: cannot schedule the second cut of uid %u's connections: %s", cluster,
-			(unsigned)uid, strerror(r.error));
+		kc_warn("cluster %s: cannot start the cut of uid %u's connections: %s", cluster, (unsigned)uid,
+			strerror(r.error));
 }
 
-void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n)
+/* Does the uid belong to another account now? Only then is the second cut
+ * skipped: an account deleted meanwhile, or the same user logged in again,
+ * gets it (a stream opened with the revoked token from the cache window must
+ * not live on). */
+static bool uid_of_another(uid_t uid, const char *user)
 {
-	cut_now(uid, cluster, server, addrs, n, false);
-	schedule_again(uid, user, cluster, server, addrs, n);
-}
-
-/* Granted again since the first cut (a new login, even in the same second: the
- * revocation that scheduled the cut removed the old grant under the cluster's
- * lock, so a current grant now was minted after it): leave the new connections be. */
-static bool granted_since(uid_t uid, const char *cluster, time_t since)
-{
-	struct kc_grant *g = NULL;
-	size_t n = 0;
-	bool yes = false;
-	struct kc_err e;
-	int dir = kc_state_open(uid, false, &e);
-
-	if (dir < 0)
-		return false;
-	if (kc_state_grants(dir, cluster, "", &g, &n, &e) == 0)
-		for (size_t i = 0; i < n; i++)
-			yes |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0] && g[i].minted >= since;
-	free(g);
-	close(dir);
-	return yes;
-}
-
-/* The uid still the account it was (a uid freed and given to another account
- * within the wait must not lose its connections). */
-static bool same_account(uid_t uid, const char *user)
-{
-	struct passwd pw, *pwp = NULL;
-	char buf[16384];
+	struct passwd pw;
+	char *buf = NULL;
+	bool other;
 
 	if (strcmp(user, "-") == 0)
-		return true;
-	return getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp && strcmp(pw.pw_name, user) == 0;
+		return false;
+	other = kc_getpw(NULL, uid, &pw, &buf) == 0 && strcmp(pw.pw_name, user) != 0;
+	free(buf);
+	return other;
+}
+
+/* Under the cluster's lock: refuse the uid's new connections for the cache
+ * window, unless it holds a token there (a remap, or a login since): those
+ * connections are its new token's. */
+static void refuse(uid_t uid, const char *cluster, char (*addrs)[64], size_t n)
+{
+	struct kc_grant *g = NULL;
+	size_t n_g = 0;
+	bool holds = false;
+	struct kc_err e = { "" };
+	long long deadline = kc_now_ms() + 3000;
+	kc_autoclose int dir = kc_state_open(uid, false, &e);
+	kc_autoclose int lock = dir >= 0 ? kc_state_lock_cluster(dir, cluster, deadline, &e) : -1;
+
+	if (lock < 0)
+		return;
+	if (kc_state_grants(dir, cluster, "", &g, &n_g, &e) == 0)
+		for (size_t i = 0; i < n_g; i++)
+			holds |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0];
+	free(g);
+	if (!holds && kc_refuse_add(dir, cluster, uid, addrs, n, deadline, &e) < 0)
+		kc_warn("cluster %s: cannot refuse uid %u's new connections: %s (the second cut will catch them)",
+			cluster, (unsigned)uid, e.msg);
 }
 
 int kc_cmd_cut(uid_t uid, const char *user, const char *cluster, const char *server, time_t since, int after,
@@ -135,13 +136,19 @@ int kc_cmd_cut(uid_t uid, const char *user, const char *cluster, const char *ser
 {
 	char list[MAX_ADDRS][64];
 	size_t m = 0;
+	time_t again;
 
-	if (after > 0 && after <= 60)
-		sleep((unsigned)after);
-	if (!same_account(uid, user) || granted_since(uid, cluster, since))
-		return 0;
 	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
 		snprintf(list[m++], sizeof(list[0]), "%s", addrs[i]);
-	cut_now(uid, cluster, strcmp(server, "-") == 0 ? NULL : server, list, m, true);
+	server = strcmp(server, "-") == 0 ? NULL : server;
+	refuse(uid, cluster, list, m);
+	cut_now(uid, cluster, server, list, m, false, kc_now_ms() + 5000);
+	if (after <= 0 || after > 60)
+		return 0;
+	again = since + after;
+	while (time(NULL) < again)
+		sleep((unsigned)(again - time(NULL)));
+	if (!uid_of_another(uid, user))
+		cut_now(uid, cluster, server, list, m, true, kc_now_ms() + 5000);
 	return 0;
 }

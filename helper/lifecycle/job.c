@@ -10,6 +10,7 @@
 #include "lifecycle/auditlog.h"
 #include "common/cache.h"
 #include "lifecycle/cut.h"
+#include "lifecycle/refuse.h"
 #include "kube/kubeapi.h"
 #include "kube/tokens.h"
 #include "kube/objects.h"
@@ -114,34 +115,43 @@ struct job_ctx {
 	char error[KC_ERR_MAX];
 };
 
-static void fill_target(struct job_ctx *c, struct kc_plan_input *in)
+void kc_job_plan_target(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user,
+			const struct kc_target *t, bool wanted, struct kc_plan_target *pt)
 {
-	const struct kc_job *j = c->j;
-	const struct kc_target *t = j->target;
-	struct kc_plan_target *pt = &in->target;
-
-	if (j->cfg->revoke_on_logout)
-		snprintf(pt->secret, sizeof(pt->secret), "%s", c->secret);
-	c->j->wanted = j->in_scope && c->n_sessions > 0 && t && t->rule && !t->error[0];
-	if (!c->j->wanted)
+	memset(pt, 0, sizeof(*pt));
+	/* Without the account's name the Secret's name is unknown: recover nothing by guesswork. */
+	if (cfg->revoke_on_logout && user)
+		kc_kube_secret_name(cfg->host_id, user, cl->name, pt->secret, sizeof(pt->secret));
+	kc_cluster_identity(cl, pt->endpoint);
+	if (!wanted || !t || !t->rule || t->error[0])
 		return;
 	pt->wanted = true;
 	snprintf(pt->sa_namespace, sizeof(pt->sa_namespace), "%s", t->sa_namespace);
 	snprintf(pt->sa_name, sizeof(pt->sa_name), "%s", t->sa_name);
 	pt->create = t->rule->create;
-	pt->reconcile = t->rule->create && !reconciled_recently(j);
+}
+
+static void fill_target(struct job_ctx *c, struct kc_plan_input *in)
+{
+	struct kc_job *j = c->j;
+
+	kc_job_plan_target(j->cfg, j->cl, j->user, j->target, j->in_scope && c->n_sessions > 0, &in->target);
+	j->wanted = in->target.wanted;
+	in->target.reconcile = in->target.create && !reconciled_recently(j);
 }
 
 static int plan(struct job_ctx *c)
 {
 	struct kc_job *j = c->j;
-	struct kc_plan_input in = {
-		.cluster = j->cl->name, .rotate = j->rotate, .refresh_before = j->cfg->refresh_before, .now = time(NULL)
-	};
+	struct kc_plan_input in = { .cluster = j->cl->name,
+				    .rotate = j->rotate,
+				    .refresh_before = j->cfg->refresh_before,
+				    .ttl = j->cfg->ttl,
+				    .limit_remint = !j->is_login,
+				    .now = time(NULL) };
 	struct kc_err e;
 
-	/* Without the account's name the Secret's name is unknown: recover nothing by guesswork. */
-	if (j->user)
+	if (j->user && j->cfg->revoke_on_logout)
 		kc_kube_secret_name(j->cfg->host_id, j->user, j->cl->name, c->secret, sizeof(c->secret));
 	if (kc_state_sessions(j->state_dir, false, &c->sessions, &c->n_sessions, NULL, &e) < 0 ||
 	    kc_state_grants(j->state_dir, j->cl->name, c->secret, &c->grants, &c->n_grants, &e) < 0) {
@@ -167,12 +177,23 @@ static void mark_interrupted(struct job_ctx *c)
 	bool target_file = false;
 	struct kc_err e;
 
+	/* What a TokenRequest of this job may make: sent by its deadline at the latest. */
+	time_t bound = time(NULL) + (time_t)((j->deadline_ms - kc_now_ms()) / 1000 + 1) + j->cfg->ttl;
+
 	for (size_t i = 0; i < c->n_grants; i++) {
-		kc_state_put_grant(j->state_dir, &c->grants[i], true, &e);
-		target_file |= t->wanted && strcmp(c->grants[i].sa_namespace, t->sa_namespace) == 0;
+		struct kc_grant g = c->grants[i];
+		bool target = t->wanted && strcmp(g.sa_namespace, t->sa_namespace) == 0;
+
+		if (target && c->plan.need_mint) {
+			g.bound_until = kc_plan_bound_until(&g); /* an older file's last token, at least */
+			if (g.bound_until < bound)
+				g.bound_until = bound;
+		}
+		kc_state_put_grant(j->state_dir, &g, true, &e);
+		target_file |= target;
 	}
 	if (t->wanted && t->secret[0] && !target_file) {
-		struct kc_grant g = { .state = KC_GRANT_REVOKE, .since = time(NULL) };
+		struct kc_grant g = { .state = KC_GRANT_REVOKE, .since = time(NULL), .bound_until = bound };
 
 		snprintf(g.cluster, sizeof(g.cluster), "%s", j->cl->name);
 		snprintf(g.sa_namespace, sizeof(g.sa_namespace), "%s", t->sa_namespace);
@@ -296,12 +317,41 @@ static void remember_peer(struct job_ctx *c, struct kc_grant *g)
 	snprintf(g->addrs[g->n_addrs++], sizeof(g->addrs[0]), "%s", peer);
 }
 
+/* For `check`: one cache entry per revocation that ended by expiry. */
+static void note_ended(const struct job_ctx *c, const struct kc_grant *g, const char *until)
+{
+	kc_autobuf struct kc_buf key = { 0 }, text = { 0 };
+	struct kc_err e;
+
+	kc_buf_printf(&key, "%u %s %s %s %s", (unsigned)c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, until);
+	kc_buf_printf(&text, "uid %u: cluster %s: Secret %s/%s: every token bound to it expired by %s\n",
+		      (unsigned)c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, until);
+	kc_cache_put(KC_ENDED_KIND, key.data, text.data, text.len, &e);
+}
+
 static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
 {
-	for (size_t i = 0; i < k->n_drop; i++)
-		if (k->drop[i].secret[0])
-			kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, k->drop[i].sa_namespace,
-					k->drop[i].secret, c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
+	for (size_t i = 0; i < k->n_drop; i++) {
+		const struct kc_grant *g = &k->drop[i];
+		char until[32];
+
+		if (!g->secret[0])
+			continue;
+		if (!k->drop_expired[i]) {
+			kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, g->sa_namespace, g->secret,
+					c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
+			continue;
+		}
+		/* Said once: the grant file goes with it. */
+		kc_format_time(kc_plan_bound_until(g), until, sizeof(until));
+		kc_warn("uid %u: cluster %s: the revocation of Secret %s/%s ended: every token bound to it expired by "
+			"%s "
+			"(the API server refused to delete it: %s)",
+			(unsigned)c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, until,
+			g->error[0] ? g->error : "-");
+		kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, "tokens-expired");
+		note_ended(c, g, until);
+	}
 }
 
 static void write_token(struct job_ctx *c, struct kc_commit *k)
@@ -322,9 +372,27 @@ static void write_token(struct job_ctx *c, struct kc_commit *k)
 		kc_tokenfile_remove(j->uid, j->cl->name);
 }
 
-/* Every address the endpoint had, as recorded in this cluster's grant files. */
+/* The port of an https:// URL (443 when it names none). */
+static unsigned url_port(const char *url)
+{
+	const char *host, *colon;
+	unsigned long port;
+
+	if (!url || strncmp(url, "https://", 8) != 0)
+		return 443;
+	host = url + 8;
+	if (*host == '[' && strchr(host, ']'))
+		host = strchr(host, ']'); /* past an IPv6 literal's colons */
+	colon = strchr(host, ':');
+	port = colon && (!strchr(host, '/') || colon < strchr(host, '/')) ? strtoul(colon + 1, NULL, 10) : 443;
+	return port > 0 && port < 65536 ? (unsigned)port : 443;
+}
+
+/* Every address the endpoint had (recorded in this cluster's grant files),
+ * has now, and the config's other front doors of the same API server. */
 static size_t known_addrs(const struct job_ctx *c, char (*out)[64], size_t max)
 {
+	const struct kc_cluster *cl = c->j->cl;
 	size_t n = 0;
 
 	for (size_t i = 0; i < c->n_grants; i++)
@@ -332,6 +400,14 @@ static size_t known_addrs(const struct job_ctx *c, char (*out)[64], size_t max)
 			snprintf(out[n++], 64, "%s", c->grants[i].addrs[a]);
 	if (c->kube && *kc_kube_peer(c->kube) && n < max)
 		snprintf(out[n++], 64, "%s", kc_kube_peer(c->kube));
+	for (size_t i = 0; i < cl->n_also && n < max; i++) {
+		char ip[64];
+		unsigned port;
+
+		if (sscanf(cl->also_reachable_at[i], "%63s %u", ip, &port) == 2)
+			snprintf(out[n++], 64, "%.46s %u", ip,
+				 port ? port : url_port(c->j->ep.server ? c->j->ep.server : cl->server));
+	}
 	return n;
 }
 
@@ -343,11 +419,20 @@ static void commit(struct job_ctx *c)
 
 	kc_plan_commit(&c->plan, &k, c->error, time(NULL));
 	write_token(c, &k);
+	/* A new token here: the refusal of the uid's connections a revocation may
+	 * have left must not stand in its way. */
+	if (k.token == KC_TOKEN_WRITE)
+		kc_refuse_lift(j->state_dir, j->cl->name, j->uid, j->deadline_ms);
 	for (size_t i = 0; i < k.n_drop; i++)
 		kc_state_drop_grant(j->state_dir, k.drop[i].cluster, k.drop[i].sa_namespace);
 	for (size_t i = 0; i < k.n_put; i++) {
 		remember_peer(c, &k.put[i]);
-		j->pending += k.put[i].state == KC_GRANT_REVOKE;
+		/* A Secret named after another account (a uid given to a new one)
+		 * is retried all the same, but is not this user's to answer for. */
+		if (k.put[i].state == KC_GRANT_REVOKE && (!c->secret[0] || strcmp(k.put[i].secret, c->secret) == 0))
+			j->pending++;
+		else if (k.put[i].state == KC_GRANT_REVOKE)
+			j->pending_other++;
 		kc_state_put_grant(j->state_dir, &k.put[i], false, &e);
 	}
 	audit_revokes(c, &k);
@@ -362,7 +447,7 @@ static void commit(struct job_ctx *c)
 					    : "rotation",
 			      c->sessions, c->n_sessions);
 	}
-	j->written = k.token != KC_TOKEN_REMOVE;
+	j->written = k.written;
 	if (k.cut && j->cfg->cut_on_logout) {
 		char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
 		size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0]));

@@ -15,6 +15,10 @@
 #include "lifecycle/plan.h"
 #include "lifecycle/state.h"
 
+/* The cache store's kind for revocations that ended because every token
+ * bound to their Secret expired (one entry each; `check` counts them). */
+#define KC_ENDED_KIND "ended"
+
 struct kc_job {
 	/* in */
 	const struct kc_config *cfg;
@@ -38,11 +42,18 @@ struct kc_job {
 	bool shortened; /* the server granted less than token.ttl */
 	long lifetime;
 	size_t pending; /* revocations left for later */
+	size_t pending_other; /* ... of Secrets named after another account that had this uid */
 	unsigned requests;
 	long long took_ms;
 	struct kc_cluster_endpoint ep; /* resolved when wanted (server, CA, context for the kubeconfig) */
 	char error[KC_ERR_MAX];
 };
+
+/* What the planner is told the mapping wants on cl (wanted: a live session and
+ * in scope; the rule must match and give a valid name too), the Secret's name
+ * (user NULL: unknown) and the cluster's identity. Not the reconcile mark. */
+void kc_job_plan_target(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user,
+			const struct kc_target *t, bool wanted, struct kc_plan_target *pt);
 
 void kc_job_run(struct kc_job *j);
 /* Runs every job, concurrently when there are several; returns when all ended. */

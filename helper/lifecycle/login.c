@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lifecycle/auditlog.h"
+#include "lifecycle/live.h"
 #include "common/cache.h"
 #include "config/config.h"
 #include "common/log.h"
@@ -57,6 +58,8 @@ static struct kc_user user_of(const struct kc_identity *id)
 struct login {
 	const struct kc_session_args *a;
 	struct kc_identity id;
+	bool known; /* id is the session's account; else (close) only its uid and name are */
+	uid_t uid;
 	struct kc_config *cfg;
 	struct kc_writer w;
 	int dir;
@@ -66,6 +69,7 @@ struct login {
 static int start(struct login *l, bool for_open)
 {
 	struct kc_err err = { "" };
+	int rc;
 
 	l->w = (struct kc_writer)KC_WRITER_NONE;
 	l->dir = -1;
@@ -74,11 +78,22 @@ static int start(struct login *l, bool for_open)
 		kc_error("--session must be 1 to %d letters, digits, '-' or '_'", KC_SESSION_ID_MAX);
 		return KC_EXIT_USAGE;
 	}
-	if (kc_identity_load(l->a->user, &l->id, &err) < 0) {
+	rc = kc_identity_load(l->a->user, &l->id, &err);
+	l->known = rc == 0 && (!l->a->uid || l->id.uid == l->a->uid);
+	if (rc == 0 && !l->known)
+		kc_seterr(&err, "user %s has uid %u now, not %u as at login", l->a->user, (unsigned)l->id.uid,
+			  (unsigned)l->a->uid);
+	if (!l->known && (for_open || !l->a->uid)) {
 		kc_error("%s", err.msg);
 		return KC_EXIT_ERROR;
 	}
-	if (l->id.uid == 0)
+	/* A logout needs no directory: the uid, the name and the grants are on disk. */
+	if (!l->known) {
+		kc_warn("%s; the logout revokes from the records of uid %u", err.msg, (unsigned)l->a->uid);
+		kc_identity_free(&l->id);
+	}
+	l->uid = l->known ? l->id.uid : l->a->uid;
+	if (l->uid == 0)
 		return KC_EXIT_IGNORE;
 	/* The writer is forked before any secret is loaded (the config holds none). */
 	if (for_open) {
@@ -96,7 +111,7 @@ static int start(struct login *l, bool for_open)
 		kc_error("%s", err.msg);
 		return KC_EXIT_USAGE;
 	}
-	return l->id.uid < l->cfg->min_uid ? KC_EXIT_IGNORE : KC_EXIT_OK;
+	return l->uid < l->cfg->min_uid ? KC_EXIT_IGNORE : KC_EXIT_OK;
 }
 
 static void end(struct login *l)
@@ -117,22 +132,29 @@ static long long jobs_deadline(const struct login *l)
 	return left > 4 * WRITER_RESERVE_MS ? l->deadline - WRITER_RESERVE_MS : l->deadline;
 }
 
-static void reconcile(struct login *l, struct kc_reconcile *r, bool is_login)
+/* What a command asks of the jobs. */
+enum work {
+	LOGIN, /* mint and write */
+	OPEN_LEFTOVERS, /* open revokes what it will not serve: a cluster that just failed is not asked again */
+	LOGOUT, /* never skips a cluster: its DELETE is tried, its token file removed, its connections cut */
+};
+
+static void reconcile(struct login *l, struct kc_reconcile *r, enum work work)
 {
 	struct kc_err err = { "" };
 
 	*r = (struct kc_reconcile){ .cfg = l->cfg,
-				    .id = &l->id,
-				    .uid = l->id.uid,
-				    .user = l->id.name,
+				    .id = l->known ? &l->id : NULL,
+				    .uid = l->uid,
+				    .user = l->a->user,
 				    .state_dir = l->dir,
-				    .in_scope = true,
+				    .in_scope = l->known,
 				    .rotate = KC_ROTATE_DUE,
-				    .honour_down_window = true,
-				    .is_login = is_login,
+				    .honour_down_window = work != LOGOUT,
+				    .is_login = work == LOGIN,
 				    .deadline_ms = jobs_deadline(l) };
 	if (kc_reconcile_run(r, &err) < 0)
-		kc_error("user %s: %s", l->id.name, err.msg);
+		kc_error("user %s: %s", l->a->user, err.msg);
 }
 
 /* ---- open ------------------------------------------------------------------------ */
@@ -223,6 +245,7 @@ static int open_session(struct login *l)
 		kc_error("%s", err.msg);
 		return -1;
 	}
+	kc_live_add(l->uid, &rec);
 	kc_audit_login(l->id.name, l->id.uid, &rec);
 	return 0;
 }
@@ -258,7 +281,7 @@ static void revoke_unmapped(struct login *l)
 	l->dir = kc_state_open(l->id.uid, false, &err);
 	if (l->dir < 0)
 		return;
-	reconcile(l, &r, false);
+	reconcile(l, &r, OPEN_LEFTOVERS);
 	kc_reconcile_free(&r);
 }
 
@@ -281,14 +304,14 @@ int kc_cmd_open(const struct kc_session_args *a)
 	rc = KC_EXIT_ERROR;
 	if (open_session(&l) < 0)
 		goto out;
-	reconcile(&l, &r, true);
+	reconcile(&l, &r, LOGIN);
 	for (size_t i = 0; i < r.n_jobs; i++)
 		say_cluster(&l, &r.jobs[i]);
 	if (kc_reconcile_written(&r) == 0) {
 		/* Nothing to show for it: the session leaves, and the last one out revokes. */
 		kc_state_drop_session(l.dir, a->session);
 		kc_reconcile_free(&r);
-		reconcile(&l, &r, false);
+		reconcile(&l, &r, OPEN_LEFTOVERS);
 		goto out;
 	}
 	write_kubeconfig(&l, &r);
@@ -320,18 +343,30 @@ static void remove_ours(struct login *l)
 	kc_buf_free(&res.notes);
 }
 
+/* Without the account (the directory down, or the account deleted), the
+ * records must be this user's: the name they keep says. */
+static bool records_are_theirs(const struct login *l)
+{
+	char name[256];
+
+	if (l->known || kc_state_user_name(l->dir, name, sizeof(name)) != 0 || strcmp(name, l->a->user) == 0)
+		return true;
+	kc_error("user %s: the records of uid %u are %s's; nothing revoked", l->a->user, (unsigned)l->uid, name);
+	return false;
+}
+
 int kc_cmd_close(const struct kc_session_args *a)
 {
 	struct login l = { .a = a };
 	struct kc_reconcile r = { 0 };
-	struct kc_session_record *live = NULL;
+	struct kc_session_record *live = NULL, ours;
 	size_t n_live = 0, pending = 0;
 	struct kc_err err = { "" };
 	int rc = start(&l, false);
 
 	if (rc != KC_EXIT_OK)
 		goto out;
-	l.dir = kc_state_open(l.id.uid, false, &err);
+	l.dir = kc_state_open(l.uid, false, &err);
 	if (l.dir == KC_ABSENT)
 		goto out; /* nothing was ever recorded */
 	rc = KC_EXIT_ERROR;
@@ -339,23 +374,31 @@ int kc_cmd_close(const struct kc_session_args *a)
 		kc_error("%s", err.msg);
 		goto out;
 	}
+	if (!records_are_theirs(&l))
+		goto out;
 	/* Writer first (before the jobs load credentials), only if it will be needed. */
-	if (l.cfg->remove_on_logout) {
+	if (l.cfg->remove_on_logout && l.known) {
 		struct kc_user u = user_of(&l.id);
 
 		if (kc_writer_spawn(&u, &l.w, &err) < 0)
-			kc_error("user %s: %s", l.id.name, err.msg);
+			kc_error("user %s: %s", a->user, err.msg);
 	}
+	if (kc_state_get_session(l.dir, a->session, &ours) == 0)
+		kc_live_drop(l.uid, &ours);
 	kc_state_drop_session(l.dir, a->session);
-	kc_audit_logout(l.id.name, l.id.uid, a->session);
-	/* Revocation before the home is touched: a stopped writer cannot hold it up. */
-	reconcile(&l, &r, false);
+	kc_audit_logout(a->user, l.uid, a->session);
+	if (kc_state_sessions(l.dir, false, &live, &n_live, NULL, &err) < 0)
+		n_live = 1; /* unreadable: conclude nothing */
+	/* Revocation before the home is touched: a stopped writer cannot hold it up.
+	 * Without the account, only the last logout acts: it needs no mapping. */
+	if (l.known || n_live == 0)
+		reconcile(&l, &r, LOGOUT);
 	for (size_t i = 0; i < r.n_jobs; i++)
 		pending += r.jobs[i].pending;
-	if (kc_state_sessions(l.dir, false, &live, &n_live, NULL, &err) == 0 && n_live == 0 && l.cfg->remove_on_logout)
+	if (n_live == 0 && l.cfg->remove_on_logout)
 		remove_ours(&l);
 	free(live);
-	kc_debug("user %s: session %s closed; %zu of theirs still open, %zu revocations pending", l.id.name, a->session,
+	kc_debug("user %s: session %s closed; %zu of theirs still open, %zu revocations pending", a->user, a->session,
 		 n_live, pending);
 	rc = pending ? KC_EXIT_ERROR : KC_EXIT_OK;
 out:

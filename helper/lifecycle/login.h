@@ -15,6 +15,7 @@ struct kc_session_args {
 	const char *tty;
 	const char *service;
 	pid_t pid; /* the session's process; 0: the helper's parent */
+	uid_t uid; /* close: the uid the module resolved at open (--uid); 0: not given */
 	long deadline_ms; /* what is left of the module's timeout; 0: not given */
 };
 

@@ -21,22 +21,47 @@ bool kc_plan_due(const struct kc_grant *g, int refresh_before, time_t now)
 	return now >= kc_plan_fresh_until(g, refresh_before);
 }
 
-/* The grant the mapping wants, if this one can serve as it. */
+time_t kc_plan_bound_until(const struct kc_grant *g)
+{
+	if (g->bound_until)
+		return g->bound_until;
+	if (g->minted && g->lifetime > 0)
+		return g->minted + g->lifetime;
+	return g->since ? g->since + KC_BOUND_UNKNOWN_S : 0;
+}
+
+/* A pending revocation with nothing left to revoke (P7). */
+static bool all_expired(const struct kc_grant *g, time_t now)
+{
+	time_t bound = kc_plan_bound_until(g);
+
+	return g->state == KC_GRANT_REVOKE && bound && now >= bound + KC_TOKEN_LEEWAY_S;
+}
+
+/* The grant the mapping wants, if this one can serve as it (P8: made against
+ * the cluster as it is now; an older helper's file, which did not say, is). */
 static bool can_keep(const struct kc_grant *g, const struct kc_plan_target *t)
 {
 	return g->state == KC_GRANT_CURRENT && !g->interrupted && strcmp(g->secret, t->secret) == 0 &&
-	       (!g->sa_name[0] || strcmp(g->sa_name, t->sa_name) == 0);
+	       (!g->sa_name[0] || strcmp(g->sa_name, t->sa_name) == 0) &&
+	       (!g->endpoint[0] || !t->endpoint[0] || strcmp(g->endpoint, t->endpoint) == 0);
 }
 
-static bool needs_mint(const struct kc_plan *p)
+static void decide_mint(struct kc_plan *p)
 {
 	const struct kc_grant *k;
+	bool due;
 
+	p->need_mint = true;
 	if (p->keep < 0)
-		return true;
+		return;
 	k = &p->old[p->keep];
-	return !k->sa_name[0] || !p->in.token_file || p->in.rotate == KC_ROTATE_NOW ||
-	       kc_plan_due(k, p->in.refresh_before, p->in.now);
+	due = !k->sa_name[0] || p->in.rotate == KC_ROTATE_NOW || kc_plan_due(k, p->in.refresh_before, p->in.now);
+	/* The user may break their own token file (it is theirs): a fresh token is
+	 * minted for it once per rotation period, not at every refresh. */
+	p->remint = !due && !p->in.token_file;
+	p->remint_held = p->remint && k->reminted && p->in.limit_remint;
+	p->need_mint = due || (p->remint && !p->remint_held);
 }
 
 int kc_plan_start(struct kc_plan *p, const struct kc_plan_input *in)
@@ -57,7 +82,9 @@ int kc_plan_start(struct kc_plan *p, const struct kc_plan_input *in)
 		 * its recorded uid proves nothing; a dry run will tell. */
 		if (g->interrupted)
 			p->old[i].secret_uid[0] = '\0';
-		if (!t->wanted || strcmp(g->sa_namespace, t->sa_namespace) != 0)
+		if (all_expired(g, in->now))
+			p->fate[i] = KC_FATE_REVOKE, p->revoked[i] = p->expired[i] = true;
+		else if (!t->wanted || strcmp(g->sa_namespace, t->sa_namespace) != 0)
 			p->fate[i] = KC_FATE_REVOKE;
 		else if (can_keep(g, t) && p->keep < 0)
 			p->fate[i] = KC_FATE_KEEP, p->keep = (int)i;
@@ -72,7 +99,7 @@ int kc_plan_start(struct kc_plan *p, const struct kc_plan_input *in)
 	if (p->keep >= 0)
 		copy_str(p->secret_uid, sizeof(p->secret_uid), p->old[p->keep].secret_uid);
 	p->need_create = p->keep < 0 && t->secret[0];
-	p->need_mint = needs_mint(p);
+	decide_mint(p);
 	p->need_reconcile = p->need_mint && t->reconcile;
 	return 0;
 }
@@ -254,8 +281,10 @@ static void commit_old(const struct kc_plan *p, struct kc_commit *c, const char 
 		if (p->fate[i] == KC_FATE_KEEP)
 			continue;
 		if (p->revoked[i]) {
-			if (!p->stray[i] && c->n_drop < KC_PLAN_GRANTS_MAX)
+			if (!p->stray[i] && c->n_drop < KC_PLAN_GRANTS_MAX) {
+				c->drop_expired[c->n_drop] = p->expired[i];
 				c->drop[c->n_drop++] = g;
+			}
 			continue;
 		}
 		/* Pending: kept until a later job confirms the Secret gone. */
@@ -281,11 +310,14 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 		return;
 	if (p->keep >= 0) {
 		g = p->old[p->keep];
+		/* An older file's tokens expire by its last one's: kept below a new mint's. */
+		g.bound_until = kc_plan_bound_until(&g);
 	} else if (p->created || (!t->secret[0] && p->minted)) {
 		memset(&g, 0, sizeof(g));
 		copy_str(g.cluster, sizeof(g.cluster), p->in.cluster);
 		copy_str(g.sa_namespace, sizeof(g.sa_namespace), t->sa_namespace);
 		copy_str(g.secret, sizeof(g.secret), t->secret);
+		copy_str(g.endpoint, sizeof(g.endpoint), t->endpoint);
 		g.state = KC_GRANT_CURRENT;
 	} else {
 		if (p->need_create && p->create_tries > 0 && !p->created) {
@@ -306,8 +338,17 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 		copy_str(g.sa_name, sizeof(g.sa_name), t->sa_name);
 		g.minted = p->minted_at;
 		g.lifetime = p->lifetime;
+		if (g.bound_until < g.minted + g.lifetime)
+			g.bound_until = g.minted + g.lifetime;
+		g.reminted = p->remint;
+		copy_str(g.endpoint, sizeof(g.endpoint), t->endpoint);
 		copy_str(g.jti, sizeof(g.jti), p->jti);
-	} else if (p->keep < 0) {
+	} else if (p->mint_tries > 0 && g.bound_until < now + p->in.ttl) {
+		/* Its answer lost: a token may have been made, as long as it asked,
+		 * sent at the latest now (after in.now: other requests came first). */
+		g.bound_until = now + p->in.ttl;
+	}
+	if (!p->minted && p->keep < 0) {
 		g.sa_name[0] = '\0'; /* the Secret is there, no token yet */
 	}
 	put(c, &g);
@@ -334,11 +375,11 @@ void kc_plan_commit(const struct kc_plan *p, struct kc_commit *c, const char *er
 	c->minted = p->minted;
 	if (p->minted)
 		c->token = KC_TOKEN_WRITE;
-	else if (p->keep >= 0 && p->old[p->keep].sa_name[0] && p->in.token_file)
-		c->token = KC_TOKEN_KEEP;
+	else if (p->keep >= 0 && p->old[p->keep].sa_name[0] && (p->in.token_file || p->remint_held))
+		c->token = KC_TOKEN_KEEP; /* with remint_held, the user's broken file stays theirs */
 	else
 		c->token = KC_TOKEN_REMOVE;
-	c->written = c->token != KC_TOKEN_REMOVE;
-	if (had_token && !c->written)
+	c->written = c->token == KC_TOKEN_WRITE || (c->token == KC_TOKEN_KEEP && p->in.token_file);
+	if (had_token && c->token == KC_TOKEN_REMOVE)
 		c->cut = true;
 }

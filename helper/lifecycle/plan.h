@@ -16,7 +16,14 @@
  *  P4  with no live session (or nothing mapped) no grant is left current.
  *  P5  every DELETE names the uid it means (from the file or a dry run in this
  *      job); a TokenRequest is bound to the uid of the Secret in the file.
- *  P6  the token file exists exactly while a current grant holds its token. */
+ *  P6  the token file exists exactly while a current grant holds its token
+ *      (or, with limit_remint, a fresh grant whose file the user broke is
+ *      left as it is until its token is due).
+ *  P7  a pending revocation whose every bound token has expired (bound_until
+ *      plus the API server's leeway and cache) ends without a request; no
+ *      other grant is ever dropped without its Secret confirmed gone.
+ *  P8  a grant made against another identity of the cluster (server and CA,
+ *      or EKS reference) is never kept: it is revoked and made anew. */
 #ifndef KC_PLAN_H
 #define KC_PLAN_H
 
@@ -27,6 +34,12 @@
 #include "lifecycle/state.h"
 
 #define KC_PLAN_GRANTS_MAX 8
+/* How long past its exp the API server may still accept a token (its leeway
+ * on exp, then its authentication cache). */
+#define KC_TOKEN_LEEWAY_S (60 + 10)
+/* A pending revocation of an older helper's file that never said when its
+ * tokens expire: two days, past any lifetime EKS or a default API server grants. */
+#define KC_BOUND_UNKNOWN_S (48 * 3600)
 
 /* What the mapping wants on this cluster now. */
 struct kc_plan_target {
@@ -34,6 +47,7 @@ struct kc_plan_target {
 	char sa_namespace[KC_NAMESPACE_MAX + 1];
 	char sa_name[KC_SA_NAME_MAX + 1];
 	char secret[KC_SECRET_NAME_MAX + 1]; /* this user's Secret name; "" when tokens are not bound */
+	char endpoint[65]; /* the cluster's identity now: a hash of its server and CA, or its EKS reference */
 	bool create; /* the rule says create: true */
 	bool reconcile; /* create: true and not reconciled lately: ensure the ServiceAccount and binding */
 };
@@ -51,6 +65,8 @@ struct kc_plan_input {
 	bool token_file; /* the cluster's token file exists */
 	enum kc_rotate rotate;
 	int refresh_before; /* percent */
+	long ttl; /* what a TokenRequest asks for */
+	bool limit_remint; /* refresh, gc: a broken token file of a fresh grant is re-minted once per period */
 	time_t now;
 };
 
@@ -89,12 +105,15 @@ struct kc_plan {
 	enum kc_fate fate[KC_PLAN_GRANTS_MAX];
 	char learned_uid[KC_PLAN_GRANTS_MAX][64];
 	bool uid_learned[KC_PLAN_GRANTS_MAX];
-	bool revoked[KC_PLAN_GRANTS_MAX]; /* its Secret is confirmed gone */
+	bool revoked[KC_PLAN_GRANTS_MAX]; /* its Secret is confirmed gone, or every token bound to it expired */
+	bool expired[KC_PLAN_GRANTS_MAX]; /* ... the latter: a pending revocation ends (P7) */
 	bool revoke_failed[KC_PLAN_GRANTS_MAX];
 	int keep; /* index of the kept grant, -1: none */
 	bool stray[KC_PLAN_GRANTS_MAX]; /* added by this job: a Secret found where none was recorded */
 	/* the wanted grant's progress */
 	bool need_create, need_reconcile, need_mint;
+	bool remint; /* the mint is for a broken token file of a fresh grant */
+	bool remint_held; /* ... and one such mint this period was enough (limit_remint) */
 	bool created, reconciled, minted;
 	char secret_uid[64]; /* of the wanted grant's Secret, once known */
 	int create_tries, mint_tries;
@@ -110,6 +129,7 @@ struct kc_commit {
 	struct kc_grant put[KC_PLAN_GRANTS_MAX]; /* grant files to write */
 	size_t n_put;
 	struct kc_grant drop[KC_PLAN_GRANTS_MAX]; /* grant files to remove (their Secrets are gone) */
+	bool drop_expired[KC_PLAN_GRANTS_MAX]; /* ... or its tokens expired: a revocation ended (P7) */
 	size_t n_drop;
 	enum { KC_TOKEN_KEEP, KC_TOKEN_WRITE, KC_TOKEN_REMOVE } token;
 	bool cut; /* the user held a token here and holds none now: cut their connections */
@@ -128,8 +148,14 @@ struct kc_step kc_plan_next(const struct kc_plan *p);
  * local time it was sent, the lifetime granted and the jti. */
 void kc_plan_record(struct kc_plan *p, const struct kc_step *s, enum kc_outcome o, const char *uid);
 void kc_plan_minted(struct kc_plan *p, time_t sent, long lifetime, const char *jti);
-/* The files to write, from the old state and every recorded outcome. */
+/* The files to write, from the old state and every recorded outcome; now is
+ * the clock after the last request (a TokenRequest whose answer was lost was
+ * sent by then). */
 void kc_plan_commit(const struct kc_plan *p, struct kc_commit *c, const char *error, time_t now);
+
+/* When every token bound to the grant's Secret may have expired: bound_until,
+ * else the last token's expiry, else since + KC_BOUND_UNKNOWN_S. */
+time_t kc_plan_bound_until(const struct kc_grant *g);
 
 /* Is a current grant's token past 1 - refresh_before of its life? */
 bool kc_plan_due(const struct kc_grant *g, int refresh_before, time_t now);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kube/cluster.h"
 #include "kube/objects.h"
 #include "lifecycle/state.h"
 #include "lifecycle/tokenfile.h"
@@ -131,6 +132,49 @@ void kc_reconcile_digest(const struct kc_reconcile *r, char out[65])
 	kc_sha256_hex(b.data ? b.data : "", b.len, out);
 }
 
+/* Would a job on this cluster send a request or change a file? When not,
+ * *until (optional) is lowered to when its token will be. */
+static bool cluster_due(const struct kc_config *cfg, const struct kc_cluster *cl, const struct kc_identity *id,
+			const struct kc_target *t, bool wanted, uid_t uid, int state_dir, enum kc_rotate rotate,
+			time_t *until)
+{
+	struct kc_plan_input in = { .cluster = cl->name,
+				    .rotate = rotate,
+				    .refresh_before = cfg->refresh_before,
+				    .ttl = cfg->ttl,
+				    .limit_remint = true,
+				    .now = time(NULL) };
+	struct kc_grant *g = NULL;
+	size_t n = 0;
+	struct kc_plan *p = malloc(sizeof(*p));
+	struct kc_err e;
+	bool due;
+
+	if (!p || kc_state_grants(state_dir, cl->name, NULL, &g, &n, &e) < 0) {
+		free(p);
+		return true;
+	}
+	in.grants = g;
+	in.n_grants = n;
+	in.token_file = kc_tokenfile_exists(uid, cl->name);
+	kc_job_plan_target(cfg, cl, id ? id->name : NULL, t, wanted, &in.target);
+	/* A grant file that cannot be read is due: the job will recover it. So is
+	 * a revocation that ends because its tokens expired: its file goes. */
+	due = kc_plan_start(p, &in) < 0 || kc_plan_next(p).kind != KC_STEP_DONE ||
+	      (in.token_file && !(p->keep >= 0 && p->old[p->keep].sa_name[0]));
+	for (size_t k = 0; k < p->n_old && !due; k++)
+		due = p->expired[k];
+	if (!due && until && p->keep >= 0 && p->old[p->keep].sa_name[0]) {
+		time_t fresh = kc_plan_fresh_until(&p->old[p->keep], cfg->refresh_before);
+
+		if (!*until || fresh < *until)
+			*until = fresh;
+	}
+	free(p);
+	free(g);
+	return due;
+}
+
 bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id, bool in_scope, uid_t uid,
 		      int state_dir, enum kc_rotate rotate, time_t *until)
 {
@@ -146,44 +190,9 @@ bool kc_reconcile_due(const struct kc_config *cfg, const struct kc_identity *id,
 	}
 	if (id && in_scope)
 		kc_map_user(cfg, id, targets);
-	for (size_t i = 0; i < cfg->n_clusters && !due; i++) {
-		const struct kc_cluster *cl = &cfg->clusters[i];
-		const struct kc_target *t = &targets[i];
-		struct kc_plan_input in = {
-			.cluster = cl->name, .rotate = rotate, .refresh_before = cfg->refresh_before, .now = time(NULL)
-		};
-		struct kc_grant *g = NULL;
-		size_t n = 0;
-		struct kc_plan *p = malloc(sizeof(*p));
-
-		if (!p || kc_state_grants(state_dir, cl->name, NULL, &g, &n, &e) < 0) {
-			free(p);
-			due = true;
-			break;
-		}
-		in.grants = g;
-		in.n_grants = n;
-		in.token_file = kc_tokenfile_exists(uid, cl->name);
-		if (id && in_scope && n_sessions > 0 && t->rule && !t->error[0]) {
-			in.target.wanted = true;
-			snprintf(in.target.sa_namespace, sizeof(in.target.sa_namespace), "%s", t->sa_namespace);
-			snprintf(in.target.sa_name, sizeof(in.target.sa_name), "%s", t->sa_name);
-			if (cfg->revoke_on_logout)
-				kc_kube_secret_name(cfg->host_id, id->name, cl->name, in.target.secret,
-						    sizeof(in.target.secret));
-		}
-		/* A grant file that cannot be read is due: the job will recover it. */
-		due = kc_plan_start(p, &in) < 0 || kc_plan_next(p).kind != KC_STEP_DONE ||
-		      (in.token_file && !(p->keep >= 0 && p->old[p->keep].sa_name[0]));
-		if (!due && until && p->keep >= 0 && p->old[p->keep].sa_name[0]) {
-			time_t fresh = kc_plan_fresh_until(&p->old[p->keep], cfg->refresh_before);
-
-			if (!*until || fresh < *until)
-				*until = fresh;
-		}
-		free(p);
-		free(g);
-	}
+	for (size_t i = 0; i < cfg->n_clusters && !due; i++)
+		due = cluster_due(cfg, &cfg->clusters[i], id, &targets[i], id && in_scope && n_sessions > 0, uid,
+				  state_dir, rotate, until);
 	free(sessions);
 	free(targets);
 	return due;

@@ -1,5 +1,8 @@
 /* Cutting a user's TCP connections to an API server: a sock_diag dump of the
- * sockets to the endpoint's addresses, then SOCK_DESTROY for those the uid owns. */
+ * sockets to the endpoint's addresses (the kernel filters by address), and
+ * SOCK_DESTROY, in batches, for those the uid owns, while the dump goes on;
+ * then walks again until none is left. No count of sockets, the uid's or
+ * anyone's, makes it give up: only the deadline. */
 #include "lifecycle/sockcut.h"
 
 #include <arpa/inet.h>
@@ -19,12 +22,9 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 
-/* A call never takes longer than this, whatever the kernel does. */
-#define SOCKCUT_BUDGET_MS 500
-/* Sockets (of any uid) to the endpoint examined per call, and matches kept. */
-#define SOCKCUT_MAX_EXAMINED 65536
-#define SOCKCUT_MAX_MATCHES 4096
-#define SOCKCUT_RECV_BUF 65536
+/* Sockets destroyed per datagram of SOCK_DESTROY requests. */
+#define SOCKCUT_BATCH 256
+#define SOCKCUT_RECV_BUF (256u << 10)
 #define SOCKCUT_BC_MAX (KC_SOCKCUT_MAX_ADDRS * 32)
 
 /* Every state of a socket with a peer; not LISTEN (no peer), not TIME_WAIT
@@ -39,9 +39,9 @@ struct sockcut_match {
 };
 
 struct sockcut_run {
-	int fd;
-	uint32_t seq;
-	struct timespec start;
+	int dump_fd, destroy_fd; /* a dump and the destroys between its datagrams */
+	uint32_t seq, dump_seq;
+	long long deadline_ms;
 	uid_t uid;
 	/* Wanted peers, IPv4 as ::ffff:a.b.c.d so that one comparison covers both forms. */
 	unsigned char want[KC_SOCKCUT_MAX_ADDRS][16];
@@ -49,10 +49,12 @@ struct sockcut_run {
 	size_t nwant;
 	unsigned char bc[SOCKCUT_BC_MAX];
 	size_t bclen;
-	struct sockcut_match *matches;
-	size_t nmatches;
-	size_t examined;
+	struct sockcut_match batch[SOCKCUT_BATCH];
+	size_t nbatch;
+	size_t matched; /* sockets of the uid found, over every walk */
+	unsigned cut, walks;
 	unsigned char buf[SOCKCUT_RECV_BUF];
+	unsigned char out[SOCKCUT_BATCH * (NLMSG_HDRLEN + sizeof(struct inet_diag_req_v2)) + 4096];
 };
 
 static const unsigned char v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -65,14 +67,6 @@ static void to_mapped(int family, const void *addr, unsigned char out[16])
 	} else {
 		memcpy(out, addr, 16);
 	}
-}
-
-static long elapsed_ms(const struct sockcut_run *r)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - r->start.tv_sec) * 1000 + (now.tv_nsec - r->start.tv_nsec) / 1000000;
 }
 
 /* ---- the endpoint's addresses ---- */
@@ -235,56 +229,63 @@ static void build_filter(struct sockcut_run *r)
 
 /* ---- netlink ---- */
 
-static int nl_send(struct sockcut_run *r, uint16_t type, uint16_t flags, const struct inet_diag_req_v2 *req,
-		   bool with_filter)
+static int nl_socket(void)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct nlmsghdr nlh = { .nlmsg_type = type, .nlmsg_flags = NLM_F_REQUEST | flags, .nlmsg_seq = ++r->seq };
-	struct nlattr attr = { .nla_type = INET_DIAG_REQ_BYTECODE };
-	struct iovec iov[4];
-	struct msghdr msg = { .msg_name = &kernel, .msg_namelen = sizeof(kernel), .msg_iov = iov, .msg_iovlen = 2 };
-	ssize_t sent;
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int size = SOCKCUT_RECV_BUF;
 
-	nlh.nlmsg_len = NLMSG_LENGTH(sizeof(*req));
-	iov[0] = (struct iovec){ &nlh, NLMSG_HDRLEN };
-	iov[1] = (struct iovec){ (void *)req, sizeof(*req) };
-	if (with_filter) {
-		attr.nla_len = (uint16_t)NLA_HDRLEN + (uint16_t)r->bclen;
-		nlh.nlmsg_len += NLA_ALIGN(attr.nla_len);
-		iov[2] = (struct iovec){ &attr, NLA_HDRLEN };
-		iov[3] = (struct iovec){ r->bc, NLA_ALIGN(r->bclen) };
-		msg.msg_iovlen = 4;
-	}
-	do
-		sent = sendmsg(r->fd, &msg, 0);
-	while (sent < 0 && errno == EINTR);
-	return sent == (ssize_t)nlh.nlmsg_len ? 0 : -1;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	return fd;
 }
 
-/* One datagram from the kernel within what is left of the budget; -1 with errno
- * (ETIMEDOUT when the budget is spent). */
-static ssize_t nl_recv(struct sockcut_run *r)
+/* Appends one request to msg (the batch being built). */
+static void nl_put(struct sockcut_run *r, unsigned char *msg, size_t *len, uint16_t type, uint16_t flags,
+		   const struct inet_diag_req_v2 *req, bool with_filter)
+{
+	struct nlmsghdr nlh = { .nlmsg_type = type, .nlmsg_flags = NLM_F_REQUEST | flags, .nlmsg_seq = ++r->seq };
+	struct nlattr attr = { .nla_type = INET_DIAG_REQ_BYTECODE, .nla_len = (uint16_t)(NLA_HDRLEN + r->bclen) };
+	size_t at = *len;
+
+	nlh.nlmsg_len = NLMSG_LENGTH(sizeof(*req)) + (with_filter ? NLA_ALIGN(attr.nla_len) : 0);
+	memcpy(msg + at, &nlh, NLMSG_HDRLEN);
+	memcpy(msg + at + NLMSG_HDRLEN, req, sizeof(*req));
+	if (with_filter) {
+		memcpy(msg + at + NLMSG_LENGTH(sizeof(*req)), &attr, NLA_HDRLEN);
+		memcpy(msg + at + NLMSG_LENGTH(sizeof(*req)) + NLA_HDRLEN, r->bc, r->bclen);
+		memset(msg + at + NLMSG_LENGTH(sizeof(*req)) + NLA_HDRLEN + r->bclen, 0,
+		       NLA_ALIGN(attr.nla_len) - attr.nla_len);
+	}
+	*len += NLMSG_ALIGN(nlh.nlmsg_len);
+}
+
+static int nl_send(int fd, const unsigned char *msg, size_t len)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	ssize_t sent;
+
+	do
+		sent = sendto(fd, msg, len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
+	while (sent < 0 && errno == EINTR);
+	return sent == (ssize_t)len ? 0 : -1;
+}
+
+/* One datagram from the kernel within the deadline; -1 with errno
+ * (ETIMEDOUT when the deadline has come). */
+static ssize_t nl_recv(struct sockcut_run *r, int fd)
 {
 	struct sockaddr_nl from;
 	struct iovec iov = { r->buf, sizeof(r->buf) };
 	struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
 
 	for (;;) {
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
-		long left = SOCKCUT_BUDGET_MS - elapsed_ms(r);
 		ssize_t got;
-		int ready;
 
-		if (left <= 0) {
+		if (kc_wait_fd(fd, POLLIN, r->deadline_ms) < 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		ready = poll(&pfd, 1, (int)left);
-		if (ready < 0 && errno != EINTR)
-			return -1;
-		if (ready <= 0)
-			continue;
-		got = recvmsg(r->fd, &msg, MSG_DONTWAIT);
+		got = recvmsg(fd, &msg, MSG_DONTWAIT);
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got >= 0 && (msg.msg_flags & MSG_TRUNC)) {
@@ -300,24 +301,75 @@ static ssize_t nl_recv(struct sockcut_run *r)
 static bool wanted(const struct sockcut_run *r, const struct inet_diag_msg *m)
 {
 	unsigned char peer[16];
-	size_t i;
 
 	if (m->idiag_uid != r->uid)
 		return false;
 	to_mapped(m->idiag_family, m->id.idiag_dst, peer);
-	for (i = 0; i < r->nwant; i++) {
+	for (size_t i = 0; i < r->nwant; i++)
 		if (r->want_port[i] == ntohs(m->id.idiag_dport) && memcmp(r->want[i], peer, 16) == 0)
 			return true;
-	}
 	return false;
 }
 
-/* One message of a dump: 1 at its end, 0 to go on, -1 on failure (errno). */
+/* ---- destroying, a batch at a time ---- */
+
+/* Sends one SOCK_DESTROY per socket of the batch in one datagram, then reads
+ * every answer. ENOENT: closed meanwhile. 0, or -1 with errno. */
+static int destroy_batch(struct sockcut_run *r)
+{
+	size_t len = 0;
+	uint32_t first = r->seq + 1;
+	size_t answered = 0;
+
+	if (r->nbatch == 0)
+		return 0;
+	for (size_t i = 0; i < r->nbatch; i++) {
+		struct inet_diag_req_v2 req = { .sdiag_family = r->batch[i].family,
+						.sdiag_protocol = IPPROTO_TCP,
+						.idiag_states = SOCKCUT_STATES,
+						.id = r->batch[i].id };
+
+		nl_put(r, r->out, &len, SOCK_DESTROY, NLM_F_ACK, &req, false);
+	}
+	r->matched += r->nbatch;
+	if (nl_send(r->destroy_fd, r->out, len) < 0)
+		return -1;
+	while (answered < r->nbatch) {
+		ssize_t got = nl_recv(r, r->destroy_fd);
+		size_t left;
+
+		if (got < 0)
+			return -1;
+		left = (size_t)got;
+		for (const struct nlmsghdr *h = (const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first || h->nlmsg_seq > r->seq)
+				continue;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
+				errno = EPROTO;
+				return -1;
+			}
+			answered++;
+			if (e->error == 0)
+				r->cut++;
+			else if (e->error != -ENOENT) {
+				errno = -e->error;
+				return -1;
+			}
+		}
+	}
+	r->nbatch = 0;
+	return 0;
+}
+
+/* One message of a dump: 1 at its end, 0 to go on, -1 on failure (errno). A
+ * match joins the batch, which is destroyed whenever it fills. */
 static int dump_message(struct sockcut_run *r, const struct nlmsghdr *h)
 {
 	const struct inet_diag_msg *m;
 
-	if (h->nlmsg_seq != r->seq)
+	if (h->nlmsg_seq != r->dump_seq)
 		return 0;
 	if (h->nlmsg_type == NLMSG_DONE) {
 		/* A dump that failed part way ends with a negative errno here. */
@@ -338,79 +390,37 @@ static int dump_message(struct sockcut_run *r, const struct nlmsghdr *h)
 	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
 		return 0;
 	m = NLMSG_DATA(h);
-	if (++r->examined > SOCKCUT_MAX_EXAMINED) {
-		errno = E2BIG;
-		return -1;
-	}
 	if (!wanted(r, m))
 		return 0;
-	if (r->nmatches == SOCKCUT_MAX_MATCHES) {
-		errno = E2BIG;
-		return -1;
-	}
-	r->matches[r->nmatches].family = m->idiag_family;
-	r->matches[r->nmatches].id = m->id;
-	r->nmatches++;
-	return 0;
+	r->batch[r->nbatch].family = m->idiag_family;
+	r->batch[r->nbatch].id = m->id;
+	return ++r->nbatch == SOCKCUT_BATCH ? destroy_batch(r) : 0;
 }
 
-static int dump_family(struct sockcut_run *r, uint8_t family)
+/* Walks one family's table through the filter, destroying as it goes. */
+static int walk_family(struct sockcut_run *r, uint8_t family)
 {
 	struct inet_diag_req_v2 req = { .sdiag_family = family,
 					.sdiag_protocol = IPPROTO_TCP,
 					.idiag_states = SOCKCUT_STATES };
+	size_t len = 0;
 
-	if (nl_send(r, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req, true) < 0)
+	nl_put(r, r->out, &len, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req, true);
+	r->dump_seq = r->seq;
+	if (nl_send(r->dump_fd, r->out, len) < 0)
 		return -1;
 	for (;;) {
-		ssize_t got = nl_recv(r);
-		const struct nlmsghdr *h;
+		ssize_t got = nl_recv(r, r->dump_fd);
 		size_t left;
 
 		if (got < 0)
 			return -1;
 		left = (size_t)got;
-		for (h = (const struct nlmsghdr *)(const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		for (const struct nlmsghdr *h = (const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
 			int rc = dump_message(r, h);
 
 			if (rc != 0)
-				return rc > 0 ? 0 : -1;
-		}
-	}
-}
-
-/* 0 destroyed, 1 already gone, -1 with errno. */
-static int destroy_one(struct sockcut_run *r, const struct sockcut_match *m)
-{
-	struct inet_diag_req_v2 req = {
-		.sdiag_family = m->family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = SOCKCUT_STATES, .id = m->id
-	};
-
-	if (nl_send(r, SOCK_DESTROY, NLM_F_ACK, &req, false) < 0)
-		return -1;
-	for (;;) {
-		ssize_t got = nl_recv(r);
-		const struct nlmsghdr *h;
-		size_t left;
-
-		if (got < 0)
-			return -1;
-		left = (size_t)got;
-		for (h = (const struct nlmsghdr *)(const void *)r->buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			const struct nlmsgerr *e = NLMSG_DATA(h);
-
-			if (h->nlmsg_seq != r->seq || h->nlmsg_type != NLMSG_ERROR)
-				continue;
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
-				errno = EPROTO;
-				return -1;
-			}
-			if (e->error == 0)
-				return 0;
-			if (e->error == -ENOENT)
-				return 1; /* closed between the dump and now */
-			errno = -e->error;
-			return -1;
+				return rc > 0 ? destroy_batch(r) : -1;
 		}
 	}
 }
@@ -421,6 +431,7 @@ static const char *destroy_advice(int e)
 	case EOPNOTSUPP: return "this kernel cannot destroy sockets (built without CONFIG_INET_DIAG_DESTROY)";
 	case EPERM:
 	case EACCES: return "no permission to destroy sockets (CAP_NET_ADMIN is missing here, e.g. in a container)";
+	case ETIMEDOUT: return "out of time";
 	default: return strerror(e);
 	}
 }
@@ -451,39 +462,29 @@ static int set_wanted(struct sockcut_run *r, const struct kc_endpoint_addr *addr
 	return 0;
 }
 
-static int run_cut(struct sockcut_run *r, unsigned *cut, struct kc_err *err)
+/* Walks until a whole walk of both tables finds nothing of the uid's: a
+ * destroy during a dump may make the kernel skip a socket, and the user may
+ * open more meanwhile. */
+static int run_cut(struct sockcut_run *r, struct kc_err *err)
 {
-	size_t i;
+	for (;;) {
+		size_t before = r->matched;
 
-	if (dump_family(r, AF_INET) < 0 || dump_family(r, AF_INET6) < 0) {
-		int e = errno;
-
-		if (e == E2BIG)
-			kc_seterr(err, "cannot cut connections: more than %d sockets to the endpoint; none were cut",
-				  r->nmatches == SOCKCUT_MAX_MATCHES ? SOCKCUT_MAX_MATCHES : SOCKCUT_MAX_EXAMINED);
-		else
-			kc_seterr(err, "cannot cut connections: listing TCP sockets (sock_diag): %s", strerror(e));
-		errno = e;
-		return -1;
-	}
-	for (i = 0; i < r->nmatches; i++) {
-		int rc = destroy_one(r, &r->matches[i]);
-
-		if (rc < 0) {
+		if (walk_family(r, AF_INET) < 0 || walk_family(r, AF_INET6) < 0) {
 			int e = errno;
 
-			kc_seterr(err, "cannot cut connections: SOCK_DESTROY: %s; %u of %zu cut", destroy_advice(e),
-				  *cut, r->nmatches);
+			kc_seterr(err, "cannot cut connections: %s; %u cut", destroy_advice(e), r->cut);
 			errno = e;
 			return -1;
 		}
-		if (rc == 0)
-			(*cut)++;
+		if (r->matched == before)
+			return 0;
+		r->walks++;
 	}
-	return 0;
 }
 
-int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, unsigned *cut, struct kc_err *err)
+int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, long long deadline_ms, unsigned *cut,
+	       struct kc_err *err)
 {
 	struct sockcut_run *r;
 	int rc = -1, e = 0;
@@ -496,33 +497,30 @@ int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, unsign
 		kc_seterr(err, "out of memory");
 		return -1;
 	}
-	r->fd = -1;
+	r->dump_fd = r->destroy_fd = -1;
 	r->uid = uid;
-	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	r->deadline_ms = deadline_ms;
 	if (set_wanted(r, addrs, n, err) < 0) {
 		e = EINVAL;
 		goto out;
 	}
 	build_filter(r);
-	r->matches = calloc(SOCKCUT_MAX_MATCHES, sizeof(*r->matches));
-	if (!r->matches) {
-		kc_seterr(err, "out of memory");
-		e = ENOMEM;
-		goto out;
-	}
-	r->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (r->fd < 0) {
+	r->dump_fd = nl_socket();
+	r->destroy_fd = nl_socket();
+	if (r->dump_fd < 0 || r->destroy_fd < 0) {
 		e = errno;
 		kc_seterr(err, "cannot cut connections: netlink sock_diag socket: %s (is inet_diag available?)",
 			  strerror(e));
 		goto out;
 	}
-	rc = run_cut(r, cut, err);
+	rc = run_cut(r, err);
 	e = errno;
 out:
-	if (r->fd >= 0)
-		close(r->fd);
-	free(r->matches);
+	*cut = r->cut;
+	if (r->dump_fd >= 0)
+		close(r->dump_fd);
+	if (r->destroy_fd >= 0)
+		close(r->destroy_fd);
 	free(r);
 	if (rc < 0)
 		errno = e;
@@ -568,7 +566,7 @@ int kc_sockcut_supported(struct kc_err *why)
 		e = errno;
 		goto out;
 	}
-	if (kc_sockcut(geteuid(), &server, 1, &cut, why) < 0) {
+	if (kc_sockcut(geteuid(), &server, 1, kc_now_ms() + 1000, &cut, why) < 0) {
 		e = errno;
 		goto out;
 	}

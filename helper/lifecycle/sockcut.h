@@ -29,12 +29,14 @@ int kc_endpoint_resolve(const char *url, struct kc_endpoint_addr **out, size_t *
 
 /* Destroys every TCP socket owned by uid (the uid that created it) whose remote
  * address and port is one of addrs[0..n), in this network namespace; its owner
- * sees ECONNABORTED, the peer a reset. *cut is how many were destroyed, also on
- * failure. Bounded: returns within about half a second whatever the kernel does.
- * -1 with err set when netlink fails, when the kernel cannot destroy sockets
- * (errno EOPNOTSUPP) or the caller may not (errno EPERM), or when there were
- * more sockets to the endpoint than it examines. */
-int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, unsigned *cut, struct kc_err *err);
+ * sees ECONNABORTED, the peer a reset. It destroys while it walks the kernel's
+ * table, in batches, and walks again until a walk finds none: no number of
+ * sockets, the uid's or another's, stops it, only deadline_ms (the kc_now_ms()
+ * clock). *cut is how many were destroyed, also on failure. -1 with err set when
+ * netlink fails, when the kernel cannot destroy sockets (errno EOPNOTSUPP), the
+ * caller may not (errno EPERM), or the deadline came first (ETIMEDOUT). */
+int kc_sockcut(uid_t uid, const struct kc_endpoint_addr *addrs, size_t n, long long deadline_ms, unsigned *cut,
+	       struct kc_err *err);
 
 /* Whether this host can cut connections: destroys a loopback connection of its
  * own. 0 yes; -1 no, why set and errno telling apart a kernel built without

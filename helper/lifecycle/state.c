@@ -60,22 +60,45 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 
 /* ---- the account's name ----------------------------------------------------- */
 
+static void name_file(const char *prefix, const char *name, char *out, size_t len)
+{
+	size_t n = strlen(name), at = (size_t)snprintf(out, len, "%s", prefix);
+
+	for (size_t i = 0; i < n && at + 3 <= len; i++, at += 2)
+		snprintf(out + at, 3, "%02x", (unsigned char)name[i]);
+}
+
 void kc_state_note_user(int dir, const char *name)
 {
-	char file[5 + 2 * 128 + 1] = "user-";
+	char file[16 + 2 * 128 + 1], before[256], former[16 + 2 * 255 + 1];
 	size_t n = strlen(name);
 	int fd;
 
 	if (n == 0 || n > 128)
 		return;
-	for (size_t i = 0; i < n; i++)
-		snprintf(file + 5 + 2 * i, 3, "%02x", (unsigned char)name[i]);
+	name_file("user-", name, file, sizeof(file));
 	fd = openat(dir, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0)
+		return; /* kept already: the common case, one syscall */
+	close(fd);
+	/* A uid given to a new account: the former one's name is kept aside (its
+	 * grant files still name its Secrets, which go as any revocation does). */
+	while (kc_state_user_name_other(dir, name, before, sizeof(before)) == 0) {
+		char old[16 + 2 * 255 + 1];
+
+		name_file("user-", before, old, sizeof(old));
+		name_file("former-", before, former, sizeof(former));
+		if (renameat(dir, old, dir, former) < 0 && unlinkat(dir, old, 0) < 0)
+			break;
+	}
 }
 
 int kc_state_user_name(int dir, char *out, size_t len)
+{
+	return kc_state_user_name_other(dir, NULL, out, len);
+}
+
+int kc_state_user_name_other(int dir, const char *but, char *out, size_t len)
 {
 	int dup_fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
@@ -96,7 +119,7 @@ int kc_state_user_name(int dir, char *out, size_t len)
 		for (i = 0; i < n && sscanf(hex + 2 * i, "%2hhx", (unsigned char *)&out[i]) == 1 && out[i]; i++)
 			;
 		out[i] = '\0';
-		rc = i == n ? 0 : 1;
+		rc = i == n && !(but && strcmp(out, but) == 0) ? 0 : 1;
 	}
 	closedir(d);
 	return rc;
@@ -201,6 +224,20 @@ static int parse_session(json_t *j, struct kc_session_record *r)
 	r->pid_start = strtoull(start, NULL, 10);
 	r->opened = (time_t)opened;
 	return 0;
+}
+
+int kc_state_get_session(int dir, const char *id, struct kc_session_record *r)
+{
+	char name[128];
+	bool bad;
+	json_t *j;
+	int rc;
+
+	snprintf(name, sizeof(name), "session-%s.json", id);
+	j = read_json(dir, name, &bad);
+	rc = j && parse_session(j, r) == 0 ? 0 : -1;
+	json_decref(j);
+	return rc;
 }
 
 static bool grant_file_exists(int dir, const char *cluster, const char *ns);
@@ -355,12 +392,18 @@ int kc_state_put_grant(int dir, const struct kc_grant *g, bool interrupted, stru
 		return kc_seterr(err, "bad grant name %s@%s", g->cluster, g->sa_namespace), -1;
 	for (size_t i = 0; i < g->n_addrs; i++)
 		json_array_append_new(addrs, json_string(g->addrs[i]));
-	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:s, s:I, s:s, s:o}", "version",
+	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:s, s:I, s:s, s:o}", "version",
 		      KC_STATE_VERSION, "cluster", g->cluster, "namespace", g->sa_namespace, "secret", g->secret,
 		      "secret_uid", g->secret_uid, "state", g->state == KC_GRANT_CURRENT ? "current" : "revoke",
 		      "interrupted", interrupted || g->interrupted, "serviceaccount", g->sa_name, "minted",
-		      (json_int_t)g->minted, "lifetime", (json_int_t)g->lifetime, "jti", g->jti, "since",
-		      (json_int_t)g->since, "error", g->error, "addresses", addrs);
+		      (json_int_t)g->minted, "lifetime", (json_int_t)g->lifetime, "bound_until",
+		      (json_int_t)g->bound_until, "jti", g->jti, "since", (json_int_t)g->since, "error", g->error,
+		      "addresses", addrs);
+	if (j && (json_object_set_new(j, "endpoint", json_string(g->endpoint)) < 0 ||
+		  json_object_set_new(j, "reminted", json_boolean(g->reminted)) < 0)) {
+		json_decref(j);
+		j = NULL;
+	}
 	return write_json(dir, name, j, err);
 }
 
@@ -375,16 +418,17 @@ void kc_state_drop_grant(int dir, const char *cluster, const char *ns)
 static int parse_grant(json_t *j, struct kc_grant *g)
 {
 	const char *cluster, *ns, *secret, *uid = "", *state, *sa = "", *jti = "", *error = "";
-	json_int_t minted = 0, lifetime = 0, since = 0;
+	json_int_t minted = 0, lifetime = 0, since = 0, bound_until = 0;
 	int interrupted = 0;
 	json_t *addrs = NULL, *a;
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
-	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s:s, s?b, s?s, s?I, s?I, s?s, s?I, s?s, s?o}", "cluster", &cluster,
-			"namespace", &ns, "secret", &secret, "secret_uid", &uid, "state", &state, "interrupted",
-			&interrupted, "serviceaccount", &sa, "minted", &minted, "lifetime", &lifetime, "jti", &jti,
-			"since", &since, "error", &error, "addresses", &addrs) < 0)
+	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s:s, s?b, s?s, s?I, s?I, s?I, s?s, s?I, s?s, s?o}", "cluster",
+			&cluster, "namespace", &ns, "secret", &secret, "secret_uid", &uid, "state", &state,
+			"interrupted", &interrupted, "serviceaccount", &sa, "minted", &minted, "lifetime", &lifetime,
+			"bound_until", &bound_until, "jti", &jti, "since", &since, "error", &error, "addresses",
+			&addrs) < 0)
 		return -1;
 	if (strcmp(state, "current") == 0)
 		g->state = KC_GRANT_CURRENT;
@@ -402,6 +446,9 @@ static int parse_grant(json_t *j, struct kc_grant *g)
 	g->interrupted = interrupted;
 	g->minted = (time_t)minted;
 	g->lifetime = (long)lifetime;
+	g->bound_until = (time_t)bound_until;
+	copy_str(g->endpoint, sizeof(g->endpoint), json_string_value(json_object_get(j, "endpoint")));
+	g->reminted = json_is_true(json_object_get(j, "reminted"));
 	g->since = (time_t)since;
 	json_array_foreach(addrs, i, a)
 	{

@@ -60,6 +60,16 @@ struct kc_grant {
 	char sa_name[KC_SA_NAME_MAX + 1];
 	time_t minted; /* local clock when the TokenRequest was sent */
 	long lifetime; /* what the server granted (its spec.expirationSeconds) */
+	/* The latest any token bound to this Secret may expire (our clock): raised
+	 * before each TokenRequest by what it asks, set after by what it got.
+	 * 0: not known (an older helper's file). */
+	time_t bound_until;
+	/* The cluster's identity when the grant was made (kc_plan_target.endpoint);
+	 * "": not known (an older helper's file). */
+	char endpoint[65];
+	/* Its token was last minted because the token file had gone while the
+	 * token was fresh: refresh does that once per rotation period at most. */
+	bool reminted;
 	char jti[128];
 	time_t since; /* revoke: since when */
 	char error[300]; /* revoke: why the last attempt failed */
@@ -77,12 +87,19 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err);
 /* The account's name, kept in a file's *name* ("user-" + hex, empty file): it
  * names the user's Secrets, and must outlive both the account (deleted with
  * sessions open) and any record's contents (an unreadable grant is recovered
- * by it). kc_state_user_name() gives it back (0), or 1 when none was kept. */
+ * by it). kc_state_user_name() gives it back (0), or 1 when none was kept.
+ * When the uid is given to a new account, the new name is kept and the
+ * former one moves aside (former-<hex>): the uid's next owner starts clean,
+ * and the former owner's grants are still revoked, never counted as theirs. */
 void kc_state_note_user(int dir, const char *name);
 int kc_state_user_name(int dir, char *out, size_t len);
+/* The same, passing over the name but (a former owner's, when there is one). */
+int kc_state_user_name_other(int dir, const char *but, char *out, size_t len);
 
 int kc_state_put_session(int dir, const struct kc_session_record *r, struct kc_err *err);
 void kc_state_drop_session(int dir, const char *id);
+/* One session's record, live or not. 0, or -1 when missing or unreadable. */
+int kc_state_get_session(int dir, const char *id, struct kc_session_record *r);
 /* The live sessions (this boot, process alive). With prune, stale and
  * unreadable records are removed (unreadable ones kept aside as quarantine-*)
  * and *pruned counts them. Caller frees *live. */

@@ -19,6 +19,7 @@
 #include "common/cache.h"
 #include "config/config.h"
 #include "common/log.h"
+#include "lifecycle/live.h"
 #include "lifecycle/reconcile.h"
 #include "lifecycle/state.h"
 #include "lifecycle/tokenfile.h"
@@ -27,10 +28,15 @@
 
 #define PARALLEL 4
 #define KILL_GRACE_MS 500
+/* What a timer gives the user's own process (the writer) for their file: a
+ * user who stops it costs the run this, not the user's whole deadline. */
+#define WRITE_BUDGET_MS 2000
 
 struct user_work {
 	const struct kc_config *cfg;
 	const struct kc_accounts *accounts; /* NULL: look each user up (config/accounts.h) */
+	const struct kc_live_entry *live; /* the index of open sessions, as this run read it */
+	size_t n_live;
 	uid_t uid;
 	enum kc_rotate rotate;
 	bool gc;
@@ -77,7 +83,7 @@ static int load_user(const struct user_work *u, uid_t uid, struct kc_identity *i
 	rc = u->accounts ? kc_accounts_identity(u->accounts, uid, id, &expire, &e) : lookup_user(uid, id, &expire, &e);
 
 	if (rc == KC_UNKNOWN) {
-		kc_warn("uid %u: %s; left as it is until the next round", (unsigned)uid, e.msg);
+		kc_debug("uid %u: %s", (unsigned)uid, e.msg);
 		return -1;
 	}
 	if (rc < 0 || id->uid != uid || uid == 0)
@@ -102,8 +108,11 @@ static void write_file(const struct kc_reconcile *r, struct kc_writer *w, int di
 	struct kc_err err = { "" };
 	char digest[65];
 
+	long long by = kc_now_ms() + WRITE_BUDGET_MS;
+
 	kc_reconcile_digest(r, digest);
-	if (kc_reconcile_write(r, w, r->cfg->remove_on_logout, r->deadline_ms, &res, &err) < 0)
+	if (kc_reconcile_write(r, w, r->cfg->remove_on_logout, by < r->deadline_ms ? by : r->deadline_ms, &res, &err) <
+	    0)
 		kc_error("uid %u: %s", (unsigned)r->uid, err.msg);
 	else if (res.status != KC_WRITE_OK)
 		kc_warn("uid %u: ~/%s: %s", (unsigned)r->uid, r->cfg->kubeconfig_path, res.message);
@@ -131,6 +140,14 @@ static void report_orphans(const struct kc_config *cfg, int dir, uid_t uid)
 	free(g);
 }
 
+/* The index entries of this user's dead sessions go once the user is done. */
+static void drop_dead_entries(const struct user_work *u)
+{
+	for (size_t i = 0; i < u->n_live; i++)
+		if (u->live[i].uid == u->uid && u->live[i].dead)
+			kc_live_remove(u->live[i].name);
+}
+
 /* The child's work for one user. Returns its exit status. */
 static int user_child(const struct user_work *u)
 {
@@ -143,16 +160,24 @@ static int user_child(const struct user_work *u)
 	struct kc_err err = { "" };
 	char want[65], have[65], gone[256];
 	const char *user = id.name;
-	int dir = served < 0 ? -1 : kc_state_open(u->uid, false, &err);
+	int dir = kc_state_open(u->uid, false, &err);
 
-	if (served < 0)
-		return 1;
 	if (dir < 0)
 		return dir == KC_ABSENT ? 0 : 1;
-	kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err);
-	/* An account deleted with its sessions open: its Secrets are still named
-	 * after it, by the name its records kept. */
-	if (!id.name && served == 0 && kc_state_user_name(dir, gone, sizeof(gone)) == 0)
+	if (kc_state_sessions(dir, u->gc, &live, &n_live, &pruned, &err) < 0)
+		n_live = 1; /* unreadable: conclude nothing */
+	/* The account databases could not answer: while a session of the user's
+	 * lives nothing is concluded about their mapping; once none does, their
+	 * grants go, which needs no mapping. */
+	if (served < 0 && n_live > 0) {
+		kc_warn("uid %u: cannot look up its account; left as it is until the next round", (unsigned)u->uid);
+		free(live);
+		close(dir);
+		return 1;
+	}
+	/* An account deleted with its sessions open, or one the directory cannot
+	 * tell: its Secrets are still named after it, by the name its records kept. */
+	if (!id.name && kc_state_user_name(dir, gone, sizeof(gone)) == 0)
 		user = gone;
 	/* The writer before any credential is loaded; only when the file may change. */
 	if (id.name && (n_live > 0 || u->cfg->remove_on_logout)) {
@@ -184,6 +209,7 @@ static int user_child(const struct user_work *u)
 		report_orphans(u->cfg, dir, u->uid);
 	if (u->gc && n_live == 0)
 		kc_tokenfile_remove_all(u->uid); /* what is left there belongs to no cluster of the config */
+	drop_dead_entries(u);
 	kc_reconcile_free(&r);
 	kc_writer_finish(&w);
 	kc_identity_free(&id);
@@ -226,7 +252,8 @@ static int reap(struct child *c, size_t *running)
 	return failed;
 }
 
-static int run_children(struct user_work *work, const uid_t *uids, size_t n, long long deadline_ms)
+/* *started: how many of uids had their turn (the rest are left for the next run). */
+static int run_children(struct user_work *work, const uid_t *uids, size_t n, long long deadline_ms, size_t *started)
 {
 	struct child c[PARALLEL];
 	size_t running = 0, next = 0;
@@ -253,13 +280,64 @@ static int run_children(struct user_work *work, const uid_t *uids, size_t n, lon
 		if (next < n && kc_now_ms() >= deadline_ms) {
 			kc_error("%zu users left for the next run: out of time", n - next);
 			failed += (int)(n - next);
+			if (started)
+				*started = next;
+			started = NULL;
 			next = n;
 		}
 		failed += reap(c, &running);
 		if (running)
 			usleep(5000);
 	}
+	if (started)
+		*started = n;
 	return failed;
+}
+
+/* ---- a fair order: each refresh starts after the user the last one reached -- */
+
+static int by_uid(const void *a, const void *b)
+{
+	uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts uids and turns them to begin after the cursor the last run left. */
+static void fair_order(uid_t *uids, size_t n)
+{
+	kc_autobuf struct kc_buf saved = { 0 };
+	unsigned long cursor = 0;
+	size_t first = 0;
+	uid_t *turned;
+	struct kc_err e;
+
+	if (n < 2)
+		return;
+	qsort(uids, n, sizeof(*uids), by_uid);
+	if (kc_cache_get("refresh", "cursor", 0, 0, &saved, NULL, &e) != 0 || !saved.data ||
+	    sscanf(saved.data, "%lu", &cursor) != 1)
+		return;
+	while (first < n && uids[first] <= cursor)
+		first++;
+	turned = first < n ? malloc(n * sizeof(*uids)) : NULL;
+	if (!turned)
+		return;
+	memcpy(turned, uids + first, (n - first) * sizeof(*uids));
+	memcpy(turned + (n - first), uids, first * sizeof(*uids));
+	memcpy(uids, turned, n * sizeof(*uids));
+	free(turned);
+}
+
+static void save_cursor(const uid_t *uids, size_t started)
+{
+	char text[24];
+	struct kc_err e;
+
+	if (started == 0)
+		return;
+	snprintf(text, sizeof(text), "%lu", (unsigned long)uids[started - 1]);
+	kc_cache_put("refresh", "cursor", text, strlen(text), &e);
 }
 
 /* ---- the commands ------------------------------------------------------------------- */
@@ -276,9 +354,31 @@ static int load(const char *path, struct kc_config **cfg)
 	return KC_EXIT_OK;
 }
 
-/* The users whose records say there is something to do; a user whose
- * records and mapping are as they were at the last verdict, and whose first
- * rotation has not come, is not read again (lifecycle/verdicts.h). */
+static bool has_dead_session(const struct user_work *work, uid_t uid)
+{
+	for (size_t i = 0; i < work->n_live; i++)
+		if (work->live[i].uid == uid && work->live[i].dead)
+			return true;
+	return false;
+}
+
+/* A user the account databases cannot tell about: due only when none of
+ * their sessions lives and a grant of theirs is left to revoke. */
+static bool unknown_due(const struct user_work *work, uid_t uid, int dir)
+{
+	struct kc_session_record *live = NULL;
+	size_t n = 0;
+	struct kc_err e;
+	int rc = kc_state_sessions(dir, false, &live, &n, NULL, &e);
+
+	free(live);
+	return rc == 0 && n == 0 && kc_reconcile_due(work->cfg, NULL, false, uid, dir, KC_ROTATE_DUE, NULL);
+}
+
+/* The users whose records say there is something to do. A user whose records
+ * and mapping are as they were at the last verdict, and whose first rotation
+ * has not come, is not read again (lifecycle/verdicts.h), unless the index of
+ * open sessions says one of theirs died: no verdict hides that. */
 static size_t due_users(const struct user_work *work, const uid_t *uids, size_t n, uid_t *out)
 {
 	struct kc_verdicts *v = kc_verdicts_load();
@@ -292,20 +392,29 @@ static size_t due_users(const struct user_work *work, const uid_t *uids, size_t 
 		char key[65];
 		time_t until = 0;
 		int served = load_user(work, uids[i], &id);
-		int dir = served < 0 ? -1 : kc_state_open(uids[i], false, &e);
-		bool keyed = dir >= 0 && v && fstat(dir, &st) == 0;
+		int dir = kc_state_open(uids[i], false, &e);
+		bool keyed = served >= 0 && dir >= 0 && v && fstat(dir, &st) == 0;
 
 		if (keyed)
 			kc_verdict_key(work->cfg, id.name ? &id : NULL, served == 1, &st, key);
-		if (keyed && kc_verdicts_hold(v, uids[i], key, now)) {
-			held++;
-		} else if (dir >= 0) {
-			if (kc_reconcile_due(work->cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE,
-					     &until))
+		if (dir < 0) {
+			/* nothing recorded */
+		} else if (served < 0) {
+			if (unknown_due(work, uids[i], dir))
 				out[m++] = uids[i];
-			else if (keyed && st.st_mtim.tv_sec < now - 1)
-				/* Timestamps move in clock ticks: a directory changed this
-				 * second may change again under the same mtime. */
+		} else if (keyed && !has_dead_session(work, uids[i]) && kc_verdicts_hold(v, uids[i], key, now)) {
+			held++;
+		} else if (kc_reconcile_due(work->cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE,
+					    &until)) {
+			out[m++] = uids[i];
+		} else {
+			struct user_work done = *work;
+
+			done.uid = uids[i];
+			drop_dead_entries(&done); /* nothing of the dead sessions' is left to do */
+			/* Timestamps move in clock ticks: a directory changed this second
+			 * may change again under the same mtime. */
+			if (keyed && st.st_mtim.tv_sec < now - 1)
 				kc_verdicts_note(v, uids[i], key, now, until);
 		}
 		if (dir >= 0)
@@ -342,7 +451,7 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 			return KC_EXIT_USAGE;
 		}
 		work.rotate = KC_ROTATE_NOW;
-		rc = run_children(&work, &pw->pw_uid, 1, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		rc = run_children(&work, &pw->pw_uid, 1, deadline, NULL) ? KC_EXIT_ERROR : KC_EXIT_OK;
 		kc_config_free(cfg);
 		return rc;
 	}
@@ -351,11 +460,19 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 		rc = KC_EXIT_ERROR;
 	} else if ((due = calloc(n + 1, sizeof(*due)))) {
 		struct kc_accounts *accounts = snapshot();
+		struct kc_live_entry *live = NULL;
+		size_t started = 0;
 
+		if (kc_live_read(&live, &work.n_live, &err) < 0)
+			kc_warn("%s", err.msg);
+		work.live = live;
 		work.accounts = accounts;
 		m = due_users(&work, uids, n, due);
-		rc = run_children(&work, due, m, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		fair_order(due, m);
+		rc = run_children(&work, due, m, deadline, &started) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		save_cursor(due, started);
 		kc_accounts_free(accounts);
+		free(live);
 	}
 	kc_debug("refresh: %zu users with records, %zu with work due", n, m);
 	free(due);
@@ -385,6 +502,21 @@ static void prune_token_dirs(void)
 	free(uids);
 }
 
+/* Dead index entries of uids that have no records any more. */
+static void prune_live(const struct kc_live_entry *live, size_t n)
+{
+	struct kc_err e;
+
+	for (size_t i = 0; i < n; i++) {
+		int dir = live[i].dead ? kc_state_open(live[i].uid, false, &e) : -1;
+
+		if (dir == KC_ABSENT)
+			kc_live_remove(live[i].name);
+		else if (dir >= 0)
+			close(dir);
+	}
+}
+
 int kc_cmd_gc(const char *config, long deadline_ms)
 {
 	struct kc_config *cfg = NULL;
@@ -403,10 +535,16 @@ int kc_cmd_gc(const char *config, long deadline_ms)
 		rc = KC_EXIT_ERROR;
 	} else {
 		struct kc_accounts *accounts = snapshot();
+		struct kc_live_entry *live = NULL;
 
+		if (kc_live_read(&live, &work.n_live, &err) < 0)
+			kc_warn("%s", err.msg);
+		work.live = live;
 		work.accounts = accounts;
-		rc = run_children(&work, uids, n, deadline) ? KC_EXIT_ERROR : KC_EXIT_OK;
+		rc = run_children(&work, uids, n, deadline, NULL) ? KC_EXIT_ERROR : KC_EXIT_OK;
 		kc_accounts_free(accounts);
+		prune_live(live, work.n_live);
+		free(live);
 	}
 	prune_token_dirs();
 	free(uids);

@@ -1,12 +1,13 @@
 /* LD_PRELOAD shim for the hardening tests: KC_FAIL=setgroups|setresgid|setresuid
  * makes that step of the writer's privilege drop fail with EPERM, to prove the
  * writer then writes nothing; KC_FAIL=getgrgid_r makes the group database fail
- * (EIO), as it does while LDAP or sssd is down. glibc's initgroups() calls setgroups internally,
- * so "setgroups" fails initgroups. Read in a constructor: the helper clears its
- * environment in main(). */
+ * (EIO), as it does while LDAP or sssd is down, and KC_FAIL=getpwnam_r the user database. glibc's initgroups() calls
+ * setgroups internally, so "setgroups" fails initgroups. Read in a constructor: the helper clears its environment in
+ * main(). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,4 +68,31 @@ int getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, struct group 
 		return EIO;
 	}
 	return real(gid, gr, buf, len, out);
+}
+
+/* KC_FAIL=getpwnam_r: the user database fails (EIO) for every lookup of an
+ * account, by name or by uid, as while LDAP or sssd is down. */
+int getpwnam_r(const char *name, struct passwd *pw, char *buf, size_t len, struct passwd **out)
+{
+	int (*real)(const char *, struct passwd *, char *, size_t, struct passwd **) =
+		(int (*)(const char *, struct passwd *, char *, size_t, struct passwd **))dlsym(RTLD_NEXT,
+												"getpwnam_r");
+
+	if (strcmp(fail, "getpwnam_r") == 0) {
+		*out = NULL;
+		return EIO;
+	}
+	return real(name, pw, buf, len, out);
+}
+
+int getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passwd **out)
+{
+	int (*real)(uid_t, struct passwd *, char *, size_t, struct passwd **) =
+		(int (*)(uid_t, struct passwd *, char *, size_t, struct passwd **))dlsym(RTLD_NEXT, "getpwuid_r");
+
+	if (strcmp(fail, "getpwnam_r") == 0) {
+		*out = NULL;
+		return EIO;
+	}
+	return real(uid, pw, buf, len, out);
 }

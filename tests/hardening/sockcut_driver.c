@@ -59,7 +59,7 @@ int main(int argc, char **argv)
 		free(a);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (kc_sockcut((uid_t)uid, all, n, &cut, &err) < 0) {
+	if (kc_sockcut((uid_t)uid, all, n, kc_now_ms() + 30000, &cut, &err) < 0) {
 		fprintf(stderr, "kc-sockcut: %s\n", err.msg);
 		return 1;
 	}

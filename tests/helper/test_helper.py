@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, REPO, file_mode, helper, kubeconfig_of, kubectl_as, run, security, token_path, user_token)
+from conftest import (BUILD, REPO, file_mode, fresh_uid, helper, kubeconfig_of, kubectl_as, run, security, token_path, user_token)
 
 VIEW_RULE = """  - user: "*"
     cluster: test
@@ -201,7 +201,7 @@ def test_star_rule_creates_reuses_and_rebinds(cluster, workdir, users):
 def _badname_user(users, name):
     """A user whose name useradd refuses by default (dots, uppercase)."""
     run(["userdel", "-r", "-f", name], check=False)  # a leftover of an interrupted run
-    run(["useradd", "--badname", "-m", name])
+    run(["useradd", "--badname", "-m", "-u", str(fresh_uid()), name])
     users.created.append(name)
     return name
 

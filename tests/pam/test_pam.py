@@ -115,14 +115,16 @@ def test_outage_never_blocks_login_past_the_deadline(cluster, workdir, users, pa
     cfg = mapped_config(workdir, user, server=proxy.server)
     proxy.set(fault)
     optional = pam_service(f"config={cfg} timeout=3")
+    # Open and close each within timeout=: a logout never skips a cluster that
+    # failed lately (it tries the DELETE), so the two may each take it whole.
     rc, lines, took = driver_once(optional, user)
     assert rc == PAM_SUCCESS, lines  # optional: the session opens
-    assert took < 4.5, took
+    assert took < 2 * 3 + 1, took
     assert not kubeconfig_of(users, user).exists()
     required = pam_service(f"config={cfg} timeout=3", control="required")
     rc, lines, took = driver_once(required, user)
     assert rc == PAM_SESSION_ERR, lines
-    assert took < 4.5, took
+    assert took < 2 * 3 + 1, took
 
 
 def test_close_during_outage_leaves_a_revocation_for_gc(cluster, workdir, users, pam_service, proxy):

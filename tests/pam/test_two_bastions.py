@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bastions import Host
+from bastions import Host, Network
 from conftest import RUN_DIR, kubeconfig_of
 from kubeconfig_checks import (USER_CONFIG, WHO, assert_ours, entry, home_holds, kubectl_reads, load, our_items,
                                temp_files, write_as)
 
 
-def host_config(workdir, name, user, extra=""):
+def host_config(workdir, name, user, server, extra=""):
     path = workdir.path / f"config-{name}.yaml"
-    path.write_text(f"host_id: {name}\n{extra}clusters:\n{workdir.cluster_entry('test')}"
+    path.write_text(f"host_id: {name}\n{extra}clusters:\n{workdir.cluster_entry('test', server=server)}"
                     f"mappings:\n  - user: {user}\n    cluster: test\n    serviceaccount: team-a/alice\n")
     path.chmod(0o644)
     return path
@@ -33,16 +33,18 @@ def bastions(cluster, workdir, users, pam_service):
     user = users.make()
     write_as(users, user, users.home(user) / ".kube" / "config", USER_CONFIG)
     base = Path(tempfile.mkdtemp(prefix="kc-bastions."))
+    network = Network(cluster)
     hosts = []
 
     def make(name, extra=""):
-        cfg = host_config(workdir, name, user, extra)
-        hosts.append(Host(name, base, cfg, pam_service(f"config={cfg}")))
+        cfg = host_config(workdir, name, user, network.server, extra)
+        hosts.append(Host(name, base, cfg, pam_service(f"config={cfg}"), network))
         return hosts[-1]
 
     yield user, make
     for h in hosts:
         h.close()
+    network.close()
     for p in base.iterdir():
         p.rmdir()
     base.rmdir()

@@ -4,18 +4,30 @@ two clusters (each behind its own fault proxy), an initial mapping, and steps:
 
   open U / close U #k / crash U #k    a session through the real libpam (the
                                       session driver), or its process SIGKILLed
+                                      (the session dies without close)
+  nssdown U #k                        a close while the user database fails
+                                      (getpwnam_r and getpwuid_r: EIO)
   refresh / gc                        the timer's commands, with --deadline
   stop U for S                        the user SIGSTOPs every process of theirs
   group U +/-, remap U Cn -> SA       what the admin changes (groups, config)
   delete U                            the account goes (userdel)
+  reuse U                             the account goes (userdel -f, its sessions
+                                      left running) and its uid is given to a
+                                      new account with U's rules, which logs in
+  move Cn                             the cluster's server changes (its other
+                                      front URL to the same API server; once)
   fault Cn ..., heal Cn               API outages at the proxy: 5xx, delay,
                                       reset, silence, down, blackhole
+  refuse Cn                           every DELETE of a Secret there answered
+                                      403 until `heal Cn` (or the settle)
   garble U                            the user's state files become unreadable
   pause S
 
-open/close/refresh/gc may run in the background (the next step starts while
-they run) and may be SIGKILLed at a random moment (the helper's process group,
-or the session driver itself)."""
+A user U is a seat: after `reuse U` its steps act on the new account, and its
+close/crash/nssdown pick among the live sessions of every account it had.
+open/close/nssdown/refresh/gc may run in the background (the next step starts
+while they run); open/close/refresh/gc may be SIGKILLed at a random moment (the
+helper's process group, or the session driver itself)."""
 import random
 from dataclasses import dataclass, field
 
@@ -38,6 +50,8 @@ PATHS = [("POST", r"/serviceaccounts/[^/]+/token$"), ("POST", r"/secrets$"), ("D
 TOKEN_PATH = PATHS[0][1]
 WEIGHTS = {"open": 20, "close": 12, "crash": 3, "refresh": 9, "gc": 7, "stop": 6, "group": 4, "remap": 8,
            "delete": 1.5, "fault": 11, "heal": 5, "garble": 1.5, "pause": 3,
+           # issue 23's faults: rare, as the account and config changes above are
+           "nssdown": 2, "refuse": 2, "reuse": 1.5, "move": 1.5,
            # sequences of the above, so that the races worth having happen often
            "race": 4, "late_delete": 4}
 
@@ -57,6 +71,10 @@ class Step:
         u = f" u{self.user}" if self.user is not None else ""
         c = f" c{self.cluster}" if self.cluster is not None else ""
         s = {"open": f"open{u}", "close": f"close{u} #{self.k}", "crash": f"crash{u} #{self.k} (SIGKILL the driver)",
+             "nssdown": f"nssdown{u} #{self.k} (close with the user database failing)",
+             "refuse": f"refuse{c} (DELETE of Secrets: 403)",
+             "reuse": f"reuse{u} (userdel -f; its uid to a new account, which logs in)",
+             "move": f"move{c} (its server: the other front URL)",
              "refresh": "refresh" + (f" --now u{self.arg['now']}" if self.arg.get("now") is not None else ""),
              "gc": "gc", "stop": f"stop{u} for {self.arg.get('secs', 0):.2f}s",
              "group": f"group{u} {'+' if self.arg.get('add') else '-'}",
@@ -165,6 +183,7 @@ def generate(seed):
     member = [rng.random() < 0.3 for _ in range(n_users)]
     steps = [Step("open", user=rng.randrange(n_users)) for _ in range(rng.choice([1, 2]))]
     ops, weights = zip(*WEIGHTS.items())
+    moved = set()
     for _ in range(rng.randint(6, 12)):
         op = rng.choices(ops, weights)[0]
         s = Step(op, user=rng.randrange(n_users))
@@ -177,6 +196,10 @@ def generate(seed):
         if op in ("open", "close"):
             s.k = rng.randrange(3)
             _op_modifiers(rng, s, True)
+        elif op == "nssdown":
+            s.k = rng.randrange(3)
+            _op_modifiers(rng, s, True)
+            s.kill = None  # a kill would make it a kill: the close runs to its end
         elif op == "crash":
             s.k = rng.randrange(3)
         elif op in ("refresh", "gc"):
@@ -198,11 +221,19 @@ def generate(seed):
                 s.arg["on"] = rng.random() < 0.5
             else:
                 s.arg["sa"] = rng.choice(sa_choices(s.cluster) + [None])
-        elif op in ("fault", "heal"):
+        elif op in ("fault", "heal", "refuse"):
             s.user = None
             s.cluster = rng.randrange(n_clusters)
             if op == "fault":
                 _fault(rng, s)
+        elif op == "move":
+            # Once per cluster: every token minted before it was minted under the
+            # old server, which the cluster never names again.
+            s.user = None
+            s.cluster = rng.randrange(n_clusters)
+            if s.cluster in moved:
+                continue
+            moved.add(s.cluster)
         elif op == "pause":
             s.user = None
             s.arg["secs"] = round(rng.uniform(0.1, 1.0), 3)

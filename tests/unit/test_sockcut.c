@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,7 +25,8 @@
 #include "lifecycle/sockcut.h"
 
 #define CLIENT_UID 65534
-#define MANY 400
+/* More than the 4,096 sockets the first cut examined before it gave up. */
+#define MANY 5000
 
 /* What the unprivileged child connects, and whether the cut must reach it. */
 enum { C_V4, C_V6, C_MAPPED_CLIENT, C_MAPPED_LISTED, C_UNLISTED, NCLIENT };
@@ -152,8 +154,12 @@ static void child(const struct fixture *f, const int up[2], const int down[2], i
 	int *many = NULL, to_parent = up[1], from_parent = down[0];
 	char go;
 
+	struct rlimit fds_max = { MANY + 64, MANY + 64 };
+
 	close(up[0]);
 	close(down[1]);
+	if (setrlimit(RLIMIT_NOFILE, &fds_max) < 0)
+		_exit(91);
 	drop_to(CLIENT_UID);
 	fds[C_V4] = dial(AF_INET, "127.0.0.1", f->port[C_V4]);
 	fds[C_V6] = dial(AF_INET6, "::1", f->port[C_V6]);
@@ -167,7 +173,8 @@ static void child(const struct fixture *f, const int up[2], const int down[2], i
 	if (extra > 0) {
 		many = calloc((size_t)extra, sizeof(int));
 		for (int i = 0; many && i < extra; i++) {
-			many[i] = dial(AF_INET, "127.0.0.1", f->port[C_V4]);
+			/* Two listed listeners: a backlog holds at most somaxconn (4,096). */
+			many[i] = dial(AF_INET, "127.0.0.1", f->port[i % 2 ? C_V4 : C_MAPPED_LISTED]);
 			if (many[i] < 0)
 				_exit(93);
 		}
@@ -227,11 +234,10 @@ static void run_cut(int extra)
 	endpoint(&listed[2], AF_INET, "127.0.0.1", f.port[C_MAPPED_CLIENT]);
 	endpoint(&listed[3], AF_INET6, "::ffff:127.0.0.1", f.port[C_MAPPED_LISTED]);
 	took = now_ms();
-	assert_int_equal(kc_sockcut(CLIENT_UID, listed, 4, &cut, &err), 0);
+	assert_int_equal(kc_sockcut(CLIENT_UID, listed, 4, now_ms() + 10000, &cut, &err), 0);
 	took = now_ms() - took;
 	print_message("kc_sockcut: %u connections of uid %d cut in %ld ms\n", cut, CLIENT_UID, took);
 	assert_int_equal(cut, 4 + extra);
-	assert_true(took < 500);
 
 	assert_int_equal(write(down[1], "g", 1), 1);
 	assert_int_equal(read(up[0], outcomes, sizeof(outcomes)), sizeof(outcomes));
@@ -273,7 +279,8 @@ static void test_cut_listed_only(void **state)
 	run_cut(0);
 }
 
-/* Hundreds of sockets: a dump that spans several datagrams, still in budget. */
+/* Thousands of sockets, more than any cap the cut ever had: a dump over many
+ * datagrams, destroyed in batches while it goes on. */
 static void test_cut_many(void **state)
 {
 	(void)state;
@@ -319,11 +326,11 @@ static void test_nothing_to_cut(void **state)
 	unsigned cut = 7;
 
 	(void)state;
-	assert_int_equal(kc_sockcut(CLIENT_UID, NULL, 0, &cut, &err), 0);
+	assert_int_equal(kc_sockcut(CLIENT_UID, NULL, 0, now_ms() + 5000, &cut, &err), 0);
 	assert_int_equal(cut, 0);
 	/* a port nothing listens on: nothing of this uid to cut */
 	endpoint(&e, AF_INET6, "2001:db8::1", 9);
-	assert_int_equal(kc_sockcut(CLIENT_UID, &e, 1, &cut, &err), 0);
+	assert_int_equal(kc_sockcut(CLIENT_UID, &e, 1, now_ms() + 5000, &cut, &err), 0);
 	assert_int_equal(cut, 0);
 }
 
@@ -336,15 +343,15 @@ static void test_bad_addresses(void **state)
 	(void)state;
 	for (size_t i = 0; i < KC_SOCKCUT_MAX_ADDRS + 1; i++)
 		endpoint(&many[i], AF_INET, "192.0.2.1", (unsigned short)(1000 + i));
-	assert_int_equal(kc_sockcut(CLIENT_UID, many, KC_SOCKCUT_MAX_ADDRS + 1, &cut, &err), -1);
+	assert_int_equal(kc_sockcut(CLIENT_UID, many, KC_SOCKCUT_MAX_ADDRS + 1, now_ms() + 5000, &cut, &err), -1);
 	assert_non_null(strstr(err.msg, "at most"));
 	/* the most it takes, all in one kernel filter */
-	assert_int_equal(kc_sockcut(CLIENT_UID, many, KC_SOCKCUT_MAX_ADDRS, &cut, &err), 0);
+	assert_int_equal(kc_sockcut(CLIENT_UID, many, KC_SOCKCUT_MAX_ADDRS, now_ms() + 5000, &cut, &err), 0);
 	many[0].family = AF_UNIX;
-	assert_int_equal(kc_sockcut(CLIENT_UID, many, 1, &cut, &err), -1);
+	assert_int_equal(kc_sockcut(CLIENT_UID, many, 1, now_ms() + 5000, &cut, &err), -1);
 	many[0].family = AF_INET;
 	many[0].port = 0;
-	assert_int_equal(kc_sockcut(CLIENT_UID, many, 1, &cut, &err), -1);
+	assert_int_equal(kc_sockcut(CLIENT_UID, many, 1, now_ms() + 5000, &cut, &err), -1);
 }
 
 static bool has(const struct kc_endpoint_addr *a, size_t n, int family, const char *addr, unsigned short port)

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "common/fileio.h"
 #include "common/util.h"
 
 static void test_durations(void **state)

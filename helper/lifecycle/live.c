@@ -1,0 +1,114 @@
+/* The index of open sessions (see live.h). */
+#include "lifecycle/live.h"
+#include "common/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void entry_name(uid_t uid, const struct kc_session_record *r, char *out, size_t len)
+{
+	snprintf(out, len, "%u.%d.%llu.%.8s.%s", (unsigned)uid, (int)r->pid, r->pid_start, r->boot_id, r->id);
+}
+
+static int open_live(bool create)
+{
+	struct kc_err e;
+	int fd;
+
+	if (create)
+		return kc_open_state_dir(KC_LIVE_DIR, &e);
+	fd = open(KC_LIVE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 && errno == ENOENT ? KC_ABSENT : fd;
+}
+
+void kc_live_add(uid_t uid, const struct kc_session_record *r)
+{
+	char name[160];
+	kc_autoclose int dir = open_live(true);
+	int fd;
+
+	if (dir < 0)
+		return;
+	entry_name(uid, r, name, sizeof(name));
+	/* No fsync: a crash ends the boot, and every entry of another boot is dead. */
+	fd = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+}
+
+void kc_live_drop(uid_t uid, const struct kc_session_record *r)
+{
+	char name[160];
+
+	entry_name(uid, r, name, sizeof(name));
+	kc_live_remove(name);
+}
+
+void kc_live_remove(const char *name)
+{
+	kc_autoclose int dir = open_live(false);
+
+	if (dir >= 0)
+		unlinkat(dir, name, 0);
+}
+
+static bool parse(const char *name, const char *boot, struct kc_live_entry *e)
+{
+	unsigned long uid;
+	int pid, used = 0;
+	char b[9];
+
+	memset(e, 0, sizeof(*e));
+	if (sscanf(name, "%lu.%d.%llu.%8[0-9a-f].%n", &uid, &pid, &e->start, b, &used) != 4 || used == 0 || pid <= 0 ||
+	    strlen(name) >= sizeof(e->name))
+		return false;
+	e->uid = (uid_t)uid;
+	e->pid = (pid_t)pid;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->dead = strncmp(b, boot, 8) != 0 || !kc_process_alive(e->pid, e->start);
+	return true;
+}
+
+int kc_live_read(struct kc_live_entry **out, size_t *n, struct kc_err *err)
+{
+	char boot[64];
+	size_t cap = 0;
+	int fd = open_live(false);
+	DIR *d;
+	struct dirent *de;
+
+	*out = NULL;
+	*n = 0;
+	if (fd == KC_ABSENT)
+		return 0;
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return kc_seterr(err, "cannot read %s: %s", KC_LIVE_DIR, strerror(errno)), -1;
+	}
+	kc_boot_id(boot);
+	while ((de = readdir(d))) {
+		struct kc_live_entry e;
+
+		if (de->d_name[0] == '.' || !parse(de->d_name, boot, &e))
+			continue;
+		if (*n == cap) {
+			struct kc_live_entry *more = reallocarray(*out, cap ? cap * 2 : 64, sizeof(**out));
+
+			if (!more) {
+				closedir(d);
+				return kc_seterr(err, "out of memory"), -1;
+			}
+			*out = more;
+			cap = cap ? cap * 2 : 64;
+		}
+		(*out)[(*n)++] = e;
+	}
+	closedir(d);
+	return 0;
+}
