@@ -1,8 +1,9 @@
 """A fault-injecting TLS proxy in front of the real API server, for what a healthy
 API server never does on command: answer 5xx, answer late, reset, fall silent.
 
-It terminates TLS with a certificate for 127.0.0.1 signed by the test cluster's
-CA, so the helper trusts it through the same `certificate_authority`, and
+It terminates TLS with a certificate for 127.0.0.1 and localhost signed by the
+test cluster's CA, so the helper trusts it through the same
+`certificate_authority` by either name (two front URLs to one server), and
 forwards each HTTP/1.1 request to the real kube-apiserver. Rules match a method
 and a path (regular expressions) and are switched by the test at run time; the
 first rule that matches and has uses left decides. The proxy never logs a
@@ -33,14 +34,15 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 def serving_cert(ca_file):
-    """A certificate for IP:127.0.0.1 signed by the test cluster's CA (its key
-    sits next to it: tests/cluster/up writes ca.crt and ca.key together)."""
+    """A certificate for IP:127.0.0.1 and DNS:localhost signed by the test
+    cluster's CA (its key sits next to it: tests/cluster/up writes ca.crt and
+    ca.key together)."""
     with _CERTS_LOCK:
         if ca_file not in _CERTS:
             ca_key = Path(ca_file).parent / "ca.key"
             d = Path(tempfile.mkdtemp(prefix="kc-faultproxy."))
             atexit.register(shutil.rmtree, d, True)
-            _CERTS[ca_file] = certs.sign_cert(d, "faultproxy", ca_file, ca_key)
+            _CERTS[ca_file] = certs.sign_cert(d, "faultproxy", ca_file, ca_key, san="IP:127.0.0.1,DNS:localhost")
         return _CERTS[ca_file]
 
 
@@ -111,6 +113,11 @@ class FaultProxy:
     @property
     def url(self):
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def other_url(self):
+        """Another server for the same proxy: a cluster whose server moved."""
+        return f"https://localhost:{self.port}"
 
     # ---- what a test switches ----------------------------------------------
 

@@ -577,6 +577,7 @@ class Result:
             lines.append(f"  looks like issue 11's escape(s) {', '.join(map(str, hints))}")
         lines.append(self.schedule.describe())
         lines += [f"     {l}" for l in self.log]
+        lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()) if v))
         lines.append(f"  replay: make chaos SCHEDULES=1 SEED={self.schedule.seed}")
         return "\n".join(lines)
 

@@ -157,6 +157,11 @@ def results(request, world):
     for s in failed:
         for code in {c for c, _ in out[s].violations}:
             by.setdefault(code, []).append(s)
+    total = {}
+    for r in out.values():
+        for k, v in r.counts.items():
+            total[k] = total.get(k, 0) + v
+    say("schedule tier counts: " + ", ".join(f"{k}={v}" for k, v in sorted(total.items())))
     say(f"schedule tier: {len(out)} schedules in {took:.0f}s, {len(failed)} failed"
         + "".join(f"\n  {code}: seeds {' '.join(map(str, seeds))}" for code, seeds in sorted(by.items())))
     hints = {}
