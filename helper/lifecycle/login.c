@@ -344,22 +344,37 @@ static void remove_ours(struct login *l)
 }
 
 /* Without the account (the directory down, or the account deleted), the
- * records must be this user's: the name they keep says. */
-static bool records_are_theirs(const struct login *l)
+ * records must be this user's: the name they keep says. 1 they are, 0 the uid
+ * is another account's now and was this one's (its logout drops its record
+ * alone: the new owner's jobs revoke what the former one left), -1 neither. */
+static int records_are_theirs(const struct login *l)
 {
 	char name[256];
 
 	if (l->known || kc_state_user_name(l->dir, name, sizeof(name)) != 0 || strcmp(name, l->a->user) == 0)
-		return true;
+		return 1;
+	if (kc_state_was_user(l->dir, l->a->user))
+		return 0;
 	kc_error("user %s: the records of uid %u are %s's; nothing revoked", l->a->user, (unsigned)l->uid, name);
-	return false;
+	return -1;
+}
+
+/* This session's record and its entry in the index go; the logout is said. */
+static void drop_session(const struct login *l)
+{
+	struct kc_session_record ours;
+
+	if (kc_state_get_session(l->dir, l->a->session, &ours) == 0)
+		kc_live_drop(l->uid, &ours);
+	kc_state_drop_session(l->dir, l->a->session);
+	kc_audit_logout(l->a->user, l->uid, l->a->session);
 }
 
 int kc_cmd_close(const struct kc_session_args *a)
 {
 	struct login l = { .a = a };
 	struct kc_reconcile r = { 0 };
-	struct kc_session_record *live = NULL, ours;
+	struct kc_session_record *live = NULL;
 	size_t n_live = 0, pending = 0;
 	struct kc_err err = { "" };
 	int rc = start(&l, false);
@@ -374,8 +389,14 @@ int kc_cmd_close(const struct kc_session_args *a)
 		kc_error("%s", err.msg);
 		goto out;
 	}
-	if (!records_are_theirs(&l))
+	switch (records_are_theirs(&l)) {
+	case -1: goto out;
+	case 0:
+		drop_session(&l);
+		rc = KC_EXIT_OK;
 		goto out;
+	default: break;
+	}
 	/* Writer first (before the jobs load credentials), only if it will be needed. */
 	if (l.cfg->remove_on_logout && l.known) {
 		struct kc_user u = user_of(&l.id);
@@ -383,10 +404,7 @@ int kc_cmd_close(const struct kc_session_args *a)
 		if (kc_writer_spawn(&u, &l.w, &err) < 0)
 			kc_error("user %s: %s", a->user, err.msg);
 	}
-	if (kc_state_get_session(l.dir, a->session, &ours) == 0)
-		kc_live_drop(l.uid, &ours);
-	kc_state_drop_session(l.dir, a->session);
-	kc_audit_logout(a->user, l.uid, a->session);
+	drop_session(&l);
 	if (kc_state_sessions(l.dir, false, &live, &n_live, NULL, &err) < 0)
 		n_live = 1; /* unreadable: conclude nothing */
 	/* Revocation before the home is touched: a stopped writer cannot hold it up.

@@ -93,6 +93,17 @@ void kc_state_note_user(int dir, const char *name)
 	}
 }
 
+bool kc_state_was_user(int dir, const char *name)
+{
+	char former[16 + 2 * 128 + 1];
+	struct stat st;
+
+	if (strlen(name) > 128)
+		return false;
+	name_file("former-", name, former, sizeof(former));
+	return fstatat(dir, former, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int kc_state_user_name(int dir, char *out, size_t len)
 {
 	return kc_state_user_name_other(dir, NULL, out, len);

@@ -93,6 +93,8 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err);
  * and the former owner's grants are still revoked, never counted as theirs. */
 void kc_state_note_user(int dir, const char *name);
 int kc_state_user_name(int dir, char *out, size_t len);
+/* Did the uid belong to this name before its present owner? */
+bool kc_state_was_user(int dir, const char *name);
 /* The same, passing over the name but (a former owner's, when there is one). */
 int kc_state_user_name_other(int dir, const char *but, char *out, size_t len);
 

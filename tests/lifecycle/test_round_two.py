@@ -526,3 +526,27 @@ def test_escape9_another_front_door_is_cut(cluster, workdir, users, pam_service,
         assert_no_stream_outlives(cluster, [w], start, "escape 9")
     finally:
         w.stop()
+
+
+@security("a session of an account whose uid went to a new account meanwhile logs out cleanly; what it left "
+          "is revoked by the new owner's first login")
+def test_escape4_a_former_owners_logout_is_clean(cluster, workdir, users, pam_service, alice, host):
+    user = users.make()
+    uid = users.uid(user)
+    cfg = cfg_for(workdir, host, user)
+    d = Driver(pam_service(f"config={cfg} timeout=10"), user)
+    assert d.open_rc == 0, d.lines
+    token = current_token(users, user)
+    run(["userdel", "-f", user])  # its session goes on, as an admin's userdel -f leaves it
+    newcomer = users.make(prefix="kcn")
+    run(["usermod", "-u", str(uid), newcomer])
+    cfg2 = cfg_for(workdir, host, newcomer)
+    d2 = Driver(pam_service(f"config={cfg2} timeout=10"), newcomer)
+    try:
+        assert d2.open_rc == 0, d2.lines
+        assert not our_secrets(cluster, host, user), "the former owner's Secret outlived the new owner's login"
+        cluster.wait_refused(token, limit=15)
+        assert d.close() == ["close 0 Success"], "the former owner's logout failed"
+        assert cluster.whoami(current_token(users, newcomer)) == ALICE, "the former owner's logout hit the new one"
+    finally:
+        d2.close()
