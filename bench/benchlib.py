@@ -76,8 +76,8 @@ def make_user(prefix="kcb", groups=()):
     return name
 
 
-def cluster_entry(work, cluster, name="test"):
-    return (f"  - name: {name}\n    server: {cluster.server}\n    certificate_authority: {work}/ca.pem\n"
+def cluster_entry(work, cluster, name="test", server=None):
+    return (f"  - name: {name}\n    server: {server or cluster.server}\n    certificate_authority: {work}/ca.pem\n"
             f"    auth:\n      token_file: {work}/minter.token\n")
 
 
@@ -109,3 +109,41 @@ def pam_service(work, cfg, with_module, timeout=None):
     cleanup.append(lambda: path.unlink(missing_ok=True))
     return name
 
+
+
+class Relays:
+    """Distinct endpoints for one API server: n loopback ports, each forwarded
+    by the kernel (nftables DNAT in the output hook) to the test API server's
+    port. A client cannot share one connection between two of them, so clusters
+    behind them cost what distinct clusters cost; the forwarding itself is in
+    the kernel, so it adds nothing a process could be blamed for."""
+
+    def __init__(self, cluster, n):
+        host, port = cluster.server.removeprefix("https://").rsplit(":", 1)
+        assert host == "127.0.0.1", cluster.server
+        self.table = f"kcbench{secrets.token_hex(3)}"
+        self.ports = free_ports(n)
+        rules = "\n".join(f"    tcp dport {p} dnat ip to 127.0.0.1:{port}" for p in self.ports)
+        script = (f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100;\n"
+                  f"    ip daddr != 127.0.0.1 return\n{rules}\n  }}\n}}\n")
+        p = sh(["nft", "-f", "-"], input=script)
+        assert p.returncode == 0, p.stderr
+        cleanup.append(self.close)
+        self.servers = [f"https://127.0.0.1:{p}" for p in self.ports]
+
+    def close(self):
+        sh(["nft", "delete", "table", "ip", self.table])
+
+
+def free_ports(n):
+    """n distinct loopback ports nothing listens on now (held bound while chosen)."""
+    import socket
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

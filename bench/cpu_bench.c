@@ -1,10 +1,17 @@
 /* The CPU part of a login, for callgrind (instruction counts are stable on a
  * noisy machine): parse a config, map a user, merge a kubeconfig; or presign EKS
- * tokens.   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N */
+ * tokens; or the cut of a user's connections, as the helper makes it.
+ * Also the stand-ins refresh's bench needs: N processes alive, each a
+ * session's own (its pid in the index of open sessions).
+ *   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N  |  cpu_bench sockcut UID URL
+ *   cpu_bench holders N   (prints N pids, one per line, then "ready"; all end at EOF on stdin) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "aws/eks.h"
 #include "aws/aws_endpoints.h"
@@ -12,6 +19,7 @@
 #include "config/config.h"
 #include "asuser/kubeconfig_merge.h"
 #include "config/mapping.h"
+#include "lifecycle/sockcut.h"
 
 static int login(const char *path, const char *user, int n)
 {
@@ -19,7 +27,7 @@ static int login(const char *path, const char *user, int n)
 		struct kc_err err;
 		struct kc_config *cfg = kc_config_load(path, KC_LOAD_NO_FILES, &err);
 		char *groups[] = { (char *)user };
-		struct kc_identity id = { (char *)user, 1000, 1000, (char *)"/home/u", groups, 1 };
+		struct kc_identity id = { .name = (char *)user, .uid = 1000, .gid = 1000, .home = (char *)"/home/u", .groups = groups, .n_groups = 1 };
 		struct kc_target *t;
 		struct kc_buf out = { 0 };
 		size_t mapped;
@@ -81,12 +89,72 @@ static int eks_tokens(int n)
 	return 0;
 }
 
+/* Prints "cut N in US us": the in-process time of kc_sockcut, what a logout spends. */
+static int sockcut(const char *uid, const char *url)
+{
+	struct kc_endpoint_addr *addrs;
+	size_t n;
+	unsigned cut = 0;
+	struct kc_err err;
+	long long start;
+	struct timespec a, b;
+
+	if (kc_endpoint_resolve(url, &addrs, &n, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	start = kc_now_ms();
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (kc_sockcut((uid_t)strtoul(uid, NULL, 10), addrs, n, start + 10000, &cut, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("cut %u in %lld us\n", cut, (long long)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000);
+	free(addrs);
+	return 0;
+}
+
+/* N children that wait; they end with this process (PR_SET_PDEATHSIG), which
+ * ends at EOF on stdin. */
+static int holders(int n)
+{
+	pid_t parent = getpid();
+	char c;
+
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(0);
+			for (;;)
+				pause();
+		}
+		printf("%d\n", (int)pid);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (read(0, &c, 1) > 0)
+		;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "login") == 0)
 		return login(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 3 && strcmp(argv[1], "eks-token") == 0)
 		return eks_tokens(atoi(argv[2]));
-	fprintf(stderr, "usage: cpu_bench login CONFIG USER N | cpu_bench eks-token N\n");
+	if (argc == 3 && strcmp(argv[1], "holders") == 0)
+		return holders(atoi(argv[2]));
+	if (argc == 4 && strcmp(argv[1], "sockcut") == 0)
+		return sockcut(argv[2], argv[3]);
+	fprintf(stderr, "usage: cpu_bench login CONFIG USER N | eks-token N | sockcut UID URL | holders N\n");
 	return 2;
 }

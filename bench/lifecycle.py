@@ -3,14 +3,17 @@
  9. clusters minted concurrently: a login with 5 clusters against a login with 1
 10. two silent clusters and a healthy one, through the real libpam and module,
     within the module's timeout=
-11. `refresh` over 1,000 open sessions of 1,000 users: with nothing due (time,
-    API requests) and with everything due (one TokenRequest per user and cluster)
+11. `refresh` over 10,000 open sessions of 10,000 users: with nothing due (time,
+    API requests, forks) and with everything due (one TokenRequest per user and
+    cluster, the helper's CPU per rotation)
+12. the cut of 100 and 5,000 streams of one user against `ss -K`
 """
 import base64
 import collections
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -23,18 +26,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import (DRIVER, HELPER, REPO, RUN_DIR, STATE_DIR, cleanup, cluster_entry, make_user, ms, pam_calls,
-                      pam_service, sh, stats, target, timed, write_config)
+from benchlib import (CPU_BENCH as B_CPU, DRIVER, HELPER, REPO, RUN_DIR, STATE_DIR, Relays, cleanup, cluster_entry, make_user, ms,
+                      pam_calls, pam_service, sh, stats, target, timed, write_config)
 from certs import make_ca, sign_cert  # tests/, on the path benchlib set
 
 CLUSTER_RUNS = int(os.environ.get("BENCH_CLUSTER_RUNS", "21"))
 SILENT_RUNS = int(os.environ.get("BENCH_SILENT_RUNS", "3"))
-REFRESH_USERS = int(os.environ.get("BENCH_REFRESH_USERS", "1000"))
+REFRESH_USERS = int(os.environ.get("BENCH_REFRESH_USERS", "10000"))
 REFRESH_CLUSTERS = int(os.environ.get("BENCH_REFRESH_CLUSTERS", "2"))
 REFRESH_RUNS = int(os.environ.get("BENCH_REFRESH_RUNS", "30"))
 PROFILE = os.environ.get("BENCH_PROFILE")  # a directory: perf, callgrind and strace of a quiet refresh go there
 TEAM = int(os.environ.get("BENCH_REFRESH_TEAM", "250"))  # users per group the mapping names
-HOLDERS = 10  # long-lived processes the sessions' records point at (--pid)
 OPENERS = 4  # helper opens at once while the sessions are set up
 DEADLINE_MS = "10000"  # what the module passes with its default timeout=10
 
@@ -127,27 +129,32 @@ def profile_login(user, cfgs, names, uid, out, runs=10):
     print(f"   profile of a login with 1 and 5 clusters: {out}")
 
 
+CLUSTER_COUNTS = (1, 5, 20)
+
+
 def bench_clusters(cluster, work):
     user = make_user("kcm")
     uid = pwd.getpwnam(user).pw_uid
     tag = secrets.token_hex(2)
-    names = [f"m{tag}-{i}" for i in range(5)]
+    most = max(CLUSTER_COUNTS)
+    names = [f"m{tag}-{i}" for i in range(most)]
+    relays = Relays(cluster, most)
     cfgs = {}
-    for k in (1, 5):
-        clusters = "".join(cluster_entry(work, cluster, n) for n in names[:k])
+    for k in CLUSTER_COUNTS:
+        clusters = "".join(cluster_entry(work, cluster, n, server=s) for n, s in zip(names[:k], relays.servers))
         mapping = "".join(f"  - user: {user}\n    cluster: {n}\n    serviceaccount: team-a/alice\n" for n in names[:k])
         cfgs[k] = write_config(work, cluster, mapping, name=f"clusters-{k}.yaml", clusters=clusters)
     requests = {}
-    for k in (1, 5):  # once each first: the requests one login makes (and warm caches)
+    for k in CLUSTER_COUNTS:  # once each first: the requests one login makes (and warm caches)
         mark = cluster.audit_mark()
         open_close(user, cfgs[k], f"w{k}", names[:k], uid)
         settle(cluster)
         requests[k] = sum(1 for e in pam_calls(cluster, mark) if e["verb"] == "create")
     if PROFILE:
-        profile_login(user, cfgs, names, uid, PROFILE)
-    runs = {1: [], 5: []}
-    for i in range(CLUSTER_RUNS):  # interleaved: a burst of load elsewhere hits both alike
-        for k in (1, 5):
+        profile_login(user, {k: cfgs[k] for k in (1, 5)}, names, uid, PROFILE)
+    runs = {k: [] for k in CLUSTER_COUNTS}
+    for i in range(CLUSTER_RUNS):  # interleaved: a burst of load elsewhere hits all alike
+        for k in CLUSTER_COUNTS:
             runs[k].append(open_close(user, cfgs[k], f"k{k}n{i}", names[:k], uid))
     walls = {k: stats([r[0] for r in v]) for k, v in runs.items()}
     cpu = {k: (statistics.median(r[1] for r in v), sum(r[2] for r in v) / len(v)) for k, v in runs.items()}
@@ -155,29 +162,29 @@ def bench_clusters(cluster, work):
 
 
 def section_clusters(cluster, work, user, cfg, md):
-    print("== 9: one login, 1 and 5 clusters")
+    print(f"== 9: one login, {', '.join(map(str, CLUSTER_COUNTS))} clusters")
     walls, cpu, requests = bench_clusters(cluster, work)
-    ratio = walls[5]["median"] / walls[1]["median"]
-    md += ["## Clusters are minted concurrently", "",
+    ratio = {k: walls[k]["median"] / walls[1]["median"] for k in CLUSTER_COUNTS}
+    md += ["## Clusters are minted side by side", "",
            f"`pam-kubeconfig open --user U --session S --config C --pid P --deadline {DEADLINE_MS}` run directly "
            f"(what the module runs), timed from exec to exit; each run a fresh session of a user with no other "
-           f"session, closed after it (so every login creates the revocation Secret and mints, "
-           f"{requests[1]} and {requests[5]} API requests). The five clusters are five entries with distinct names "
-           f"pointing at the one test API server. {CLUSTER_RUNS} runs each, 1 and 5 interleaved, after one "
-           f"warm-up each.", "",
-           "| clusters | wall median | wall p95 | helper CPU (median) | API server + etcd CPU (mean) |",
-           "|---|---|---|---|---|",
-           f"| 1 | {ms(walls[1]['median'])} | {ms(walls[1]['p95'])} | {ms(cpu[1][0])} | {ms(cpu[1][1])} |",
-           f"| 5 | {ms(walls[5]['median'])} | {ms(walls[5]['p95'])} | {ms(cpu[5][0])} | {ms(cpu[5][1])} |", "",
-           f"CPU: the helper's own (user + system, its threads and the writer it reaps, from `wait4`), and what the "
-           f"test cluster's kube-apiserver and etcd spent meanwhile (`/proc/PID/stat`, 10 ms ticks, so a mean). "
-           f"They share this machine's {os.cpu_count()} cores: a 5-cluster login asks for "
-           f"{ms(cpu[5][0] + cpu[5][1])} of CPU, a 1-cluster login {ms(cpu[1][0] + cpu[1][1])}.", "",
-           f"5 clusters / 1 cluster = **{ratio:.2f}** (issue 11: at most 1.5; before the jobs ran concurrently, "
-           f"20 clusters cost 7.7x one).", ""]
-    target("a login with 5 clusters <= 1.5x a login with 1 (issue 11)", ratio <= 1.5, f"{ratio:.2f}")
-    target("a login makes 2 API requests per cluster", requests == {1: 2, 5: 10},
-           f"{requests[1]} and {requests[5]}")
+           f"session, closed after it (so every login creates the revocation Secret and mints: "
+           f"{', '.join(f'{requests[k]}' for k in CLUSTER_COUNTS)} API requests). Each cluster is a distinct "
+           f"endpoint: its own loopback port, forwarded by the kernel (nftables DNAT) to the one test API server, "
+           f"so no connection can be shared between two clusters. {CLUSTER_RUNS} runs each, interleaved, after "
+           f"one warm-up each.", "",
+           "| clusters | wall median | wall p95 | / one cluster | helper CPU (median) | API server + etcd CPU (mean) |",
+           "|---|---|---|---|---|---|"]
+    md += [f"| {k} | {ms(walls[k]['median'])} | {ms(walls[k]['p95'])} | {ratio[k]:.2f} | {ms(cpu[k][0])} | "
+           f"{ms(cpu[k][1])} |" for k in CLUSTER_COUNTS]
+    md += ["", f"CPU: the helper's own (user + system, its threads and the writer it reaps, from `wait4`), and what "
+           f"the test cluster's kube-apiserver and etcd spent meanwhile (`/proc/PID/stat`, 10 ms ticks, so a mean). "
+           f"They share this machine's {os.cpu_count()} cores: a 20-cluster login asks the machine for "
+           f"{ms(cpu[20][0] + cpu[20][1])} of CPU, a 1-cluster login for {ms(cpu[1][0] + cpu[1][1])}.", ""]
+    target("a login with 5 clusters <= 1.3x a login with 1 (issue 24)", ratio[5] <= 1.3, f"{ratio[5]:.2f}")
+    target("a login with 20 clusters <= 2.5x a login with 1 (issue 24)", ratio[20] <= 2.5, f"{ratio[20]:.2f}")
+    target("a login makes 2 API requests per cluster", all(requests[k] == 2 * k for k in CLUSTER_COUNTS),
+           ", ".join(str(requests[k]) for k in CLUSTER_COUNTS))
 
 
 # ---- 10: silent clusters -------------------------------------------------------------------
@@ -347,59 +354,109 @@ def section_silent(cluster, work, user, cfg, md):
 
 # ---- 11: refresh over many sessions ---------------------------------------------------------
 
+ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
+
+
+def edit_accounts(edit):
+    """Rewrites the four account files at once under the shadow suite's lock
+    (lckpwdf, as useradd takes it): edit(name, lines) -> lines. One rewrite for
+    10,000 accounts; useradd/userdel one by one rewrite every file each time
+    (minutes, and quadratic)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.lckpwdf() == 0, "lckpwdf failed"
+    try:
+        for path in ACCOUNT_FILES:
+            f = Path(path)
+            st = f.stat()
+            lines = edit(path, f.read_text().splitlines())
+            tmp = f.with_name(f.name + ".kcbench")
+            tmp.write_text("".join(line + "\n" for line in lines))
+            os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            os.replace(tmp, f)
+    finally:
+        libc.ulckpwdf()
+
+
 def make_many_users(n, groups):
-    """n accounts in one go (newusers), each with its own group, and spread over
-    the given groups (teams); passwords locked. useradd one by one would take
-    minutes."""
+    """n accounts in one go, each with its own group and home, spread over the
+    given groups (teams); passwords locked."""
+    taken = {int(line.split(":")[2]) for path in ("/etc/passwd", "/etc/group")
+             for line in Path(path).read_text().splitlines() if line.count(":") >= 3}
+    base = 3_000_000 + secrets.randbelow(1000) * 10_000
+    while any(base <= i < base + n + len(groups) for i in taken):
+        base += 10_000 * 100
     names = set()
     while len(names) < n:
         names.add(f"kcr{secrets.token_hex(3)}")
     names = sorted(names)
-    for g in groups:
-        sh(["groupadd", g], check=True)
+    ids = {u: base + i for i, u in enumerate(names)}
+    team_gid = {g: base + n + i for i, g in enumerate(groups)}
+    members = {g: names[i::len(groups)] for i, g in enumerate(groups)}
+    gone = set(names) | set(groups)
+    add = {"/etc/passwd": [f"{u}:x:{ids[u]}:{ids[u]}::/home/{u}:/bin/bash" for u in names],
+           "/etc/shadow": [f"{u}:!:20000:0:99999:7:::" for u in names],
+           "/etc/group": [f"{u}:x:{ids[u]}:" for u in names] + [f"{g}:x:{team_gid[g]}:{','.join(members[g])}"
+                                                               for g in groups],
+           "/etc/gshadow": [f"{u}:!::" for u in names] + [f"{g}:!::{','.join(members[g])}" for g in groups]}
 
     def remove():
         t0 = time.perf_counter()
+        edit_accounts(lambda path, lines: [line for line in lines if line.split(":", 1)[0] not in gone])
         for u in names:
-            try:
-                uid = str(pwd.getpwnam(u).pw_uid)
-            except KeyError:
-                continue
-            sh(["userdel", "-r", "-f", u])
-            shutil.rmtree(STATE_DIR / uid, ignore_errors=True)
-            shutil.rmtree(RUN_DIR / uid, ignore_errors=True)
-        for g in groups:
-            sh(["groupdel", g])
+            shutil.rmtree(f"/home/{u}", ignore_errors=True)
+            shutil.rmtree(STATE_DIR / str(ids[u]), ignore_errors=True)
+            shutil.rmtree(RUN_DIR / str(ids[u]), ignore_errors=True)
         print(f"   {len(names)} users removed in {time.perf_counter() - t0:.1f} s")
     cleanup.append(remove)
-    batch = "".join(f"{u}:!::::/home/{u}:/bin/bash\n" for u in names)
-    p = sh(["newusers"], input=batch)
-    assert p.returncode == 0, p.stderr
-    sh(["chpasswd", "-e"], input="".join(f"{u}:!\n" for u in names), check=True)  # locked, whatever newusers did
-    for i, g in enumerate(groups):
-        sh(["gpasswd", "-M", ",".join(names[i::len(groups)]), g], check=True)
+    edit_accounts(lambda path, lines: lines + add[path])
+    for u in names:
+        os.mkdir(f"/home/{u}", 0o750)
+        os.chown(f"/home/{u}", ids[u], ids[u])
     return names
 
 
 def refresh_configs(work, cluster, groups, names):
     """The same clusters and mapping (one rule per team and cluster); tokens due
-    8 min after their mint, or 6 s after."""
+    24 min after their mint, or 18 s after."""
     clusters = "".join(cluster_entry(work, cluster, n) for n in names)
     mapping = "".join(f"  - group: {g}\n    cluster: {n}\n    serviceaccount: team-a/alice\n"
                       for n in names for g in groups)
     out = []
-    for name, token in (("refresh-quiet.yaml", "token:\n  ttl: 10m\n"),
-                        ("refresh-due.yaml", "token:\n  ttl: 10m\n  refresh_before: 99%\n")):
+    for name, token in (("refresh-quiet.yaml", "token:\n  ttl: 30m\n"),
+                        ("refresh-due.yaml", "token:\n  ttl: 30m\n  refresh_before: 99%\n")):
         path = write_config(work, cluster, mapping, name=name, clusters=clusters)
         path.write_text(token + path.read_text())
         out.append(path)
     return out
 
 
+class Holders:
+    """One live process per session (`cpu_bench holders N`: N children that
+    wait), as each session has its own sshd process: refresh checks each one."""
+
+    def __init__(self, n):
+        self.p = subprocess.Popen([str(B_CPU), "holders", str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        self.pids = []
+        for line in self.p.stdout:
+            if line.strip() == "ready":
+                break
+            self.pids.append(int(line))
+        assert len(self.pids) == n, f"{len(self.pids)} of {n} holders"
+        cleanup.append(self.close)
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.stdin.close()
+            self.p.wait()
+
+
 def open_all(users, cfg, holders):
     def one(i):
         return sh([HELPER, "open", "--user", users[i], "--session", "s1", "--config", cfg,
-                   "--pid", holders[i % len(holders)].pid, "--deadline", DEADLINE_MS])
+                   "--pid", holders.pids[i], "--deadline", DEADLINE_MS])
     with ThreadPoolExecutor(OPENERS) as ex:
         failed = [(users[i], p.returncode, p.stderr) for i, p in enumerate(ex.map(one, range(len(users))))
                   if p.returncode != 0]
@@ -435,14 +492,20 @@ def other_record_uids(ours):
 
 def quiet_refresh(cluster, quiet):
     """refresh with nothing due: hyperfine's figure, the API requests during all
-    its runs, and what the helper says it decided."""
+    its runs, the processes it started (strace: fork, vfork, clone of a process)
+    and what the helper says it decided."""
     mark = cluster.audit_mark()
     t = hyperfine([HELPER, "refresh", "--config", quiet], REFRESH_RUNS)
     dbg = sh([HELPER, "refresh", "--config", quiet, "--debug"]).stderr
+    with tempfile.NamedTemporaryFile(suffix=".strace") as f:
+        sh(["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o", f.name, HELPER, "refresh",
+            "--config", quiet])
+        forks = sum(1 for line in Path(f.name).read_text().splitlines()
+                    if ("clone" in line and "CLONE_THREAD" not in line) or "fork(" in line)
     settle(cluster)
     calls = len(pam_calls(cluster, mark))
     said = next((line for line in dbg.splitlines() if "with work due" in line), dbg.strip()[-300:])
-    return t, calls, said
+    return t, calls, said, forks
 
 
 def profile_refresh(quiet, out):
@@ -465,20 +528,28 @@ def profile_refresh(quiet, out):
 
 
 def due_refresh(cluster, due, uids, names):
-    """refresh with every token past its rotation point: one TokenRequest per
-    (user, cluster), each matched to the token it wrote by the audit log's jti."""
+    """refresh with every token past its rotation point, run again (as its timer
+    would) while it says users are left for the next run: one TokenRequest per
+    (user, cluster), each matched to the token it wrote by the audit log's jti;
+    the helper's own CPU (its children's too) per rotation."""
     before = tokens_now(uids, names)
     mark = cluster.audit_mark()
-    wall, _, rc, _, err, _ = timed([HELPER, "refresh", "--config", due])
+    wall, cpu, runs, rc, err = 0.0, 0.0, 0, 0, ""
+    while runs < 20:
+        w, _, rc, _, err, ru = timed([HELPER, "refresh", "--config", due])
+        wall, cpu, runs = wall + w, cpu + ru.ru_utime + ru.ru_stime, runs + 1
+        if "left for the next run" not in err:
+            break
     settle(cluster)
     calls = pam_calls(cluster, mark)
     after = tokens_now(uids, names)
     issued = collections.Counter(jti_of_event(e) for e in calls if token_request(e))
     owner = {jti: pair for pair, jti in after.items()}
     per_pair = collections.Counter(owner.get(j) for j in issued.elements())
-    return {"wall": wall, "rc": rc, "err": err[-500:], "requests": len(calls),
-            "token_requests": sum(issued.values()), "other": len(calls) - sum(issued.values()),
-            "rotated": sum(before[k] != after[k] for k in after),
+    rotated = sum(before[k] != after[k] for k in after)
+    return {"wall": wall, "runs": runs, "cpu": cpu, "cpu_per": cpu / max(1, rotated), "rc": rc, "err": err[-500:],
+            "requests": len(calls), "token_requests": sum(issued.values()),
+            "other": len(calls) - sum(issued.values()), "rotated": rotated,
             "exactly_one": sum(per_pair[k] == 1 for k in after), "unmatched": per_pair.get(None, 0),
             "pairs": len(after), "sample": [token_file(*k).read_text().strip() for k in list(after)[:3]]}
 
@@ -503,21 +574,20 @@ def bench_refresh(cluster, work):
     uids = [pwd.getpwnam(u).pw_uid for u in users]
     made = time.perf_counter() - t0
     quiet, due = refresh_configs(work, cluster, groups, names)
-    holders = [subprocess.Popen(["sleep", "infinity"]) for _ in range(HOLDERS)]
-    cleanup.append(lambda: [(h.kill(), h.wait()) for h in holders])
+    holders = Holders(len(users))
     cleanup.append(lambda: close_all(users, quiet))
     t0 = time.perf_counter()
     open_all(users, quiet, holders)
     opened_at = time.perf_counter()
     print(f"   {len(users)} users made in {made:.1f} s, their sessions opened in {opened_at - t0:.1f} s")
     r = {"users": len(users), "groups": groups, "made": made, "opened": opened_at - t0, "others": other_record_uids(set(uids))}
-    r["quiet"], r["quiet_calls"], r["said"] = quiet_refresh(cluster, quiet)
+    r["quiet"], r["quiet_calls"], r["said"], r["forks"] = quiet_refresh(cluster, quiet)
     if PROFILE:
         profile_refresh(quiet, PROFILE)
-    time.sleep(max(0.0, 7 - (time.perf_counter() - opened_at)))  # 1 % of 10 min after the last mint
+    time.sleep(max(0.0, 19 - (time.perf_counter() - opened_at)))  # 1 % of 30 min after the last mint
     r["due"] = due_refresh(cluster, due, uids, names)
     r["whoami"] = [cluster.whoami(t) for t in r["due"].pop("sample")]
-    r["after"], r["after_calls"], r["after_said"] = quiet_refresh(cluster, quiet)
+    r["after"], r["after_calls"], r["after_said"], r["after_forks"] = quiet_refresh(cluster, quiet)
     r["now"], r["now_requests"] = rotate_now(cluster, users[:10], quiet)
     return r, names
 
@@ -528,25 +598,33 @@ def section_refresh(cluster, work, user, cfg, md):
     d, q, a = r["due"], r["quiet"], r["after"]
     n, c = r["users"], len(names)
     md += ["## refresh over many open sessions", "",
-           f"{n:,} users (created with `newusers`, each with its own group, and members of one of {len(r['groups'])} "
-           f"teams of {TEAM} (groups); the mapping has one `group:` rule per team and cluster), each with one open session: `pam-kubeconfig open --user U --session s1 "
-           f"--config C --pid P --deadline {DEADLINE_MS}` for real, {OPENERS} at a time ({r['opened']:.1f} s for "
-           f"all), the records' `--pid` spread over {HOLDERS} long-lived `sleep` processes. {c} clusters per user "
-           f"(distinct names, the one test API server): {n * c:,} grants, {n * c:,} token files. The config: "
-           f"`token: {{ttl: 10m}}` (rotation at 80 % of the life, 8 min after the mint). The state directory held "
-           f"records of {len(r['others'])} other uid(s) as well (other runs'; refresh reads them too).", "",
-           f"Nothing due: `hyperfine -N --warmup 3 --runs {REFRESH_RUNS} 'pam-kubeconfig refresh --config C'`.", "",
-           "| refresh, nothing due | median | mean | min | max | API requests (all runs) |", "|---|---|---|---|---|---|",
+           f"{n:,} users (written to the account files in one go, each with its own group and home, and members of "
+           f"one of {len(r['groups'])} teams of {TEAM} (groups); the mapping has one `group:` rule per team and "
+           f"cluster), each with one open session: `pam-kubeconfig open --user U --session s1 --config C --pid P "
+           f"--deadline {DEADLINE_MS}` for real, {OPENERS} at a time ({r['opened']:.1f} s for all), the records' "
+           f"`--pid` each its own live process (`cpu_bench holders N`), so every session is in the index of open "
+           f"sessions and checked alive by every run. {c} clusters per user (distinct names, the one test API "
+           f"server): {n * c:,} grants, {n * c:,} token files. The config: `token: {{ttl: 30m}}` (rotation at 80 % "
+           f"of the life). The state directory held records of {len(r['others'])} other uid(s) as well (other "
+           f"runs'; refresh reads them too).", "",
+           f"Nothing due: `hyperfine -N --warmup 3 --runs {REFRESH_RUNS} 'pam-kubeconfig refresh --config C'`; "
+           f"processes started counted by `strace -f` (fork, vfork, clone without `CLONE_THREAD`).", "",
+           "| refresh, nothing due | median | mean | min | max | API requests (all runs) | processes started |",
+           "|---|---|---|---|---|---|---|",
            f"| right after the logins | {ms(q['median'])} | {ms(q['mean'])} | {ms(q['min'])} | {ms(q['max'])} | "
-           f"{r['quiet_calls']} |",
+           f"{r['quiet_calls']} | {r['forks']} |",
            f"| right after the rotation below | {ms(a['median'])} | {ms(a['mean'])} | {ms(a['min'])} | "
-           f"{ms(a['max'])} | {r['after_calls']} |", "",
+           f"{ms(a['max'])} | {r['after_calls']} | {r['after_forks']} |", "",
            f"The helper's own account (`--debug`): `{r['said'].strip()}`.", "",
-           "Everything due: the same sessions, 7 s after the last mint, one `pam-kubeconfig refresh --config C'` "
-           "where C' says `refresh_before: 99%` (a token is due 6 s after its mint), timed from exec to exit; the "
-           "audit log's `issued-credential-id` (the jti) of each TokenRequest matched to the token file it wrote.",
-           "", "| | |", "|---|---|",
-           f"| wall (exit status {d['rc']}) | {d['wall']:.2f} s ({ms(d['wall'] / n)} per user) |",
+           "Everything due: the same sessions, 19 s after the last mint, `pam-kubeconfig refresh --config C'` where "
+           "C' says `refresh_before: 99%` (a token is due 18 s after its mint), timed from exec to exit and run "
+           "again, as its timer would, while it says users are left for the next run (each run has a 45 s "
+           "deadline); the audit log's `issued-credential-id` (the jti) of each TokenRequest matched to the token "
+           "file it wrote.", "", "| | |", "|---|---|",
+           f"| wall (runs: {d['runs']}, last exit status {d['rc']}) | {d['wall']:.2f} s ({ms(d['wall'] / n)} per "
+           f"user) |",
+           f"| the helper's CPU (user + system, with its children) | {d['cpu']:.2f} s, **{ms(d['cpu_per'])} per "
+           f"rotation** |",
            f"| TokenRequests | {d['token_requests']:,} for {d['pairs']:,} (user, cluster) pairs |",
            f"| pairs with exactly one TokenRequest, matched by jti | {d['exactly_one']:,} |",
            f"| TokenRequests matching no token file | {d['unmatched']} |",
@@ -558,11 +636,135 @@ def section_refresh(cluster, work, user, cfg, md):
            f"{r['now_requests']:.2f} TokenRequests per call ({c} clusters).", ""]
     if d["rc"] != 0:
         md += [f"refresh said: `{d['err'].strip()}`", ""]
-    target(f"refresh over {n:,} open sessions, nothing due: median <= 50 ms (issue 13)", q["median"] <= 0.050,
+    target(f"refresh over {n:,} open sessions, nothing due: median <= 150 ms (issue 24)", q["median"] <= 0.150,
            ms(q["median"]))
-    target("refresh with nothing due makes 0 API requests (issue 13)", r["quiet_calls"] == 0 and r["after_calls"] == 0,
-           f"{r['quiet_calls']} and {r['after_calls']} over {2 * (REFRESH_RUNS + 4)} runs")
-    target("everything due: exactly one TokenRequest per (user, cluster) (issue 13)",
+    target("refresh with nothing due makes 0 API requests and starts no process (issue 24)",
+           r["quiet_calls"] == 0 and r["after_calls"] == 0 and r["forks"] == 0 and r["after_forks"] == 0,
+           f"{r['quiet_calls']} and {r['after_calls']} requests over {2 * (REFRESH_RUNS + 5)} runs, "
+           f"{r['forks']} and {r['after_forks']} processes")
+    target("everything due: exactly one TokenRequest per (user, cluster)",
            d["exactly_one"] == d["pairs"] and d["token_requests"] == d["pairs"] and d["rc"] == 0,
            f"{d['exactly_one']:,} of {d['pairs']:,} pairs, {d['token_requests']:,} TokenRequests, "
-           f"{d['wall']:.1f} s")
+           f"{d['wall']:.1f} s in {d['runs']} runs, {ms(d['cpu_per'])} of helper CPU per rotation")
+
+
+# ---- 12: the cut against ss -K ---------------------------------------------------------------
+
+CUT_RUNS = int(os.environ.get("BENCH_CUT_RUNS", "7"))
+HOLD_SCRIPT = """
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket()
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    socks.append(s)
+print("held", len(socks), flush=True)
+sys.stdin.read()
+"""
+
+
+class Listener:
+    """A loopback server that accepts every connection and keeps it."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=8192)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def drop(self):
+        conns, self.conns = self.conns, []
+        for c in conns:
+            c.close()
+
+
+def established(port):
+    p = sh(["ss", "-Htn", "state", "established", "dst", f"127.0.0.1:{port}"])
+    return len(p.stdout.splitlines())
+
+
+def hold(pw, port, n):
+    """A process of the user's holding n established connections to the listener."""
+    import resource
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
+    p = subprocess.Popen(["python3", "-c", HOLD_SCRIPT, str(port), str(n)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                         preexec_fn=limits)
+    line = p.stdout.readline()
+    assert line.startswith(f"held {n}"), line
+    assert wait_established(port, n), f"{established(port)} of {n} established"
+    return p
+
+
+def wait_established(port, n, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if established(port) == n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def bench_cut(cluster, work):
+    import resource
+    user = make_user("kcx")
+    pw = pwd.getpwnam(user)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 12000), max(hard, 12000)))
+    listener = Listener()
+    cleanup.append(listener.sock.close)
+    url = f"https://127.0.0.1:{listener.port}"
+    out = {}
+    for n in (100, 5000):
+        r = {"ours": [], "inside": [], "ss": []}
+        for _ in range(CUT_RUNS):
+            for who in ("ours", "ss"):
+                p = hold(pw, listener.port, n)
+                if who == "ours":
+                    w, _, rc, so, err, _ = timed([B_CPU, "sockcut", pw.pw_uid, url])
+                    assert rc == 0, err
+                    m = re.match(r"cut (\d+) in (\d+) us", so)
+                    assert m and int(m.group(1)) == n, so
+                    r["inside"].append(int(m.group(2)) / 1e6)
+                else:
+                    w, _, rc, so, err, _ = timed(["ss", "-K", "-Htn", "dst", f"127.0.0.1:{listener.port}"])
+                    assert rc == 0, err
+                r[who].append(w)
+                left = established(listener.port)
+                assert left == 0, f"{who}: {left} of {n} connections left"
+                p.stdin.close()
+                p.wait()
+                listener.drop()
+        out[n] = {k: stats(v) for k, v in r.items()}
+    return out
+
+
+def section_cut(cluster, work, user, cfg, md):
+    print("== 12: the cut against ss -K")
+    r = bench_cut(cluster, work)
+    md += ["## The cut of a user's connections, against `ss -K`", "",
+           f"A process of the user's holds N established TCP connections to a loopback listener; then either the "
+           f"helper's cut (`kc_sockcut`: every socket of that uid to that address and port, destroyed with "
+           f"sock_diag `SOCK_DESTROY`) in a process of its own (`build/bench/cpu_bench sockcut UID URL`, which also "
+           f"reports the time inside the call, what a logout spends), or `ss -K -Htn dst 127.0.0.1:PORT` on the "
+           f"same kind of sockets. Afterwards `ss` must find none established. {CUT_RUNS} runs of each, "
+           f"interleaved.", "",
+           "| streams | our cut (process) | inside the helper | `ss -K` (process) | ours / `ss -K` |",
+           "|---|---|---|---|---|"]
+    for n, v in r.items():
+        md.append(f"| {n:,} | {ms(v['ours']['median'])} | {ms(v['inside']['median'])} | {ms(v['ss']['median'])} | "
+                  f"{v['ours']['median'] / v['ss']['median']:.2f} |")
+    md.append("")
+    for n, v in r.items():
+        ratio = v["ours"]["median"] / v["ss"]["median"]
+        target(f"the cut of {n:,} streams takes no longer than ss -K on them (process against process, 1.2x)",
+               ratio <= 1.2, f"{ratio:.2f} ({ms(v['ours']['median'])} vs {ms(v['ss']['median'])})")

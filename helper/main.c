@@ -204,22 +204,6 @@ static int run_audit(const struct args *a)
 							  : kc_cmd_audit(a->audit_log, a->mint_log);
 }
 
-/* `cut UID USER CLUSTER SERVER SINCE AFTER ADDR...`: the second cut of a
- * user's connections, started detached by the helper itself (lifecycle/cut.h). */
-static int run_cut(const struct args *a)
-{
-	char *end;
-	unsigned long uid;
-
-	if (a->argc < 8)
-		return usage("cut is started by the helper itself");
-	uid = strtoul(a->argv[2], &end, 10);
-	if (*end || uid == 0 || uid > 0xfffffffeUL)
-		return usage("cut: bad uid");
-	return kc_cmd_cut((uid_t)uid, a->argv[3], a->argv[4], a->argv[5], (time_t)strtoll(a->argv[6], NULL, 10),
-			  atoi(a->argv[7]), a->argv + 8, (size_t)(a->argc - 8));
-}
-
 /* eks-token (kubectl's exec plugin) takes awscli's options. */
 static int run_eks_token(const struct args *a)
 {
@@ -242,7 +226,7 @@ static const struct command {
 	{ "check", run_check, PRIVILEGED, false }, { "explain", run_explain, PRIVILEGED, false },
 	{ "rbac", run_rbac, AS_CALLER, false },	   { "refresh", run_refresh, PRIVILEGED, false },
 	{ "gc", run_gc, PRIVILEGED, false },	   { "audit", run_audit, PRIVILEGED, false },
-	{ "cut", run_cut, PRIVILEGED, true },	   { "eks-token", run_eks_token, AS_CALLER, true },
+	{ "eks-token", run_eks_token, AS_CALLER, true },
 };
 
 static const struct command *find_command(const char *name)
@@ -297,7 +281,10 @@ int main(int argc, char **argv)
 		kc_error("cannot initialise libcurl");
 		return KC_EXIT_ERROR;
 	}
+	kc_process_title_area(argc, argv);
 	rc = c->run(&a);
+	kc_cut_finish();
 	curl_global_cleanup();
+	kc_debug("exit status %d", rc);
 	return rc;
 }

@@ -304,7 +304,7 @@ static int imds_reachable_unprivileged(const struct kc_eks_ref *a, long timeout_
 	if (pid == 0) {
 		struct kc_aws_credentials cred;
 
-		struct kc_user u = { nobody.name, nobody.uid, nobody.gid, nobody.home };
+		struct kc_user u = { .name = nobody.name, .uid = nobody.uid, .gid = nobody.gid, .home = nobody.home };
 
 		if (kc_asuser_drop(&u) < 0)
 			_exit(3);

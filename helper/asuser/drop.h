@@ -14,9 +14,11 @@ struct kc_user {
 	uid_t uid;
 	gid_t gid;
 	const char *home;
+	const gid_t *groups; /* the user's groups, as initgroups() would find them; NULL: let it find them */
+	size_t n_groups;
 };
 
-/* Drops this process to the user for good (initgroups, setresgid, setresuid)
+/* Drops this process to the user for good (their groups, setresgid, setresuid)
  * and proves it: ids, no root group left, no way back. Never for root. 0 / -1. */
 int kc_asuser_drop(const struct kc_user *u);
 

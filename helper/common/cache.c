@@ -68,7 +68,9 @@ int kc_cache_get(const char *kind, const char *key, long max_age, unsigned flags
 
 int kc_cache_put(const char *kind, const char *key, const void *data, size_t len, struct kc_err *err)
 {
-	const struct kc_write_opts o = { .mode = 0600, .uid = 0, .gid = 0 };
+	/* Not synced: losing an entry costs time, never correctness, and every
+	 * reader checks what it reads. */
+	const struct kc_write_opts o = { .mode = 0600, .uid = 0, .gid = 0, .sync = KC_SYNC_NONE };
 	char name[96];
 	kc_autoclose int dir = open_dir(err);
 

@@ -4,12 +4,23 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 
 static bool debug_on;
+static struct timespec started;
+
+static long long us_since_start(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - started.tv_sec) * 1000000 + (now.tv_nsec - started.tv_nsec) / 1000;
+}
 
 void kc_log_init(bool debug)
 {
 	debug_on = debug;
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	openlog("pam-kubeconfig", LOG_PID, LOG_AUTHPRIV);
 }
 
@@ -41,11 +52,16 @@ void kc_warn(const char *fmt, ...)
 void kc_debug(const char *fmt, ...)
 {
 	va_list ap;
+	char level[40];
+	long long us;
 
 	if (!debug_on)
 		return;
+	us = us_since_start();
+
+	snprintf(level, sizeof(level), "debug: +%lld.%03lld ms: ", us / 1000, us % 1000);
 	va_start(ap, fmt);
-	vsay("debug: ", fmt, ap);
+	vsay(level, fmt, ap);
 	va_end(ap);
 }
 

@@ -2,6 +2,7 @@
 #include "common/process.h"
 
 #include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -32,4 +33,37 @@ void kc_process_harden(void)
 	prctl(PR_SET_DUMPABLE, 0);
 	setrlimit(RLIMIT_CORE, &none);
 	sane_limits();
+}
+
+static char *title;
+static size_t title_len;
+
+void kc_process_title_area(int argc, char **argv)
+{
+	char *end;
+
+	if (argc < 1 || !argv[0])
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (int i = 1; i < argc && argv[i] == end; i++)
+		end = argv[i] + strlen(argv[i]) + 1;
+	title = argv[0];
+	title_len = (size_t)(end - argv[0]);
+}
+
+void kc_process_set_title(const char *const *words)
+{
+	size_t at = 0;
+
+	if (!title)
+		return;
+	memset(title, 0, title_len);
+	for (; *words; words++) {
+		size_t n = strlen(*words);
+
+		if (at + n + 1 > title_len)
+			break;
+		memcpy(title + at, *words, n);
+		at += n + 1;
+	}
 }

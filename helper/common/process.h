@@ -10,4 +10,12 @@
  * the hard ones); SIGPIPE and SIGXFSZ ignored. */
 void kc_process_harden(void);
 
+/* The memory of argv (argc strings from argv[0]), which ps reads as the
+ * command line; kc_process_set_title() writes over it. */
+void kc_process_title_area(int argc, char **argv);
+
+/* What ps shows as the command line from now on: the words, as far as the
+ * area holds them. Nothing in argv may be read after. */
+void kc_process_set_title(const char *const *words);
+
 #endif

@@ -60,8 +60,6 @@ static void exec_child(const struct kc_subprocess *p, const int fds[3])
 		sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (p->detach && fork() != 0)
-		_exit(0); /* the grandchild is init's to reap */
 	/* Above 2 first: a caller with fd 0, 1 or 2 closed may have had one of
 	 * these pipes land there. */
 	for (int i = 0; i < 3; i++)
@@ -143,28 +141,48 @@ static bool exchange(const struct kc_subprocess *p, struct pipes *io, long long 
 	return true;
 }
 
+int kc_subprocess_wait(pid_t pid, long long deadline_ms, int *status)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = 0;
+
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		long long left = deadline_ms - now_ms();
+
+		if (w == pid || (w < 0 && errno != EINTR)) {
+			if (fd >= 0)
+				close(fd);
+			if (status)
+				*status = st;
+			return w == pid ? 0 : -1;
+		}
+		if (left <= 0)
+			break;
+		if (fd >= 0) {
+			struct pollfd p = { fd, POLLIN, 0 };
+
+			poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		} else {
+			usleep(1000); /* no pidfd (Linux < 5.3): a short tick */
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 /* Its output is closed; it should be exiting. Waits, but not past the
  * deadline; then kills its whole process group and reaps it. */
 static void reap(pid_t pid, long long deadline, struct kc_subprocess_result *res)
 {
 	int status = 0;
 
-	while (!res->timed_out) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid) {
-			if (WIFEXITED(status))
-				res->exit_status = WEXITSTATUS(status);
-			return;
-		}
-		if (w < 0 && errno != EINTR)
-			break;
-		if (now_ms() >= deadline) {
-			res->timed_out = true;
-			break;
-		}
-		usleep(2000);
+	if (!res->timed_out && kc_subprocess_wait(pid, deadline, &status) == 0) {
+		if (WIFEXITED(status))
+			res->exit_status = WEXITSTATUS(status);
+		return;
 	}
+	res->timed_out = true;
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -177,16 +195,12 @@ static int open_pipes(const struct kc_subprocess *p, struct pipes *io, int child
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 
 	child[0] = child[1] = child[2] = -1;
-	if (p->detach || !p->input) {
-		child[0] = open("/dev/null", p->detach ? O_RDWR | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
+	if (!p->input) {
+		child[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (child[0] < 0)
 			return -1;
 	} else if (pipe2(in, O_CLOEXEC) < 0) {
 		return -1;
-	}
-	if (p->detach) {
-		child[1] = child[2] = child[0];
-		return 0;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
 		int e = errno;
@@ -254,11 +268,7 @@ int kc_subprocess_run(const struct kc_subprocess *p, struct kc_subprocess_output
 		exec_child(p, child);
 	res->error = pid < 0 ? errno : 0;
 	close_child_ends(child);
-	if (pid > 0 && p->detach) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		res->exit_status = 0;
-	} else if (pid > 0) {
+	if (pid > 0) {
 		res->timed_out = !exchange(p, &io, deadline, o);
 		reap(pid, deadline, res);
 	}

@@ -393,11 +393,16 @@ int kc_accounts_identity(const struct kc_accounts *a, uid_t uid, struct kc_ident
 	id->uid = u->uid;
 	id->gid = u->gid;
 	id->groups = calloc(u->n_gids + 2, sizeof(*id->groups));
-	if (!id->name || !id->home || !id->groups || add_name(id, group_name(a, u->gid)) < 0)
+	id->gids = calloc(u->n_gids + 1, sizeof(*id->gids));
+	if (!id->name || !id->home || !id->groups || !id->gids || add_name(id, group_name(a, u->gid)) < 0)
 		goto oom;
-	for (size_t i = 0; i < u->n_gids; i++)
+	id->gids[id->n_gids++] = u->gid;
+	for (size_t i = 0; i < u->n_gids; i++) {
 		if (add_name(id, group_name(a, u->gids[i])) < 0)
 			goto oom;
+		if (u->gids[i] != u->gid)
+			id->gids[id->n_gids++] = u->gids[i];
+	}
 	return 0;
 oom:
 	kc_identity_free(id);

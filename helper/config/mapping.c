@@ -122,6 +122,9 @@ int kc_identity_load(const char *user, struct kc_identity *id, struct kc_err *er
 		if (named == 0)
 			id->n_groups++;
 	}
+	id->gids = gids; /* kept for the writer's drop: no second walk of the directory */
+	id->n_gids = (size_t)ngids;
+	gids = NULL;
 	rc = 0;
 	goto out;
 oom:
@@ -140,6 +143,7 @@ void kc_identity_free(struct kc_identity *id)
 	for (size_t i = 0; i < id->n_groups; i++)
 		free(id->groups[i]);
 	free(id->groups);
+	free(id->gids);
 	free(id->name);
 	free(id->home);
 	memset(id, 0, sizeof(*id));

@@ -21,6 +21,8 @@ struct kc_identity {
 	char *home;
 	char **groups; /* names of the primary and supplementary groups */
 	size_t n_groups;
+	gid_t *gids; /* the same groups' ids, as initgroups() would set them (the writer's drop) */
+	size_t n_gids;
 };
 
 /* Returns 0; KC_ABSENT when there is no such user; KC_UNKNOWN when the user

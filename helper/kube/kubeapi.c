@@ -24,6 +24,16 @@ struct kc_kube {
 	long long deadline_ms; /* 0: none */
 	bool unreachable;
 	char primary_ip[64]; /* the address of the last connection, "ip port" */
+	int (*gate)(void *arg); /* kc_kube_gate() */
+	void *gate_arg;
+};
+
+/* A request body sent through the gate (kc_kube_gate()). */
+struct gated_body {
+	struct kc_kube *k;
+	const char *data;
+	size_t len, sent;
+	bool refused; /* the gate failed: the body never went */
 };
 
 static void wipe_headers(struct curl_slist *h)
@@ -79,6 +89,7 @@ struct kc_kube *kc_kube_open(const struct kc_cluster_endpoint *ep, const struct 
 	k->headers = curl_slist_append(k->headers, "Accept: application/json");
 	k->headers = curl_slist_append(k->headers, "Content-Type: application/json");
 	k->headers = curl_slist_append(k->headers, "User-Agent: pam-kubeconfig");
+	k->headers = curl_slist_append(k->headers, "Expect:"); /* the body goes with the head, never asked for */
 	if (!k->headers || set_credential(k, cred) < 0)
 		goto oom;
 
@@ -137,6 +148,38 @@ unsigned kc_kube_requests(const struct kc_kube *k)
 void kc_kube_set_deadline(struct kc_kube *k, long long deadline_ms)
 {
 	k->deadline_ms = deadline_ms;
+}
+
+void kc_kube_gate(struct kc_kube *k, int (*wait)(void *arg), void *arg)
+{
+	k->gate = wait;
+	k->gate_arg = arg;
+}
+
+/* 0 when the gate is open (or was never set); -1 when it failed. */
+static int pass_gate(struct kc_kube *k)
+{
+	int (*wait)(void *arg) = k->gate;
+
+	k->gate = NULL;
+	return wait ? wait(k->gate_arg) : 0;
+}
+
+/* libcurl asks for the body once the head is on its way. */
+static size_t send_body(char *buf, size_t size, size_t nmemb, void *userp)
+{
+	struct gated_body *b = userp;
+	size_t n = size * nmemb;
+
+	if (pass_gate(b->k) < 0) {
+		b->refused = true;
+		return CURL_READFUNC_ABORT;
+	}
+	if (n > b->len - b->sent)
+		n = b->len - b->sent;
+	memcpy(buf, b->data + b->sent, n);
+	b->sent += n;
+	return n;
 }
 
 bool kc_kube_unreachable(const struct kc_kube *k)
@@ -199,8 +242,19 @@ static void remember_peer(struct kc_kube *k)
 		snprintf(k->primary_ip, sizeof(k->primary_ip), "%s %ld", ip, port);
 }
 
-static int set_request(struct kc_kube *k, const char *method, const char *path, const char *body, struct kc_buf *in,
-		       struct kc_err *err)
+/* libcurl rewinds a body it must send again (a fresh connection). */
+static int rewind_body(void *userp, curl_off_t offset, int origin)
+{
+	struct gated_body *b = userp;
+
+	if (origin != SEEK_SET || offset < 0 || (size_t)offset > b->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	b->sent = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static int set_request(struct kc_kube *k, const char *method, const char *path, const char *body,
+		       struct gated_body *gated, struct kc_buf *in, struct kc_err *err)
 {
 	kc_autobuf struct kc_buf url = { 0 };
 	size_t base_len = strlen(k->server);
@@ -213,7 +267,16 @@ static int set_request(struct kc_kube *k, const char *method, const char *path, 
 	if (kc_buf_append(&url, k->server, base_len) < 0 || kc_buf_puts(&url, path) < 0)
 		return kc_seterr(err, "out of memory"), -1;
 	curl_easy_setopt(k->curl, CURLOPT_URL, url.data); /* libcurl copies it */
-	if (body) {
+	if (body && k->gate) {
+		*gated = (struct gated_body){ .k = k, .data = body, .len = strlen(body) };
+		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, (long)gated->len);
+		curl_easy_setopt(k->curl, CURLOPT_READFUNCTION, send_body);
+		curl_easy_setopt(k->curl, CURLOPT_READDATA, gated);
+		curl_easy_setopt(k->curl, CURLOPT_SEEKFUNCTION, rewind_body);
+		curl_easy_setopt(k->curl, CURLOPT_SEEKDATA, gated);
+	} else if (body) {
 		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	} else {
@@ -230,15 +293,20 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 		  struct kc_err *err)
 {
 	kc_autobuf struct kc_buf in = { .secret = true };
+	struct gated_body gated = { 0 };
 	char *out = NULL;
 	json_error_t jerr;
 	long status = 0;
 	CURLcode rc;
 
 	*resp = NULL;
+	if (!body && pass_gate(k) < 0)
+		return kc_seterr(err, "cluster %s: %s %s not sent: what it needs on disk first could not be written",
+				 k->name, method, path),
+		       -1;
 	if (body && !(out = json_dumps(body, JSON_COMPACT)))
 		return kc_seterr(err, "out of memory"), -1;
-	if (set_request(k, method, path, out, &in, err) < 0) {
+	if (set_request(k, method, path, out, &gated, &in, err) < 0) {
 		kc_json_free(out);
 		return -1;
 	}
@@ -246,6 +314,12 @@ long kc_kube_call(struct kc_kube *k, const char *method, const char *path, json_
 	rc = curl_easy_perform(k->curl);
 	kc_json_free(out);
 	remember_peer(k);
+	if (gated.refused) {
+		k->requests--;
+		return kc_seterr(err, "cluster %s: %s %s not sent: what it needs on disk first could not be written",
+				 k->name, method, path),
+		       -1;
+	}
 	if (rc != CURLE_OK) {
 		transport_error(k, rc, err);
 		return -1;

@@ -28,6 +28,12 @@ const char *kc_kube_name(const struct kc_kube *k);
 unsigned kc_kube_requests(const struct kc_kube *k);
 /* All calls from now on end by this monotonic time (kc_now_ms()). */
 void kc_kube_set_deadline(struct kc_kube *k, long long deadline_ms);
+/* The next call's request does not act before wait(arg) returns 0: a body
+ * is sent only then (the connection, the TLS handshake and the request's
+ * head go meanwhile: the server acts on nothing before the body is whole), a
+ * request without one is not sent before. When wait fails, nothing acts:
+ * the call fails with "not sent". Once. */
+void kc_kube_gate(struct kc_kube *k, int (*wait)(void *arg), void *arg);
 /* Did a call fail for want of a healthy server (transport error, timeout, 5xx)? */
 bool kc_kube_unreachable(const struct kc_kube *k);
 

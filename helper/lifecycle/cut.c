@@ -3,18 +3,22 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/subprocess.h"
+#include "common/process.h"
 #include "config/mapping.h"
 #include "lifecycle/refuse.h"
 #include "lifecycle/sockcut.h"
-#include "lifecycle/state.h"
 
 #define MAX_ADDRS 64
 
@@ -63,31 +67,63 @@ static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char
 	return cut;
 }
 
-void kc_cut_user(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64], size_t n)
-{
-	char self[PATH_MAX], uid_s[16], since[24], after[8];
-	char *argv[9 + MAX_ADDRS + 1];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	struct kc_subprocess p = { .path = self, .argv = argv, .detach = true };
-	struct kc_subprocess_result r;
-	size_t a = 0;
+/* The second cuts this process owes: made by one child it forks when its
+ * command is over (kc_cut_finish). */
+struct again {
+	uid_t uid;
+	char *user, *cluster, *server;
+	char (*addrs)[64];
+	size_t n;
+	time_t at;
+};
 
-	if (len <= 0)
-		return;
-	self[len] = '\0';
-	snprintf(uid_s, sizeof(uid_s), "%u", (unsigned)uid);
-	snprintf(since, sizeof(since), "%lld", (long long)time(NULL));
-	snprintf(after, sizeof(after), "%d", KC_CUT_AGAIN_AFTER);
-	/* execve() takes char *const[]; it does not write through them. */
-	argv[a++] = (char *)"pam-kubeconfig", argv[a++] = (char *)"cut", argv[a++] = uid_s;
-	argv[a++] = (char *)(user ? user : "-"), argv[a++] = (char *)cluster;
-	argv[a++] = (char *)(server ? server : "-"), argv[a++] = since, argv[a++] = after;
-	for (size_t i = 0; i < n && i < MAX_ADDRS; i++)
-		argv[a++] = addrs[i];
-	argv[a] = NULL;
-	if (kc_subprocess_run(&p, NULL, &r) < 0)
-		kc_warn("cluster %s: cannot start the cut of uid %u's connections: %s", cluster, (unsigned)uid,
-			strerror(r.error));
+static pthread_mutex_t again_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct again *agains;
+static size_t n_agains;
+
+static char *dup_or_dash(const char *s)
+{
+	return strdup(s ? s : "-");
+}
+
+static void owe_again(const struct kc_cut *c)
+{
+	struct again a = { .uid = c->uid,
+			   .n = c->n < MAX_ADDRS ? c->n : MAX_ADDRS,
+			   .at = time(NULL) + KC_CUT_AGAIN_AFTER };
+	struct again *more;
+
+	a.user = dup_or_dash(c->user);
+	a.cluster = dup_or_dash(c->cluster);
+	a.server = dup_or_dash(c->server);
+	a.addrs = calloc(a.n + 1, sizeof(*a.addrs));
+	pthread_mutex_lock(&again_lock);
+	more = a.user && a.cluster && a.server && a.addrs ? reallocarray(agains, n_agains + 1, sizeof(*agains)) : NULL;
+	if (more) {
+		memcpy(a.addrs, c->addrs, a.n * sizeof(*a.addrs));
+		agains = more;
+		agains[n_agains++] = a;
+	}
+	pthread_mutex_unlock(&again_lock);
+	if (!more) {
+		kc_warn("cluster %s: cannot schedule the second cut of uid %u's connections: out of memory", c->cluster,
+			(unsigned)c->uid);
+		free(a.user), free(a.cluster), free(a.server), free(a.addrs);
+	}
+}
+
+void kc_cut_user(const struct kc_cut *c, long long deadline_ms)
+{
+	struct kc_err e = { "" };
+
+	/* Refused before the cut: a reconnect between the two must not get in. */
+	if (c->refuse && kc_refuse_add(c->state_dir, c->cluster, c->uid, c->addrs, c->n, deadline_ms, &e) < 0)
+		kc_warn("cluster %s: cannot refuse uid %u's new connections: %s (the second cut will catch them)",
+			c->cluster, (unsigned)c->uid, e.msg);
+	kc_debug("cluster %s: refused", c->cluster);
+	cut_now(c->uid, c->cluster, c->server, c->addrs, c->n, c->resolve, deadline_ms);
+	kc_debug("cluster %s: cut", c->cluster);
+	owe_again(c);
 }
 
 /* Does the uid belong to another account now? Only then is the second cut
@@ -107,48 +143,81 @@ static bool uid_of_another(uid_t uid, const char *user)
 	return other;
 }
 
-/* Under the cluster's lock: refuse the uid's new connections for the cache
- * window, unless it holds a token there (a remap, or a login since): those
- * connections are its new token's. */
-static void refuse(uid_t uid, const char *cluster, char (*addrs)[64], size_t n)
+/* ps shows it as `pam-kubeconfig cut UID...` while it waits. */
+static void say_what_we_are(void)
 {
-	struct kc_grant *g = NULL;
-	size_t n_g = 0;
-	bool holds = false;
-	struct kc_err e = { "" };
-	long long deadline = kc_now_ms() + 3000;
-	kc_autoclose int dir = kc_state_open(uid, false, &e);
-	kc_autoclose int lock = dir >= 0 ? kc_state_lock_cluster(dir, cluster, deadline, &e) : -1;
+	const char *words[3 + 8] = { "pam-kubeconfig", "cut" };
+	char uids[8][16];
+	size_t w = 2;
 
-	if (lock < 0)
-		return;
-	if (kc_state_grants(dir, cluster, "", &g, &n_g, &e) == 0)
-		for (size_t i = 0; i < n_g; i++)
-			holds |= g[i].state == KC_GRANT_CURRENT && g[i].sa_name[0];
-	free(g);
-	if (!holds && kc_refuse_add(dir, cluster, uid, addrs, n, deadline, &e) < 0)
-		kc_warn("cluster %s: cannot refuse uid %u's new connections: %s (the second cut will catch them)",
-			cluster, (unsigned)uid, e.msg);
+	for (size_t i = 0; i < n_agains && w < 2 + 8; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; k < i; k++)
+			seen |= agains[k].uid == agains[i].uid;
+		if (seen)
+			continue;
+		snprintf(uids[w - 2], sizeof(uids[0]), "%u", (unsigned)agains[i].uid);
+		words[w] = uids[w - 2];
+		w++;
+	}
+	words[w] = NULL;
+	kc_process_set_title(words);
+	prctl(PR_SET_NAME, "kc-second-cut");
 }
 
-int kc_cmd_cut(uid_t uid, const char *user, const char *cluster, const char *server, time_t since, int after,
-	       char **addrs, size_t n)
+static int by_time(const void *a, const void *b)
 {
-	char list[MAX_ADDRS][64];
-	size_t m = 0;
-	time_t again;
+	const struct again *x = a, *y = b;
 
-	for (size_t i = 0; i < n && m < MAX_ADDRS; i++)
-		snprintf(list[m++], sizeof(list[0]), "%s", addrs[i]);
-	server = strcmp(server, "-") == 0 ? NULL : server;
-	refuse(uid, cluster, list, m);
-	cut_now(uid, cluster, server, list, m, false, kc_now_ms() + 5000);
-	if (after <= 0 || after > 60)
-		return 0;
-	again = since + after;
-	while (time(NULL) < again)
-		sleep((unsigned)(again - time(NULL)));
-	if (!uid_of_another(uid, user))
-		cut_now(uid, cluster, server, list, m, true, kc_now_ms() + 5000);
-	return 0;
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+void kc_cut_finish(void)
+{
+	int nl = kc_refuse_socket_take();
+	pid_t pid;
+	int null;
+
+	if (n_agains == 0 && nl < 0)
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		if (n_agains)
+			kc_warn("cannot start the second cut of %zu cluster(s)' connections: %s", n_agains,
+				strerror(errno));
+		if (nl >= 0)
+			close(nl); /* here, then: it waits for the grace period */
+		return;
+	}
+	if (pid > 0) {
+		if (nl >= 0)
+			close(nl); /* the child's copy is the last */
+		return;
+	}
+	/* Its own session, none of our fds (the module waits for our output's
+	 * end), the lowest priority: it sleeps first, and the logins of the
+	 * moment need the processor more. */
+	setsid();
+	closelog();
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		dup2(null, fd);
+	close_range(3, ~0U, 0); /* the netlink socket's release waits here */
+	if (n_agains == 0)
+		_exit(0);
+	setpriority(PRIO_PROCESS, 0, 19);
+	say_what_we_are();
+	qsort(agains, n_agains, sizeof(*agains), by_time);
+	for (size_t i = 0; i < n_agains; i++) {
+		struct again *a = &agains[i];
+
+		while (time(NULL) < a->at)
+			sleep((unsigned)(a->at - time(NULL)));
+		if (!uid_of_another(a->uid, a->user))
+			cut_now(a->uid, a->cluster, strcmp(a->server, "-") == 0 ? NULL : a->server, a->addrs, a->n,
+				true, kc_now_ms() + 5000);
+	}
+	_exit(0);
 }

@@ -102,6 +102,15 @@ static void mark_reconciled(const struct kc_job *j)
 
 /* ---- planning --------------------------------------------------------------- */
 
+/* A logout's cut, beside its requests (early_cut_start()). */
+struct early_cut {
+	pthread_t thread;
+	bool started, done;
+	struct kc_cut cut;
+	char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
+	char server[2048]; /* the URL, copied */
+};
+
 struct job_ctx {
 	struct kc_job *j;
 	struct kc_grant *grants;
@@ -113,6 +122,12 @@ struct job_ctx {
 	struct kc_minted minted;
 	char secret[KC_SECRET_NAME_MAX + 1];
 	char error[KC_ERR_MAX];
+	struct early_cut early;
+	struct {
+		pthread_t thread;
+		bool wanted, started;
+		int rc;
+	} mark; /* mark_start() */
 };
 
 void kc_job_plan_target(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user,
@@ -169,13 +184,15 @@ static int plan(struct job_ctx *c)
 	return 0;
 }
 
-/* Before any request: whatever a crash leaves behind must say "trust nothing". */
-static void mark_interrupted(struct job_ctx *c)
+/* Before any request: whatever a crash leaves behind must say "trust nothing".
+ * 0, or -1 when it could not be written: then nothing is sent. */
+static int mark_interrupted(struct job_ctx *c)
 {
 	struct kc_job *j = c->j;
 	const struct kc_plan_target *t = &c->plan.in.target;
 	bool target_file = false;
 	struct kc_err e;
+	int rc = 0;
 
 	/* What a TokenRequest of this job may make: sent by its deadline at the latest. */
 	time_t bound = time(NULL) + (time_t)((j->deadline_ms - kc_now_ms()) / 1000 + 1) + j->cfg->ttl;
@@ -189,7 +206,7 @@ static void mark_interrupted(struct job_ctx *c)
 			if (g.bound_until < bound)
 				g.bound_until = bound;
 		}
-		kc_state_put_grant(j->state_dir, &g, true, &e);
+		rc |= kc_state_put_grant(j->state_dir, &g, true, &e);
 		target_file |= target;
 	}
 	if (t->wanted && t->secret[0] && !target_file) {
@@ -199,8 +216,44 @@ static void mark_interrupted(struct job_ctx *c)
 		snprintf(g.sa_namespace, sizeof(g.sa_namespace), "%s", t->sa_namespace);
 		snprintf(g.secret, sizeof(g.secret), "%s", t->secret);
 		snprintf(g.error, sizeof(g.error), "being made");
-		kc_state_put_grant(j->state_dir, &g, true, &e);
+		rc |= kc_state_put_grant(j->state_dir, &g, true, &e);
 	}
+	/* On disk before the first request acts (I1: no Secret made that no file names). */
+	rc |= kc_state_sync(j->state_dir);
+	if (rc)
+		kc_error("cluster %s: uid %u: cannot record the job before its requests: %s; nothing sent", j->cl->name,
+			 (unsigned)j->uid, e.msg[0] ? e.msg : strerror(errno));
+	return rc ? -1 : 0;
+}
+
+/* The marking runs beside the connection's set-up: the first request's
+ * connection, TLS handshake and head go while it is written, its body (or a
+ * request without one) only once it is on disk (kc_kube_gate()). */
+static void *marker_thread(void *arg)
+{
+	struct job_ctx *c = arg;
+
+	c->mark.rc = mark_interrupted(c);
+	return NULL;
+}
+
+static void mark_start(struct job_ctx *c)
+{
+	c->mark.wanted = true;
+	c->mark.started = pthread_create(&c->mark.thread, NULL, marker_thread, c) == 0;
+	if (!c->mark.started)
+		marker_thread(c);
+}
+
+/* The gate: 0 once the marking is on disk, -1 when it failed. */
+static int mark_wait(void *arg)
+{
+	struct job_ctx *c = arg;
+
+	if (c->mark.started)
+		pthread_join(c->mark.thread, NULL);
+	c->mark.started = false;
+	return c->mark.rc;
 }
 
 /* ---- the requests -------------------------------------------------------------- */
@@ -288,6 +341,8 @@ static void send_all(struct job_ctx *c)
 		record_health(j, true); /* a cluster that cannot be opened is down too */
 		return;
 	}
+	if (c->mark.wanted)
+		kc_kube_gate(c->kube, mark_wait, c);
 	while ((s = kc_plan_next(&c->plan)).kind != KC_STEP_DONE) {
 		char uid[64];
 		enum kc_outcome o = send_step(c, &s, uid);
@@ -411,6 +466,81 @@ static size_t known_addrs(const struct job_ctx *c, char (*out)[64], size_t max)
 	return n;
 }
 
+/* ---- the cut (lifecycle/cut.h) -------------------------------------------------------- */
+
+static struct kc_cut cut_of(struct job_ctx *c, char (*addrs)[64], size_t n, bool refuse)
+{
+	struct kc_job *j = c->j;
+
+	return (struct kc_cut){ .uid = j->uid,
+				.user = j->user,
+				.cluster = j->cl->name,
+				.server = j->ep.server ? j->ep.server : j->cl->server,
+				.addrs = addrs,
+				.n = n,
+				.state_dir = j->state_dir,
+				.refuse = refuse };
+}
+
+/* A logout's cut goes beside its requests (kc_plan_will_cut): the uid's new
+ * connections refused, what is open cut, by every address the endpoint had,
+ * has (resolved again) and is also reachable at, while the DELETE is on its
+ * way. Under the cluster's lock from start to join. */
+static void *early_cut_thread(void *arg)
+{
+	struct job_ctx *c = arg;
+
+	kc_cut_user(&c->early.cut, c->j->deadline_ms);
+	return NULL;
+}
+
+static void early_cut_start(struct job_ctx *c)
+{
+	struct early_cut *e = &c->early;
+
+	if (!c->j->cfg->cut_on_logout || !kc_plan_will_cut(&c->plan))
+		return;
+	/* Everything the thread reads, taken now: the requests change the endpoint. */
+	e->cut = cut_of(c, e->addrs, known_addrs(c, e->addrs, sizeof(e->addrs) / sizeof(e->addrs[0])), true);
+	snprintf(e->server, sizeof(e->server), "%s", e->cut.server ? e->cut.server : "");
+	e->cut.server = e->server[0] ? e->server : NULL;
+	e->cut.resolve = true;
+	e->started = pthread_create(&e->thread, NULL, early_cut_thread, c) == 0;
+	if (!c->early.started)
+		early_cut_thread(c);
+	c->early.done = true;
+}
+
+static void early_cut_join(struct job_ctx *c)
+{
+	if (c->early.started)
+		pthread_join(c->early.thread, NULL);
+	c->early.started = false;
+}
+
+/* The commit's cut: all of it, or, after an early one, the address the
+ * requests' own connection went to when that was new (a DNS answer changed). */
+static void cut_after(struct job_ctx *c, bool refuse)
+{
+	char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
+	size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0])), m = 0;
+	struct kc_cut cut;
+
+	early_cut_join(c);
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; c->early.done && k < c->early.cut.n && !seen; k++)
+			seen = strcmp(addrs[i], c->early.addrs[k]) == 0;
+		if (!seen)
+			memmove(addrs[m++], addrs[i], sizeof(addrs[0]));
+	}
+	if (m == 0)
+		return;
+	cut = cut_of(c, addrs, m, refuse);
+	kc_cut_user(&cut, c->j->deadline_ms);
+}
+
 static void commit(struct job_ctx *c)
 {
 	struct kc_job *j = c->j;
@@ -419,10 +549,6 @@ static void commit(struct job_ctx *c)
 
 	kc_plan_commit(&c->plan, &k, c->error, time(NULL));
 	write_token(c, &k);
-	/* A new token here: the refusal of the uid's connections a revocation may
-	 * have left must not stand in its way. */
-	if (k.token == KC_TOKEN_WRITE)
-		kc_refuse_lift(j->state_dir, j->cl->name, j->uid, j->deadline_ms);
 	for (size_t i = 0; i < k.n_drop; i++)
 		kc_state_drop_grant(j->state_dir, k.drop[i].cluster, k.drop[i].sa_namespace);
 	for (size_t i = 0; i < k.n_put; i++) {
@@ -435,6 +561,10 @@ static void commit(struct job_ctx *c)
 			j->pending_other++;
 		kc_state_put_grant(j->state_dir, &k.put[i], false, &e);
 	}
+	/* The commit on disk in one go: after a crash the files say what the server
+	 * did. A file dropped needs none: if it comes back, its DELETE answers 404. */
+	if (k.n_put)
+		kc_state_sync(j->state_dir);
 	audit_revokes(c, &k);
 	if (k.minted && k.token == KC_TOKEN_WRITE) {
 		j->minted = true;
@@ -448,12 +578,8 @@ static void commit(struct job_ctx *c)
 			      c->sessions, c->n_sessions);
 	}
 	j->written = k.written;
-	if (k.cut && j->cfg->cut_on_logout) {
-		char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
-		size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0]));
-
-		kc_cut_user(j->uid, j->user, j->cl->name, j->cl->server, addrs, n);
-	}
+	if (k.cut && j->cfg->cut_on_logout)
+		cut_after(c, !k.written);
 }
 
 /* ---- one job ------------------------------------------------------------------------ */
@@ -487,9 +613,43 @@ static void resolve_for_kubeconfig(struct kc_job *j)
 		j->ep.cl = j->cl; /* not the copy on this stack */
 }
 
+/* A job that may mint lifts a refusal of the uid's connections a revocation
+ * left (a new login must work at once), beside its requests: the kernel takes
+ * a grace period to delete it. Under the cluster's lock from start to join. */
+struct lift {
+	const struct kc_job *j;
+	pthread_t thread;
+	bool started;
+};
+
+static void *lift_thread(void *arg)
+{
+	const struct kc_job *j = ((struct lift *)arg)->j;
+
+	kc_refuse_lift(j->state_dir, j->cl->name, j->uid, j->deadline_ms);
+	return NULL;
+}
+
+static void lift_start(struct lift *l, const struct job_ctx *c)
+{
+	l->j = c->j;
+	if (!c->plan.in.target.wanted || !kc_refuse_stands(c->j->state_dir, c->j->cl->name))
+		return;
+	l->started = pthread_create(&l->thread, NULL, lift_thread, l) == 0;
+	if (!l->started)
+		lift_thread(l);
+}
+
+static void lift_join(struct lift *l)
+{
+	if (l->started)
+		pthread_join(l->thread, NULL);
+}
+
 void kc_job_run(struct kc_job *j)
 {
 	struct job_ctx c = { .j = j };
+	struct lift lift = { 0 };
 	struct kc_err e;
 	long long started = kc_now_ms();
 	int lock, probe = -1;
@@ -501,7 +661,11 @@ void kc_job_run(struct kc_job *j)
 		j->pending = 1; /* whatever it had to revoke, it did not */
 		return;
 	}
+	kc_debug("cluster %s: locked", j->cl->name);
 	if (plan(&c) == 0) {
+		kc_debug("cluster %s: planned", j->cl->name);
+		lift_start(&lift, &c);
+		early_cut_start(&c);
 		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {
 			if (j->honour_down_window && in_down_window(j, &probe)) {
 				j->skipped = true;
@@ -514,14 +678,24 @@ void kc_job_run(struct kc_job *j)
 					j->pending += c.plan.fate[i] != KC_FATE_KEEP && !c.plan.revoked[i];
 				goto out;
 			}
-			mark_interrupted(&c);
+			/* Only a job that may make a Secret or a token has anything a
+			 * crash could leave unrecorded: a revocation alone has not. */
+			if (c.plan.in.target.wanted)
+				mark_start(&c);
 			send_all(&c);
+			if (mark_wait(&c) < 0 && !c.error[0])
+				snprintf(c.error, sizeof(c.error),
+					 "cluster %s: cannot record the job before its requests", j->cl->name);
 		}
+		kc_debug("cluster %s: requests done", j->cl->name);
 		commit(&c);
+		kc_debug("cluster %s: committed", j->cl->name);
 	} else {
 		j->failed = true;
 	}
 out:
+	early_cut_join(&c);
+	lift_join(&lift);
 	close(lock);
 	if (probe >= 0)
 		close(probe);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,6 +74,31 @@ static bool parse(const char *name, const char *boot, struct kc_live_entry *e)
 	return true;
 }
 
+static int by_uid(const void *a, const void *b)
+{
+	uid_t x = ((const struct kc_live_entry *)a)->uid, y = ((const struct kc_live_entry *)b)->uid;
+
+	return (x > y) - (x < y);
+}
+
+const struct kc_live_entry *kc_live_of(const struct kc_live_entry *e, size_t n, uid_t uid, size_t *count)
+{
+	size_t lo = 0, hi = n, end;
+
+	while (lo < hi) { /* the first entry with a uid >= uid */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < n && e[end].uid == uid; end++)
+		;
+	*count = end - lo;
+	return *count ? &e[lo] : NULL;
+}
+
 int kc_live_read(struct kc_live_entry **out, size_t *n, struct kc_err *err)
 {
 	char boot[64];
@@ -110,5 +136,7 @@ int kc_live_read(struct kc_live_entry **out, size_t *n, struct kc_err *err)
 		(*out)[(*n)++] = e;
 	}
 	closedir(d);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), by_uid);
 	return 0;
 }

@@ -33,8 +33,11 @@ struct kc_live_entry {
 void kc_live_add(uid_t uid, const struct kc_session_record *r);
 void kc_live_drop(uid_t uid, const struct kc_session_record *r);
 
-/* Every entry, each checked against /proc. Caller frees *out. */
+/* Every entry, each checked against /proc, sorted by uid. Caller frees *out. */
 int kc_live_read(struct kc_live_entry **out, size_t *n, struct kc_err *err);
+/* A uid's entries in what kc_live_read() gave: the first, *count of them
+ * (NULL, 0: none). A binary search: refresh asks it for every user. */
+const struct kc_live_entry *kc_live_of(const struct kc_live_entry *e, size_t n, uid_t uid, size_t *count);
 /* Removes an entry kc_live_read() found dead. */
 void kc_live_remove(const char *name);
 

@@ -52,7 +52,12 @@ static void say_lines(const char *text)
 
 static struct kc_user user_of(const struct kc_identity *id)
 {
-	return (struct kc_user){ .name = id->name, .uid = id->uid, .gid = id->gid, .home = id->home };
+	return (struct kc_user){ .name = id->name,
+				 .uid = id->uid,
+				 .gid = id->gid,
+				 .home = id->home,
+				 .groups = id->gids,
+				 .n_groups = id->n_gids };
 }
 
 struct login {
@@ -95,18 +100,19 @@ static int start(struct login *l, bool for_open)
 	l->uid = l->known ? l->id.uid : l->a->uid;
 	if (l->uid == 0)
 		return KC_EXIT_IGNORE;
-	/* The writer is forked before any secret is loaded (the config holds none). */
+	/* The writer is forked before any secret is loaded (the config holds
+	 * none); it drops to the user while the config loads (writer_ready()). */
 	if (for_open) {
 		struct kc_user u = user_of(&l->id);
-		long long by = kc_now_ms() + WRITER_START_MS;
 
-		/* No writer (the drop failed, or the user stopped it): nothing is sent at all. */
-		if (kc_writer_start(&u, by < l->deadline ? by : l->deadline, &l->w, &err) < 0) {
+		if (kc_writer_spawn(&u, &l->w, &err) < 0) {
 			kc_error("user %s: %s", l->id.name, err.msg);
 			return KC_EXIT_ERROR;
 		}
 	}
+	kc_debug("user %s: identity%s", l->a->user, for_open ? ", writer forked" : "");
 	l->cfg = kc_config_load(l->a->config, 0, &err);
+	kc_debug("config loaded");
 	if (!l->cfg) {
 		kc_error("%s", err.msg);
 		return KC_EXIT_USAGE;
@@ -155,6 +161,30 @@ static void reconcile(struct login *l, struct kc_reconcile *r, enum work work)
 				    .deadline_ms = jobs_deadline(l) };
 	if (kc_reconcile_run(r, &err) < 0)
 		kc_error("user %s: %s", l->a->user, err.msg);
+}
+
+/* This session's record and its entry in the index go; the logout is said. */
+static void drop_session(const struct login *l)
+{
+	struct kc_session_record ours;
+
+	if (kc_state_get_session(l->dir, l->a->session, &ours) == 0)
+		kc_live_drop(l->uid, &ours);
+	kc_state_drop_session(l->dir, l->a->session);
+	kc_audit_logout(l->a->user, l->uid, l->a->session);
+}
+
+/* No writer (the drop failed, or the user stopped it): nothing is sent at all.
+ * Waited for only now: it dropped to the user while the config loaded. */
+static int writer_ready(struct login *l)
+{
+	struct kc_err err = { "" };
+	long long by = kc_now_ms() + WRITER_START_MS;
+
+	if (kc_writer_ready(&l->w, by < l->deadline ? by : l->deadline, &err) == 0)
+		return 0;
+	kc_error("user %s: %s", l->id.name, err.msg);
+	return -1;
 }
 
 /* ---- open ------------------------------------------------------------------------ */
@@ -302,19 +332,23 @@ int kc_cmd_open(const struct kc_session_args *a)
 	default: break;
 	}
 	rc = KC_EXIT_ERROR;
-	if (open_session(&l) < 0)
+	if (writer_ready(&l) < 0 || open_session(&l) < 0)
 		goto out;
+	kc_debug("session recorded");
 	reconcile(&l, &r, LOGIN);
+	kc_debug("jobs done");
 	for (size_t i = 0; i < r.n_jobs; i++)
 		say_cluster(&l, &r.jobs[i]);
 	if (kc_reconcile_written(&r) == 0) {
 		/* Nothing to show for it: the session leaves, and the last one out revokes. */
-		kc_state_drop_session(l.dir, a->session);
+		drop_session(&l);
 		kc_reconcile_free(&r);
 		reconcile(&l, &r, OPEN_LEFTOVERS);
 		goto out;
 	}
 	write_kubeconfig(&l, &r);
+	kc_writer_hangup(&l.w); /* it exits while we finish */
+	kc_debug("kubeconfig written");
 	if (l.cfg->set_env)
 		printf(KC_OUT_KUBECONFIG "%s%s%s:%s%s.kube/config\n", l.id.home,
 		       l.id.home[strlen(l.id.home) - 1] == '/' ? "" : "/", l.cfg->kubeconfig_path, l.id.home,
@@ -357,17 +391,6 @@ static int records_are_theirs(const struct login *l)
 		return 0;
 	kc_error("user %s: the records of uid %u are %s's; nothing revoked", l->a->user, (unsigned)l->uid, name);
 	return -1;
-}
-
-/* This session's record and its entry in the index go; the logout is said. */
-static void drop_session(const struct login *l)
-{
-	struct kc_session_record ours;
-
-	if (kc_state_get_session(l->dir, l->a->session, &ours) == 0)
-		kc_live_drop(l->uid, &ours);
-	kc_state_drop_session(l->dir, l->a->session);
-	kc_audit_logout(l->a->user, l->uid, l->a->session);
 }
 
 int kc_cmd_close(const struct kc_session_args *a)

@@ -354,6 +354,18 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 	put(c, &g);
 }
 
+bool kc_plan_will_cut(const struct kc_plan *p)
+{
+	if (p->in.target.wanted)
+		return false;
+	if (p->in.token_file)
+		return true;
+	for (size_t i = 0; i < p->n_old; i++)
+		if (p->old[i].state == KC_GRANT_CURRENT && p->old[i].sa_name[0])
+			return true;
+	return false;
+}
+
 void kc_plan_commit(const struct kc_plan *p, struct kc_commit *c, const char *error, time_t now)
 {
 	bool had_token = p->in.token_file;

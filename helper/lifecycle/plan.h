@@ -153,6 +153,11 @@ void kc_plan_minted(struct kc_plan *p, time_t sent, long lifetime, const char *j
  * sent by then). */
 void kc_plan_commit(const struct kc_plan *p, struct kc_commit *c, const char *error, time_t now);
 
+/* Known from the start: a job that wants no token here (a logout) and finds
+ * one held commits cut = true, whatever its requests answer. Its cut can go
+ * beside them. */
+bool kc_plan_will_cut(const struct kc_plan *p);
+
 /* When every token bound to the grant's Secret may have expired: bound_until,
  * else the last token's expiry, else since + KC_BOUND_UNKNOWN_S. */
 time_t kc_plan_bound_until(const struct kc_grant *g);

@@ -16,9 +16,18 @@
 #include "common/json_alloc.h"
 
 #define RECORD_MAX (64u << 10)
-#define LOCK_POLL_MS 10
+#define LOCK_POLL_MS 2
 
-static const struct kc_write_opts record_opts = { .mode = 0600, .uid = 0, .gid = 0 };
+/* What each file's loss would cost, and so what it is synced for:
+ * - a grant file names a Secret of ours: one lost after a crash is a Secret
+ *   nobody revokes (I1). Its bytes are synced as written; the caller syncs the
+ *   directory once for all it wrote (kc_state_sync()) before the requests the
+ *   files cover, and once after its commit;
+ * - a session record and the kubeconfig digest: a crash of the machine ends
+ *   every session, and a lost digest costs one rewrite of the user's file:
+ *   not synced at all (a process crash loses nothing written). */
+static const struct kc_write_opts grant_opts = { .mode = 0600, .uid = 0, .gid = 0, .sync = KC_SYNC_FILE };
+static const struct kc_write_opts record_opts = { .mode = 0600, .uid = 0, .gid = 0, .sync = KC_SYNC_NONE };
 
 bool kc_session_id_valid(const char *id)
 {
@@ -138,7 +147,7 @@ int kc_state_user_name_other(int dir, const char *but, char *out, size_t len)
 
 /* ---- files as JSON --------------------------------------------------------- */
 
-static int write_json(int dir, const char *name, json_t *j, struct kc_err *err)
+static int write_json(int dir, const char *name, json_t *j, const struct kc_write_opts *o, struct kc_err *err)
 {
 	char *text;
 	int rc;
@@ -149,7 +158,7 @@ static int write_json(int dir, const char *name, json_t *j, struct kc_err *err)
 	json_decref(j);
 	if (!text)
 		return kc_seterr(err, "out of memory"), -1;
-	rc = kc_write_at(dir, name, text, strlen(text), &record_opts, err);
+	rc = kc_write_at(dir, name, text, strlen(text), o, err);
 	kc_json_free(text);
 	return rc == 0 ? 0 : -1;
 }
@@ -203,7 +212,7 @@ int kc_state_put_session(int dir, const struct kc_session_record *r, struct kc_e
 				    r->id, "pid", (json_int_t)r->pid, "pid_start", start, "boot_id", r->boot_id,
 				    "opened", (json_int_t)r->opened, "rhost", r->rhost, "service", r->service, "tty",
 				    r->tty),
-			  err);
+			  &record_opts, err);
 }
 
 void kc_state_drop_session(int dir, const char *id)
@@ -282,6 +291,7 @@ static void upgrade_v1(int dir, json_t *j, const struct kc_session_record *r)
 		gr.minted = (time_t)(expiry - lifetime);
 		kc_state_put_grant(dir, &gr, false, &e);
 	}
+	kc_state_sync(dir);
 	kc_state_put_session(dir, r, &e);
 }
 
@@ -387,8 +397,8 @@ static void upgrade_pending(int dir, const char *name)
 		copy_str(g.secret, sizeof(g.secret), secret);
 		g.since = time(NULL);
 		copy_str(g.error, sizeof(g.error), "carried over from an earlier version");
-		if (!grant_file_exists(dir, cluster, ns))
-			kc_state_put_grant(dir, &g, false, &e);
+		if (!grant_file_exists(dir, cluster, ns) && kc_state_put_grant(dir, &g, false, &e) == 0)
+			kc_state_sync(dir);
 	}
 	json_decref(j);
 	unlinkat(dir, name, 0);
@@ -415,7 +425,12 @@ int kc_state_put_grant(int dir, const struct kc_grant *g, bool interrupted, stru
 		json_decref(j);
 		j = NULL;
 	}
-	return write_json(dir, name, j, err);
+	return write_json(dir, name, j, &grant_opts, err);
+}
+
+int kc_state_sync(int dir)
+{
+	return fsync(dir);
 }
 
 void kc_state_drop_grant(int dir, const char *cluster, const char *ns)
@@ -498,7 +513,10 @@ static int recover_grant(int dir, const char *name, const char *secret_name, str
 	copy_str(g->secret, sizeof(g->secret), secret_name);
 	copy_str(g->error, sizeof(g->error), "its record was unreadable (kept as quarantine-*)");
 	quarantine(dir, name);
-	return kc_state_put_grant(dir, g, false, &e);
+	if (kc_state_put_grant(dir, g, false, &e) < 0)
+		return -1;
+	kc_state_sync(dir);
+	return 0;
 }
 
 int kc_state_grants(int dir, const char *cluster, const char *secret_name, struct kc_grant **out, size_t *n,

@@ -113,7 +113,12 @@ int kc_state_sessions(int dir, bool prune, struct kc_session_record **live, size
  * uid unknown (the file's name says cluster and namespace). Caller frees *out. */
 int kc_state_grants(int dir, const char *cluster, const char *secret_name, struct kc_grant **out, size_t *n,
 		    struct kc_err *err);
+/* The file's bytes are synced; its name is not until kc_state_sync(). */
 int kc_state_put_grant(int dir, const struct kc_grant *g, bool interrupted, struct kc_err *err);
+/* Makes the names of the grant files written and removed so far durable:
+ * one directory fsync for a batch (the files' bytes are synced already).
+ * 0, or -1 (errno). */
+int kc_state_sync(int dir);
 void kc_state_drop_grant(int dir, const char *cluster, const char *ns);
 
 /* Takes the user's lock for one cluster, waiting until deadline_ms at most

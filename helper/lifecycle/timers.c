@@ -19,6 +19,7 @@
 #include "common/cache.h"
 #include "config/config.h"
 #include "common/log.h"
+#include "lifecycle/cut.h"
 #include "lifecycle/live.h"
 #include "lifecycle/reconcile.h"
 #include "lifecycle/state.h"
@@ -143,9 +144,12 @@ static void report_orphans(const struct kc_config *cfg, int dir, uid_t uid)
 /* The index entries of this user's dead sessions go once the user is done. */
 static void drop_dead_entries(const struct user_work *u)
 {
-	for (size_t i = 0; i < u->n_live; i++)
-		if (u->live[i].uid == u->uid && u->live[i].dead)
-			kc_live_remove(u->live[i].name);
+	size_t n;
+	const struct kc_live_entry *e = kc_live_of(u->live, u->n_live, u->uid, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (e[i].dead)
+			kc_live_remove(e[i].name);
 }
 
 /* The child's work for one user. Returns its exit status. */
@@ -181,7 +185,12 @@ static int user_child(const struct user_work *u)
 		user = gone;
 	/* The writer before any credential is loaded; only when the file may change. */
 	if (id.name && (n_live > 0 || u->cfg->remove_on_logout)) {
-		struct kc_user usr = { .name = id.name, .uid = id.uid, .gid = id.gid, .home = id.home };
+		struct kc_user usr = { .name = id.name,
+				       .uid = id.uid,
+				       .gid = id.gid,
+				       .home = id.home,
+				       .groups = id.gids,
+				       .n_groups = id.n_gids };
 
 		if (kc_writer_spawn(&usr, &w, &err) < 0)
 			kc_warn("uid %u: %s", (unsigned)u->uid, err.msg);
@@ -268,8 +277,12 @@ static int run_children(struct user_work *work, const uid_t *uids, size_t n, lon
 			work->deadline_ms = mine < deadline_ms ? mine : deadline_ms;
 			fflush(NULL);
 			pid = fork();
-			if (pid == 0)
-				_exit(user_child(work));
+			if (pid == 0) {
+				int rc = user_child(work);
+
+				kc_cut_finish();
+				_exit(rc);
+			}
 			if (pid < 0) {
 				kc_error("fork: %s", strerror(errno));
 				failed++;
@@ -356,8 +369,11 @@ static int load(const char *path, struct kc_config **cfg)
 
 static bool has_dead_session(const struct user_work *work, uid_t uid)
 {
-	for (size_t i = 0; i < work->n_live; i++)
-		if (work->live[i].uid == uid && work->live[i].dead)
+	size_t n;
+	const struct kc_live_entry *e = kc_live_of(work->live, work->n_live, uid, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (e[i].dead)
 			return true;
 	return false;
 }

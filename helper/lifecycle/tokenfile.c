@@ -66,7 +66,9 @@ static void token_name(const char *cluster, char *out, size_t len)
 
 int kc_tokenfile_write(uid_t uid, gid_t gid, const char *cluster, const char *token, size_t len, struct kc_err *err)
 {
-	const struct kc_write_opts o = { .mode = 0400, .uid = uid, .gid = gid };
+	/* Not synced: a crash of the machine ends every session it serves (and
+	 * /run is a tmpfs on most hosts, where fsync does nothing). */
+	const struct kc_write_opts o = { .mode = 0400, .uid = uid, .gid = gid, .sync = KC_SYNC_NONE };
 	char name[128];
 	int rc = -1;
 

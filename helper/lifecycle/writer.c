@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "asuser/frame.h"
+#include "common/subprocess.h"
 #include "asuser/writer.h"
 
 #define FINISH_GRACE_MS 100
@@ -98,9 +99,11 @@ static int greet(struct kc_writer *w, long long deadline_ms, struct kc_err *err)
 	return 0;
 }
 
-int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err)
+int kc_writer_ready(struct kc_writer *w, long long deadline_ms, struct kc_err *err)
 {
-	return kc_writer_spawn(u, w, err) < 0 ? -1 : greet(w, deadline_ms, err);
+	if (w->pid <= 0)
+		return kc_seterr(err, "no writer process"), -1;
+	return w->greeted ? 0 : greet(w, deadline_ms, err);
 }
 
 static void put_entry(struct kc_buf *b, const struct kc_merge_entry *e)
@@ -144,24 +147,21 @@ int kc_writer_merge(struct kc_writer *w, const char *relpath, const char *others
 
 static bool reap_within(pid_t pid, int ms)
 {
-	for (int waited = 0;; waited += 5) {
-		pid_t r = waitpid(pid, NULL, WNOHANG);
-
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return true;
-		if (waited >= ms)
-			return false;
-		usleep(5000);
-	}
+	return kc_subprocess_wait(pid, kc_now_ms() + ms, NULL) == 0;
 }
 
-void kc_writer_finish(struct kc_writer *w)
+void kc_writer_hangup(struct kc_writer *w)
 {
 	if (w->to_child >= 0)
 		close(w->to_child);
 	if (w->from_child >= 0)
 		close(w->from_child);
 	w->to_child = w->from_child = -1;
+}
+
+void kc_writer_finish(struct kc_writer *w)
+{
+	kc_writer_hangup(w);
 	if (w->pid > 0 && !reap_within(w->pid, FINISH_GRACE_MS)) {
 		/* Stopped or stuck: it is the user's process, we do not wait for it. */
 		kill(w->pid, SIGKILL);

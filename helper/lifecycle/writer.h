@@ -24,13 +24,15 @@ struct kc_writer {
 		.pid = -1, .to_child = -1, .from_child = -1 \
 	}
 
-/* Forks the writer for u (never root) and waits until deadline_ms for it to
- * say it has dropped privileges. Caller ends it with kc_writer_finish(). */
-int kc_writer_start(const struct kc_user *u, long long deadline_ms, struct kc_writer *w, struct kc_err *err);
-/* Forks it and goes on: the first merge waits for that word, within its own
- * deadline. For close, gc and refresh, which fork it before loading any
- * credential but must revoke before anything of the user's may hold them up. */
+/* Forks the writer for u (never root) and goes on; it drops to the user and
+ * says so. kc_writer_ready(), or else the first merge, waits for that word
+ * within its deadline; kc_writer_finish() ends it. open forks it first and waits before its
+ * first request; close, gc and refresh fork it before loading any credential
+ * but must revoke before anything of the user's may hold them up. */
 int kc_writer_spawn(const struct kc_user *u, struct kc_writer *w, struct kc_err *err);
+/* Waits until deadline_ms for the word that it runs as the user. 0, or -1
+ * (err set; it is ended). */
+int kc_writer_ready(struct kc_writer *w, long long deadline_ms, struct kc_err *err);
 
 struct kc_writer_result {
 	enum { KC_WRITE_OK, KC_WRITE_LEFT, KC_WRITE_ERROR } status; /* LEFT: the file was left as it was */
@@ -50,5 +52,8 @@ int kc_writer_merge(struct kc_writer *w, const char *relpath, const char *others
 /* Closes the pipes, kills the writer if it has not left within a moment, reaps
  * it if it can without waiting. */
 void kc_writer_finish(struct kc_writer *w);
+/* Tells it there is no more to do (it exits meanwhile); kc_writer_finish()
+ * reaps it later. */
+void kc_writer_hangup(struct kc_writer *w);
 
 #endif

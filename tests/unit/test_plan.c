@@ -604,6 +604,7 @@ static int run_case(const struct scenario *sc, int fail_at, enum fail kind, stru
 	struct kc_plan p;
 	struct kc_commit c;
 	struct job j = { .sc = sc, .p = &p, .c = &c, .w = &w, .old = old, .tr = tr };
+	bool early_cut;
 
 	build(sc, old, &n_old, &w);
 	in.grants = old;
@@ -613,6 +614,7 @@ static int run_case(const struct scenario *sc, int fail_at, enum fail kind, stru
 	tr->n = 0;
 	assert_int_equal(kc_plan_start(&p, &in), 0);
 	check_start(sc, &p, old, n_old);
+	early_cut = kc_plan_will_cut(&p);
 	for (;;) {
 		struct kc_step s = kc_plan_next(&p);
 		char uid[64];
@@ -631,6 +633,9 @@ static int run_case(const struct scenario *sc, int fail_at, enum fail kind, stru
 		tr->n++;
 	}
 	kc_plan_commit(&p, &c, j.failed ? "a request failed" : NULL, NOW + tr->n);
+	/* A logout's cut goes beside its requests: what the start said is what
+	 * the commit does, whatever the requests answered. */
+	expect(in.target.wanted ? !early_cut : early_cut == c.cut);
 	/* Without SA (and no create) minting fails by nature: a failure like any other. */
 	j.failed |= sc->sa_missing && !sc->create && sc->want != W_NONE;
 	j.tn = sc->want == W_NONE ? -1 : sc->want == W_BX ? 1 : 0;
