@@ -27,7 +27,12 @@ static int login(const char *path, const char *user, int n)
 		struct kc_err err;
 		struct kc_config *cfg = kc_config_load(path, KC_LOAD_NO_FILES, &err);
 		char *groups[] = { (char *)user };
-		struct kc_identity id = { .name = (char *)user, .uid = 1000, .gid = 1000, .home = (char *)"/home/u", .groups = groups, .n_groups = 1 };
+		struct kc_identity id = { .name = (char *)user,
+					  .uid = 1000,
+					  .gid = 1000,
+					  .home = (char *)"/home/u",
+					  .groups = groups,
+					  .n_groups = 1 };
 		struct kc_target *t;
 		struct kc_buf out = { 0 };
 		size_t mapped;

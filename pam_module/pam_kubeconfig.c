@@ -155,6 +155,14 @@ struct call {
 static int call_helper(pam_handle_t *pamh, const struct options *o, bool open, const char *user, struct call *c,
 		       struct kc_helper_result *res)
 {
+	/* sshd's record of how the user authenticated, read from the PAM
+	 * environment (never our own): the helper believes it only if no pam_env
+	 * that reads the user's files ran before us. At most what the runner
+	 * passes on stdin. */
+	const char *auth_info = open ? pam_getenv(pamh, "SSH_AUTH_INFO_0") : NULL;
+
+	if (auth_info && strlen(auth_info) > 60000)
+		auth_info = NULL;
 	clean_item(pamh, PAM_RHOST, c->rhost, sizeof(c->rhost));
 	clean_item(pamh, PAM_TTY, c->tty, sizeof(c->tty));
 	clean_item(pamh, PAM_SERVICE, c->service, sizeof(c->service));
@@ -162,32 +170,26 @@ static int call_helper(pam_handle_t *pamh, const struct options *o, bool open, c
 	/* The helper budgets its whole run against what is left of ours. */
 	snprintf(c->deadline, sizeof(c->deadline), "%d", o->timeout_ms);
 	{
-		const char *argv[] = { "pam-kubeconfig",
-				       open ? "open" : "close",
-				       "--user",
-				       user,
-				       "--uid",
-				       c->uid,
-				       "--session",
-				       c->session,
-				       "--config",
-				       o->config,
-				       "--rhost",
-				       c->rhost,
-				       "--tty",
-				       c->tty,
-				       "--service",
-				       c->service,
-				       "--pid",
-				       c->pid,
-				       "--deadline",
-				       c->deadline,
-				       o->debug ? "--debug" : NULL,
-				       NULL };
+		const char *argv[32] = { "pam-kubeconfig", open ? "open" : "close",
+					 "--user",	   user,
+					 "--uid",	   c->uid,
+					 "--session",	   c->session,
+					 "--config",	   o->config,
+					 "--rhost",	   c->rhost,
+					 "--tty",	   c->tty,
+					 "--service",	   c->service,
+					 "--pid",	   c->pid,
+					 "--deadline",	   c->deadline };
+		size_t n = 20;
 
+		if (auth_info)
+			argv[n++] = "--auth-info", argv[n++] = "-";
+		if (o->debug)
+			argv[n++] = "--debug";
+		argv[n] = NULL;
 		if (o->debug)
 			pam_syslog(pamh, LOG_DEBUG, "running %s %s for %s", o->helper, argv[1], user);
-		if (kc_run_helper(o->helper, argv, o->timeout_ms, res) < 0) {
+		if (kc_run_helper(o->helper, argv, auth_info, o->timeout_ms, res) < 0) {
 			pam_syslog(pamh, LOG_ERR, "cannot run the helper: %s", res->err);
 			return PAM_SESSION_ERR;
 		}
@@ -210,8 +212,10 @@ static int map_result(pam_handle_t *pamh, int flags, const struct options *o, bo
 	if (res->exit_status == KC_EXIT_IGNORE) {
 		/* Out of scope: nothing was recorded, so no close is run for it. Any
 		 * other outcome (even a timeout) may have left a record: close runs. */
-		if (open)
+		if (open) {
+			apply_stdout(pamh, flags, o, res->out, false); /* e.g. an administrator's lock */
 			pam_set_data(pamh, DATA_SESSION, NULL, NULL);
+		}
 		return PAM_IGNORE;
 	}
 	if (open)

@@ -11,11 +11,16 @@
 
 #include "common/subprocess.h"
 
-int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, struct kc_helper_result *res)
+int kc_run_helper(const char *path, const char *const argv[], const char *input, int timeout_ms,
+		  struct kc_helper_result *res)
 {
 	/* execve() takes char *const[]; it does not write through them. The
 	 * environment is the runner's fixed one. */
-	const struct kc_subprocess p = { .path = path, .argv = (char *const *)argv, .timeout_ms = timeout_ms };
+	const struct kc_subprocess p = { .path = path,
+					 .argv = (char *const *)argv,
+					 .input = input,
+					 .input_len = input ? strlen(input) : 0,
+					 .timeout_ms = timeout_ms };
 	struct kc_subprocess_output o = {
 		.out = res->out, .out_cap = sizeof(res->out), .err = res->err, .err_cap = sizeof(res->err)
 	};

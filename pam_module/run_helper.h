@@ -15,10 +15,12 @@ struct kc_helper_result {
 };
 
 /* Runs path with argv (argv[0] included) in a new process group, a fixed
- * environment, fds 0-2 only, SIGCHLD at default while waiting. After timeout_ms
- * the whole group is killed and reaped. Returns 0 when it ran (see exit_status),
- * -1 when it could not be started (why in res->err). */
-int kc_run_helper(const char *path, const char *const argv[], int timeout_ms, struct kc_helper_result *res);
+ * environment, fds 0-2 only (stdin: input, or /dev/null when NULL), SIGCHLD at
+ * default while waiting. After timeout_ms the whole group is killed and
+ * reaped. Returns 0 when it ran (see exit_status), -1 when it could not be
+ * started (why in res->err). */
+int kc_run_helper(const char *path, const char *const argv[], const char *input, int timeout_ms,
+		  struct kc_helper_result *res);
 
 /* OpenSSH's safe_path: absolute, and the file and every directory above it owned
  * by root and not writable by group or others. */

@@ -2,6 +2,8 @@
 
 #include "admin/admin.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +21,9 @@
 #include "lifecycle/login.h"
 #include "config/mapping.h"
 #include "admin/rbac.h"
+#include "common/fileio.h"
+#include "config/sshcert.h"
+#include "lifecycle/access.h"
 #include "asuser/drop.h"
 #include "kube/cluster.h"
 #include "admin/hostcheck.h"
@@ -239,6 +244,13 @@ static void check_isolation(const struct kc_config *cfg, struct kc_kube *k, cons
 			fprintf(stderr, "%s; what %s/%s may do was not checked\n", err.msg, list[i].ns, list[i].name);
 			continue;
 		}
+		/* On the ledger before it is used, as every mint. */
+		if (kc_audit_ledger_mint(NULL, 0, r->cluster->name, list[i].ns, list[i].name, NULL, &minted, KC_MIN_TTL,
+					 "check", NULL, 0, kc_now_ms() + 2000, &err) < 0) {
+			kc_kube_minted_clear(&minted);
+			fprintf(stderr, "%s; what %s/%s may do was not checked\n", err.msg, list[i].ns, list[i].name);
+			continue;
+		}
 		kc_audit_mint(NULL, 0, r->cluster->name, list[i].ns, list[i].name, &minted, KC_MIN_TTL, "check", NULL,
 			      0);
 		if (kc_buf_puts(&as_sa.bearer, minted.token) == 0)
@@ -388,10 +400,100 @@ int kc_cmd_check(const char *config, bool online, bool allow_insecure)
 	return rc;
 }
 
-int kc_cmd_explain(const char *config, const char *user)
+/* explain --ssh-cert FILE: the certificate a login would come with (an
+ * OpenSSH -cert.pub file), judged as a login's would be. NULL: none, or it
+ * does not pass (why printed). */
+static struct kc_sshcert *explain_cert(const struct kc_access *a, const char *path, const char *user)
+{
+	kc_autobuf struct kc_buf text = { 0 };
+	struct kc_sshcert *cert = NULL;
+	struct kc_sshcert_verdict v;
+	unsigned char *blob = NULL;
+	size_t len = 0, at;
+	struct kc_err e = { "" };
+
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || kc_read_fd(fd, KC_SSHCERT_MAX * 2, &text, &e) < 0 || !text.data) {
+		printf("certificate %s: %s\n", path, fd < 0 ? strerror(errno) : e.msg[0] ? e.msg : "empty");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	close(fd);
+	at = strcspn(text.data, " \t");
+	if (!text.data[at] ||
+	    kc_ssh_base64_decode(text.data + at + 1, strcspn(text.data + at + 1, " \t\n"), &blob, &len) < 0 ||
+	    kc_sshcert_parse(blob, len, &cert, &e) != 0) {
+		printf("certificate %s: not an OpenSSH certificate (%s)\n", path, e.msg[0] ? e.msg : "bad base64");
+		free(blob);
+		return NULL;
+	}
+	free(blob);
+	if (kc_access_check_cert(a, cert, user, &v, &e) != 0) {
+		printf("certificate %s: does not count for %s: %s\n", path, user, e.msg);
+		kc_sshcert_free(cert);
+		return NULL;
+	}
+	printf("certificate %s: \"%s\" (serial %llu) counts for %s; principals %s may act as:", path, cert->key_id,
+	       (unsigned long long)cert->serial, user, user);
+	for (size_t i = 0; i < v.n_principals; i++)
+		printf(" %s", v.principals[i]);
+	printf("\n");
+	kc_sshcert_verdict_free(&v);
+	return cert;
+}
+
+static void explain_target(const struct kc_config *cfg, const struct kc_target *t, const struct kc_access *a,
+			   const char *user, int *rc)
+{
+	const struct kc_mapping *m = t->rule;
+
+	if (t->locked) {
+		const struct kc_lock *k = kc_locks_holding(&a->locks, user, t->cluster->name);
+		char until[96] = "";
+
+		if (k)
+			kc_lock_until_text(k, until, sizeof(until));
+		printf("cluster %s: locked by %s %s (pam-kubeconfig unlock %s)\n", t->cluster->name, k ? k->by : "?",
+		       until, user);
+		return;
+	}
+	if (!m) {
+		printf("cluster %s: no rule matches\n", t->cluster->name);
+		return;
+	}
+	printf("cluster %s: rule %zu at %s:%u:%u (%s %s", t->cluster->name, t->rule_index + 1, cfg->path, m->mark.line,
+	       m->mark.col, m->user ? "user" : "group", m->user ? m->user : m->group);
+	if (m->cert_principal || m->cert_key_id)
+		printf(", with a certificate%s%s%s%s", m->cert_principal ? " principal " : "",
+		       m->cert_principal ? m->cert_principal : "", m->cert_key_id ? " key id " : "",
+		       m->cert_key_id ? m->cert_key_id : "");
+	printf(") ");
+	if (t->error[0]) {
+		printf("matches but cannot be used:\n  %s\n", t->error);
+		*rc = KC_EXIT_ERROR;
+		return;
+	}
+	printf("-> ServiceAccount %s/%s", t->sa_namespace, t->sa_name);
+	if (m->create)
+		printf(", created if missing");
+	if (m->clusterrole)
+		printf(", bound to ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " cluster-wide" : "");
+	if (t->cert_until)
+		printf(", until the certificate ends (%lld)", (long long)t->cert_until);
+	printf("\n");
+	if (*rc != KC_EXIT_ERROR)
+		*rc = KC_EXIT_OK;
+}
+
+int kc_cmd_explain(const char *config, const char *user, const char *cert_path)
 {
 	struct kc_err err = { "" };
 	struct kc_config *cfg = kc_config_load(config, 0, &err);
+	struct kc_access access = { 0 };
+	struct kc_user_access ua = { 0 };
+	struct kc_sshcert *cert = NULL;
 	struct kc_identity id;
 	struct kc_target *t;
 	int rc = KC_EXIT_IGNORE;
@@ -413,35 +515,25 @@ int kc_cmd_explain(const char *config, const char *user)
 		printf("out of scope: %s\n", id.uid == 0 ? "root is never served" : "uid below min_uid");
 		goto out;
 	}
+	if (kc_access_load(&access, cfg, KC_FLEET_NONE, 0, &err) < 0)
+		printf("%s: every cluster counts as locked\n", err.msg);
+	if (cert_path && !cfg->ssh_ca_keys)
+		printf("certificate %s: not looked at: the config has no ssh_certificates.trusted_ca_keys\n",
+		       cert_path);
+	else if (cert_path)
+		cert = explain_cert(&access, cert_path, user);
+	kc_access_apply(&access, &id, -1, cert, &ua);
 	t = calloc(cfg->n_clusters, sizeof(*t));
 	if (!t)
 		goto out;
 	kc_map_user(cfg, &id, t);
-	for (size_t c = 0; c < cfg->n_clusters; c++) {
-		const struct kc_mapping *m = t[c].rule;
-
-		if (!m) {
-			printf("cluster %s: no rule matches\n", t[c].cluster->name);
-			continue;
-		}
-		printf("cluster %s: rule %zu at %s:%u:%u (%s %s) ", t[c].cluster->name, t[c].rule_index + 1, cfg->path,
-		       m->mark.line, m->mark.col, m->user ? "user" : "group", m->user ? m->user : m->group);
-		if (t[c].error[0]) {
-			printf("matches but cannot be used:\n  %s\n", t[c].error);
-			rc = KC_EXIT_ERROR;
-			continue;
-		}
-		printf("-> ServiceAccount %s/%s", t[c].sa_namespace, t[c].sa_name);
-		if (m->create)
-			printf(", created if missing");
-		if (m->clusterrole)
-			printf(", bound to ClusterRole %s%s", m->clusterrole, m->cluster_wide ? " cluster-wide" : "");
-		printf("\n");
-		if (rc != KC_EXIT_ERROR)
-			rc = KC_EXIT_OK;
-	}
+	for (size_t c = 0; c < cfg->n_clusters; c++)
+		explain_target(cfg, &t[c], &access, user, &rc);
 	free(t);
 out:
+	kc_sshcert_free(cert);
+	kc_user_access_free(&id, &ua);
+	kc_access_free(&access);
 	kc_identity_free(&id);
 	kc_config_free(cfg);
 	return rc;

@@ -1,11 +1,17 @@
 /* `check`'s look at this host (see admin/hostcheck.h). */
 #include "admin/hostcheck.h"
 
+#include "config/pamstack.h"
+#include "config/sshcert_check.h"
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cache.h"
 #include "lifecycle/cut.h"
 #include "lifecycle/job.h"
+#include "lifecycle/ledger.h"
+#include "lifecycle/metrics_textfile.h"
 #include "lifecycle/plan.h"
 #include "lifecycle/refuse.h"
 #include "lifecycle/sockcut.h"
@@ -155,6 +161,76 @@ static int check_orphans(const struct kc_config *cfg, FILE *out)
 	return found;
 }
 
+/* ssh_certificates: the CA file reads, and sshd's SSH_AUTH_INFO_0 reaches the
+ * module as sshd set it (no pam_env with user_readenv before it). */
+static int check_certificates(const struct kc_config *cfg, FILE *out)
+{
+	struct kc_sshcert_cas cas = { 0 };
+	kc_autobuf struct kc_buf warnings = { 0 };
+	struct kc_err e = { "" };
+	int n = 0;
+
+	if (!cfg->ssh_ca_keys)
+		return 0;
+	if (kc_sshcert_cas_load(cfg->ssh_ca_keys, &cas, &warnings, &e) < 0) {
+		fprintf(out, "warning: %s; no SSH certificate counts until it is fixed\n", e.msg);
+		n++;
+	} else {
+		fprintf(out, "%s: %zu trusted SSH CA key%s\n", cfg->ssh_ca_keys, cas.n, cas.n == 1 ? "" : "s");
+	}
+	if (warnings.len) {
+		fputs(warnings.data, out);
+		n++;
+	}
+	kc_sshcert_cas_free(&cas);
+	if (kc_pamstack_check("/", "sshd", &e) != 0) {
+		fprintf(out, "warning: SSH_AUTH_INFO_0 will be ignored for sshd logins: %s\n", e.msg);
+		n++;
+	} else {
+		fprintf(out, "/etc/pam.d/sshd: pam_kubeconfig.so runs before any pam_env that reads users' files: "
+			     "SSH certificates count\n");
+	}
+	return n;
+}
+
+/* Where refresh and gc write the metrics: refused, they write none. */
+static int check_metrics(const struct kc_config *cfg, FILE *out)
+{
+	struct kc_err why = { "" };
+	int fd;
+
+	if (!cfg->metrics_dir)
+		return 0;
+	fd = kc_metrics_textfile_open_dir(cfg->metrics_dir, &why);
+	if (fd >= 0) {
+		close(fd);
+		fprintf(out, "ok: refresh and gc write the metrics to %s/%s\n", cfg->metrics_dir, KC_METRICS_TEXTFILE);
+		return 0;
+	}
+	fprintf(out, "warning: %s; refresh and gc write no metrics there until it is fixed\n", why.msg);
+	return 1;
+}
+
+/* The audit ledger: a mint whose line cannot be written is not handed out. */
+static int check_ledger(FILE *out)
+{
+	struct stat st;
+	const char *dir = kc_ledger_dir();
+
+	if (lstat(dir, &st) < 0) {
+		fprintf(out, "note: %s does not exist yet; the first login makes it (root, 0700)\n", dir);
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 027)) {
+		fprintf(out,
+			"warning: %s must be a directory of root's with mode 0700 or 0750 (chown root %s; chmod 0700 "
+			"%s): until it is, no token is handed out\n",
+			dir, dir, dir);
+		return 1;
+	}
+	return 0;
+}
+
 int kc_check_host(const struct kc_config *cfg, FILE *out)
 {
 	int warnings = 0;
@@ -172,5 +248,8 @@ int kc_check_host(const struct kc_config *cfg, FILE *out)
 	warnings += check_doors(cfg, out);
 	warnings += check_heartbeat(out);
 	warnings += check_orphans(cfg, out);
+	warnings += check_metrics(cfg, out);
+	warnings += check_ledger(out);
+	warnings += check_certificates(cfg, out);
 	return warnings;
 }

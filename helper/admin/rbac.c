@@ -60,7 +60,8 @@ static struct kc_rbac_ns *ns_entry(struct kc_rbac *r, const char *ns)
 static const char *const v_create[] = { "create" }, *const v_create_delete[] = { "create", "delete" },
 			 *const v_get[] = { "get" }, *const v_get_create[] = { "get", "create" },
 			 *const v_get_delete[] = { "get", "delete" },
-			 *const v_get_create_delete[] = { "get", "create", "delete" }, *const v_bind[] = { "bind" };
+			 *const v_get_create_delete[] = { "get", "create", "delete" }, *const v_bind[] = { "bind" },
+			 *const v_fleet[] = { "get", "list", "create", "update", "delete" };
 #define VERBS(v) (v), sizeof(v) / sizeof((v)[0])
 #define RBAC_GROUP "rbac.authorization.k8s.io"
 
@@ -104,6 +105,8 @@ static int list_rules(struct kc_rbac *r)
 		}
 		if (n->bind_roles.n)
 			rc |= add_rule(r, n->ns, RBAC_GROUP, "clusterroles", &n->bind_roles, VERBS(v_bind));
+		if (n->fleet)
+			rc |= add_rule(r, n->ns, "", "configmaps", NULL, VERBS(v_fleet));
 	}
 	if (r->cluster_bind_roles.n) {
 		rc |= add_rule(r, NULL, RBAC_GROUP, "clusterrolebindings", NULL, VERBS(v_create));
@@ -175,6 +178,13 @@ int kc_rbac_compute(const struct kc_config *cfg, const struct kc_cluster *cl, st
 			n->secrets = true;
 		if (m->create && add_reconcile(out, n, m) < 0)
 			goto oom;
+	}
+	if (cfg->fleet_namespace) {
+		struct kc_rbac_ns *n = ns_entry(out, cfg->fleet_namespace);
+
+		if (!n)
+			goto oom;
+		n->fleet = true;
 	}
 	if (list_rules(out) < 0)
 		goto oom;
@@ -352,7 +362,7 @@ static int emit_namespace(struct kc_buf *out, const struct kc_rbac *r, const str
 
 	if (document(out, NULL, object("v1", "Namespace", NULL, NULL, "metadata", map_of(name))) < 0)
 		return -1;
-	snprintf(comment, sizeof(comment), "%s: mint tokens for %s%s%s%s", n->ns,
+	snprintf(comment, sizeof(comment), "%s: mint tokens for %s%s%s%s%s", n->ns,
 		 n->token_any ? "any ServiceAccount here (a \"*\" rule names them after users)"
 			      : "the ServiceAccounts mapped here, by name",
 		 n->secrets ? ";\ncreate and delete the per-user revocation Secrets (never get, list or watch)" : "",
@@ -360,12 +370,56 @@ static int emit_namespace(struct kc_buf *out, const struct kc_rbac *r, const str
 				"(delete too: roleRef is immutable, so a changed role means a new binding;\n"
 				"get and delete by name where no \"*\" rule names them after users)"
 			      : "",
-		 n->bind_roles.n ? ";\nbind only the ClusterRoles the config names" : "");
+		 n->bind_roles.n ? ";\nbind only the ClusterRoles the config names" : "",
+		 n->fleet ? ";\nthe fleet's ConfigMaps: this host's, and the locks on users (the only\n"
+			    "objects the helper lists; a ValidatingAdmissionPolicy below keeps everyone\n"
+			    "else from writing them)"
+			  : "");
 	if (document(out, comment,
 		     object("rbac.authorization.k8s.io/v1", "Role", KC_RBAC_OBJECT, n->ns, "rules",
 			    rules_of(r, n->ns))) < 0)
 		return -1;
 	return binding(out, "RoleBinding", "Role", KC_RBAC_OBJECT, n->ns, identity);
+}
+
+/* Only the helper's identity writes the fleet's namespace: the locks and the
+ * hosts' ConfigMaps are what every bastion believes (GA since Kubernetes 1.30). */
+static void emit_fleet_policy(struct kc_buf *out, const char *ns, const char *identity)
+{
+	kc_autobuf struct kc_buf who = { 0 };
+
+	for (const char *p = identity; *p; p++) /* a CEL string literal */
+		kc_buf_printf(&who, "%s%c", *p == '\'' || *p == '\\' ? "\\" : "", *p);
+	kc_buf_printf(out,
+		      "---\n"
+		      "# The fleet's namespace %s: ConfigMaps are written by the helper's identity alone.\n"
+		      "# pam-kubeconfig check --online names who could still remove this policy.\n"
+		      "apiVersion: admissionregistration.k8s.io/v1\n"
+		      "kind: ValidatingAdmissionPolicy\n"
+		      "metadata:\n  name: %s-%s\n"
+		      "spec:\n"
+		      "  failurePolicy: Fail\n"
+		      "  matchConstraints:\n"
+		      "    resourceRules:\n"
+		      "    - apiGroups: [\"\"]\n"
+		      "      apiVersions: [\"v1\"]\n"
+		      "      operations: [\"CREATE\", \"UPDATE\", \"DELETE\"]\n"
+		      "      resources: [\"configmaps\"]\n"
+		      "  validations:\n"
+		      "  - expression: \"request.userInfo.username == '%s'\"\n"
+		      "    message: only pam-kubeconfig writes the fleet's ConfigMaps\n"
+		      "---\n"
+		      "apiVersion: admissionregistration.k8s.io/v1\n"
+		      "kind: ValidatingAdmissionPolicyBinding\n"
+		      "metadata:\n  name: %s-%s\n"
+		      "spec:\n"
+		      "  policyName: %s-%s\n"
+		      "  validationActions: [Deny]\n"
+		      "  matchResources:\n"
+		      "    namespaceSelector:\n"
+		      "      matchLabels:\n"
+		      "        kubernetes.io/metadata.name: %s\n",
+		      ns, KC_RBAC_OBJECT, ns, who.data ? who.data : "", KC_RBAC_OBJECT, ns, KC_RBAC_OBJECT, ns, ns);
 }
 
 static int emit_cluster_wide(struct kc_buf *out, const struct kc_rbac *r, const char *identity)
@@ -411,6 +465,8 @@ int kc_rbac_manifest(const struct kc_config *cfg, const char *cluster, const cha
 		rc = emit_namespace(out, &r, &r.ns[i], identity);
 	if (rc == 0 && r.cluster_bind_roles.n)
 		rc = emit_cluster_wide(out, &r, identity);
+	if (rc == 0 && cfg->fleet_namespace)
+		emit_fleet_policy(out, cfg->fleet_namespace, identity);
 	kc_rbac_free(&r);
 	if (rc < 0) {
 		kc_seterr(err, "cannot emit the RBAC manifest");

@@ -32,6 +32,7 @@ struct kc_rbac_ns {
 	struct kc_strset binding_names; /* RoleBindings those rules make here: get/delete */
 	bool binding_any;
 	struct kc_strset bind_roles; /* ClusterRoles bound by RoleBindings here */
+	bool fleet; /* the fleet's namespace: its ConfigMaps (lifecycle/fleet.h) */
 };
 
 /* One rule of the manifest. ns NULL: a rule of the ClusterRole. resource is as

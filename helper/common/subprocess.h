@@ -1,9 +1,8 @@
 /* Running another program with a deadline, the one way the project does it
- * (the module runs the helper; the helper runs credential_process): a fixed environment, stdin from the caller's bytes or
- * /dev/null, nothing else inherited (fds 3 and up closed, signals at their
- * defaults, a process group of its own), its output collected up to a cap, and
- * at the deadline the whole group killed and reaped. libc only: the module
- * links this file too, and the module links nothing but libc and libpam. */
+ * (the module runs the helper; the helper runs credential_process): a fixed environment, stdin from the caller's bytes
+ * or /dev/null, nothing else inherited (fds 3 and up closed, signals at their defaults, a process group of its own),
+ * its output collected up to a cap, and at the deadline the whole group killed and reaped. libc only: the module links
+ * this file too, and the module links nothing but libc and libpam. */
 #ifndef KC_COMMON_SUBPROCESS_H
 #define KC_COMMON_SUBPROCESS_H
 

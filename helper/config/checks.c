@@ -46,6 +46,8 @@ static int check_eks_files(struct cfg_ctx *c, const struct kc_eks_ref *e)
 
 int cfg_check_files(struct cfg_ctx *c, struct kc_config *cfg)
 {
+	if (cfg->ssh_ca_keys && check_file(c, cfg->ssh_ca_mark, "trusted_ca_keys", cfg->ssh_ca_keys, 022) < 0)
+		return -1;
 	for (size_t i = 0; i < cfg->n_clusters; i++) {
 		struct kc_cluster *cl = &cfg->clusters[i];
 

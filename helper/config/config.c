@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "config/checks.h"
+#include "config/sections.h"
 #include "config/fields.h"
 #include "aws/aws_credentials.h"
 #include "config/config_cache.h"
@@ -263,7 +264,7 @@ static int parse_mapping(struct cfg_ctx *c, const struct kc_config *cfg, const s
 	if (!kc_config_cluster(cfg, m->cluster))
 		return fail_at(c, cfg_mark_of(v, "cluster"),
 			       "unknown cluster '%s'; it must be the name of an entry under clusters:", m->cluster);
-	if (parse_serviceaccount(c, v, m) < 0)
+	if (parse_serviceaccount(c, v, m) < 0 || cfg_parse_rule_certificate(c, cfg, v, m) < 0)
 		return -1;
 	return check_binding(c, v, m);
 }
@@ -491,7 +492,8 @@ static int parse_root(struct cfg_ctx *c, const struct kc_ynode *root, struct kc_
 {
 	if (cfg_fields_parse(c, &cfg_config_desc, NULL, "the top level", root, cfg, 0) < 0 ||
 	    parse_identity(c, root, cfg) < 0 || parse_kubeconfig(c, root, cfg) < 0 || parse_token(c, root, cfg) < 0 ||
-	    parse_network(c, root, cfg) < 0 || parse_clusters(c, root, cfg) < 0 || parse_mappings(c, root, cfg) < 0)
+	    parse_network(c, root, cfg) < 0 || cfg_parse_sections(c, root, cfg) < 0 ||
+	    parse_clusters(c, root, cfg) < 0 || parse_mappings(c, root, cfg) < 0)
 		return -1;
 	return 0;
 }

@@ -50,7 +50,12 @@ struct kc_mapping {
 	bool create;
 	char *clusterrole; /* NULL: bind nothing */
 	bool cluster_wide;
-	struct kc_mark mark, sa_mark;
+	/* ssh_certificate: matches only a login with a verified certificate that
+	 * holds this principal (authorized for the user) and/or a key id
+	 * matching this glob. NULL both: any login. */
+	char *cert_principal;
+	char *cert_key_id;
+	struct kc_mark mark, sa_mark, cert_mark;
 };
 
 struct kc_config {
@@ -70,6 +75,11 @@ struct kc_config {
 	long request_timeout_ms;
 	long after_failure;
 	bool cut_on_logout;
+	char *ssh_ca_keys; /* ssh_certificates.trusted_ca_keys: NULL, no certificate counts */
+	char *ssh_principals_file; /* ssh_certificates.authorized_principals_file, %u: the user */
+	char *fleet_namespace; /* fleet.namespace: NULL, no fleet */
+	char *metrics_dir; /* metrics.textfile_dir: NULL, no metrics file */
+	struct kc_mark ssh_ca_mark, ssh_principals_mark, fleet_mark, metrics_mark;
 	struct kc_cluster *clusters;
 	size_t n_clusters;
 	struct kc_mapping *mappings;

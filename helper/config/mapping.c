@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fnmatch.h>
 #include <string.h>
 
 /* The name of group gid into *name (malloc'd). Returns 0, 1 when the gid has
@@ -388,12 +389,44 @@ static int expand_for(const struct kc_config *cfg, const struct kc_mapping *m, c
 	return -1;
 }
 
-static bool rule_matches(const struct kc_mapping *m, const struct kc_identity *id)
+static bool who_matches(const struct kc_mapping *m, const struct kc_identity *id)
 {
 	if (m->user)
 		return strcmp(m->user, "*") == 0 || strcmp(m->user, id->name) == 0;
 	for (size_t i = 0; i < id->n_groups; i++)
 		if (strcmp(m->group, id->groups[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool claim_meets(const struct kc_mapping *m, const struct kc_cert_claim *c)
+{
+	bool principal = !m->cert_principal;
+
+	for (size_t k = 0; !principal && k < c->n_principals; k++)
+		principal = strcmp(c->principals[k], m->cert_principal) == 0;
+	return principal && (!m->cert_key_id || (c->key_id && fnmatch(m->cert_key_id, c->key_id, 0) == 0));
+}
+
+/* A rule without ssh_certificate asks nothing more; one with it needs a
+ * certificate that meets it, and the grant is bound to the latest such. */
+static bool rule_matches(const struct kc_mapping *m, const struct kc_identity *id, time_t *until)
+{
+	*until = 0;
+	if (!who_matches(m, id))
+		return false;
+	if (!m->cert_principal && !m->cert_key_id)
+		return true;
+	for (size_t i = 0; i < id->n_certs; i++)
+		if (claim_meets(m, &id->certs[i]) && id->certs[i].valid_before > *until)
+			*until = id->certs[i].valid_before;
+	return *until != 0;
+}
+
+static bool listed(const char *const *names, size_t n, const char *cluster)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], cluster) == 0)
 			return true;
 	return false;
 }
@@ -407,6 +440,8 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 
 		memset(t, 0, sizeof(*t));
 		t->cluster = &cfg->clusters[c];
+		t->locked = id->locked_all || listed(id->locked, id->n_locked, t->cluster->name);
+		t->held = listed(id->held, id->n_held, t->cluster->name);
 	}
 	/* One pass over the rules fills every cluster's first match. */
 	for (size_t i = 0; i < cfg->n_mappings; i++) {
@@ -419,7 +454,7 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 				t = &targets[c];
 				break;
 			}
-		if (!t || t->rule || !rule_matches(m, id))
+		if (!t || t->rule || t->locked || !rule_matches(m, id, &t->cert_until))
 			continue;
 		t->rule = m;
 		t->rule_index = i;

@@ -6,14 +6,27 @@
 #include <stddef.h>
 #include <pwd.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "config/config.h"
 
 #define KC_NS_MAX 64 /* DNS-1123 label: 63 + NUL */
 #define KC_NAME_MAX 254 /* DNS-1123 subdomain: 253 + NUL */
 
+/* A verified SSH certificate a live session of the user logged in with, as
+ * the mapping sees it: the principals it may use for this user (with an
+ * authorized_principals_file, only those listed for the user there), its key
+ * id, and when it ends. Only certificates still valid are given. */
+struct kc_cert_claim {
+	const char *key_id;
+	const char *const *principals;
+	size_t n_principals;
+	time_t valid_before;
+};
+
 /* A Unix user as the mapping sees it. Filled by kc_identity_load(); caller frees
- * with kc_identity_free(). */
+ * with kc_identity_free(). certs and the locks are the lifecycle's to set
+ * (borrowed, never freed here). */
 struct kc_identity {
 	char *name;
 	uid_t uid;
@@ -23,6 +36,13 @@ struct kc_identity {
 	size_t n_groups;
 	gid_t *gids; /* the same groups' ids, as initgroups() would set them (the writer's drop) */
 	size_t n_gids;
+	const struct kc_cert_claim *certs;
+	size_t n_certs;
+	bool locked_all; /* an administrator's lock on every cluster (revoke USER) */
+	const char *const *locked; /* ... or on these clusters */
+	size_t n_locked;
+	const char *const *held; /* clusters whose fleet locks could not be read: nothing changes there */
+	size_t n_held;
 };
 
 /* Returns 0; KC_ABSENT when there is no such user; KC_UNKNOWN when the user
@@ -43,10 +63,15 @@ struct kc_target {
 	char sa_namespace[KC_NS_MAX];
 	char sa_name[KC_NAME_MAX];
 	char error[512]; /* set when the rule matched but gives an invalid name */
+	time_t cert_until; /* a rule with ssh_certificate: the latest valid_before of the certificates it met */
+	bool locked; /* an administrator's lock holds the cluster: no rule is looked at */
+	bool held; /* whether it is locked cannot be told now: no request is sent there */
 };
 
-/* For each cluster (targets[i] for cfg->clusters[i]) the first rule that matches.
- * Returns how many clusters have a usable target. */
+/* For each cluster (targets[i] for cfg->clusters[i]) the first rule that matches:
+ * by user or group, and a rule with ssh_certificate only by one of id->certs
+ * (principal among its principals, key id matching the glob). A locked
+ * cluster matches nothing. Returns how many clusters have a usable target. */
 size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, struct kc_target *targets);
 
 /* {user_safe}: a reversible escape encoding into [a-z0-9-]. A name that is

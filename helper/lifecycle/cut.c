@@ -17,8 +17,10 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "config/mapping.h"
+#include "lifecycle/auditlog.h"
 #include "lifecycle/refuse.h"
 #include "lifecycle/sockcut.h"
+#include "lifecycle/tally.h"
 
 #define MAX_ADDRS 64
 
@@ -43,8 +45,8 @@ static int parse_addr(const char *s, struct kc_endpoint_addr *a)
 
 /* resolve: also what the server's name resolves to now (the second cut); the
  * first goes by the addresses the helper connected to and was told of. */
-static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char (*addrs)[64], size_t n, bool resolve,
-			long long deadline_ms)
+static unsigned cut_now(uid_t uid, const char *user, const char *cluster, const char *server, char (*addrs)[64],
+			size_t n, bool resolve, long long deadline_ms)
 {
 	struct kc_endpoint_addr list[MAX_ADDRS], *now = NULL;
 	size_t m = 0, n_now = 0;
@@ -62,8 +64,11 @@ static unsigned cut_now(uid_t uid, const char *cluster, const char *server, char
 	if (kc_sockcut(uid, list, m, deadline_ms, &cut, &e) < 0)
 		kc_warn("cluster %s: cannot cut uid %u's connections: %s (the revoked token is refused all the same)",
 			cluster, (unsigned)uid, e.msg);
-	if (cut)
-		kc_audit("cut uid=%u cluster=%s connections=%u", (unsigned)uid, cluster, cut);
+	/* Said after the cut, never before: the ledger does not hold it up. */
+	if (cut) {
+		kc_audit_cut(user && strcmp(user, "-") != 0 ? user : NULL, uid, cluster, cut);
+		kc_tally_cut(cluster, cut);
+	}
 	return cut;
 }
 
@@ -120,8 +125,8 @@ void kc_cut_user(const struct kc_cut *c, long long deadline_ms)
 	if (c->refuse && kc_refuse_add(c->state_dir, c->cluster, c->uid, c->addrs, c->n, deadline_ms, &e) < 0)
 		kc_warn("cluster %s: cannot refuse uid %u's new connections: %s (the second cut will catch them)",
 			c->cluster, (unsigned)c->uid, e.msg);
-	kc_debug("cluster %s: refused", c->cluster);
-	cut_now(c->uid, c->cluster, c->server, c->addrs, c->n, c->resolve, deadline_ms);
+	kc_debug("cluster %s: %s", c->cluster, c->refuse ? "reconnects refused" : "no refusal (a token is held)");
+	cut_now(c->uid, c->user, c->cluster, c->server, c->addrs, c->n, c->resolve, deadline_ms);
 	kc_debug("cluster %s: cut", c->cluster);
 	owe_again(c);
 }
@@ -175,9 +180,14 @@ static int by_time(const void *a, const void *b)
 
 void kc_cut_finish(void)
 {
-	int nl = kc_refuse_socket_take();
+	int nl;
 	pid_t pid;
 	int null;
+
+	/* This process's counts go to the metrics store first: the child forked
+	 * below counts only its own cuts. */
+	kc_tally_commit(kc_now_ms() + 1000);
+	nl = kc_refuse_socket_take();
 
 	if (n_agains == 0 && nl < 0)
 		return;
@@ -216,8 +226,9 @@ void kc_cut_finish(void)
 		while (time(NULL) < a->at)
 			sleep((unsigned)(a->at - time(NULL)));
 		if (!uid_of_another(a->uid, a->user))
-			cut_now(a->uid, a->cluster, strcmp(a->server, "-") == 0 ? NULL : a->server, a->addrs, a->n,
-				true, kc_now_ms() + 5000);
+			cut_now(a->uid, a->user, a->cluster, strcmp(a->server, "-") == 0 ? NULL : a->server, a->addrs,
+				a->n, true, kc_now_ms() + 5000);
 	}
+	kc_tally_commit(kc_now_ms() + 2000); /* what the second cuts cut */
 	_exit(0);
 }

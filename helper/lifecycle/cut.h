@@ -41,7 +41,8 @@ void kc_cut_user(const struct kc_cut *c, long long deadline_ms);
  * nf_tables socket (lifecycle/refuse.h), which would keep the process from
  * exiting for a grace period. Called when no thread but the caller's is left;
  * returns at once (in the parent). Every process that ran jobs calls it
- * before it exits. */
+ * before it exits; it also adds the process's counts to the metrics store
+ * (lifecycle/tally.h) before the child is forked. */
 void kc_cut_finish(void);
 
 #endif

@@ -10,125 +10,18 @@
 #include "lifecycle/auditlog.h"
 #include "common/cache.h"
 #include "lifecycle/cut.h"
+#include "lifecycle/fleet.h"
+#include "lifecycle/job_cut.h"
+#include "lifecycle/job_gates.h"
 #include "lifecycle/refuse.h"
 #include "kube/kubeapi.h"
 #include "kube/tokens.h"
 #include "kube/objects.h"
 #include "common/log.h"
+#include "lifecycle/tally.h"
 #include "lifecycle/tokenfile.h"
 
-#define RECONCILE_TTL 3600
-
-/* ---- the after_failure window and the reconcile marks, in the cache store ---- */
-
-/* Keyed by what the config says about the cluster, never by what discovery
- * fills in later: the same cluster has the same key before and after. The
- * parts are NUL-separated (no two tuples collide), then hashed into a string. */
-static void cluster_key(const struct kc_cluster *cl, const char *extra, struct kc_buf *key)
-{
-	kc_autobuf struct kc_buf raw = { 0 };
-	char hex[65];
-
-	kc_buf_puts(&raw, cl->name);
-	kc_buf_append(&raw, "", 1);
-	if (cl->has_eks)
-		kc_buf_printf(&raw, "eks:%s/%s", cl->eks.cluster_name, cl->eks.region);
-	else
-		kc_buf_puts(&raw, cl->server);
-	kc_buf_append(&raw, "", 1);
-	kc_buf_puts(&raw, extra ? extra : "");
-	kc_sha256_hex(raw.data, raw.len, hex);
-	kc_buf_puts(key, hex);
-}
-
-/* Inside the window: skip. Past it, one caller probes (holding the probe
- * lock, returned in *probe_fd) while the others keep skipping. */
-static bool in_down_window(const struct kc_job *j, int *probe_fd)
-{
-	kc_autobuf struct kc_buf key = { 0 };
-	time_t down;
-
-	*probe_fd = -1;
-	cluster_key(j->cl, NULL, &key);
-	down = kc_cache_stored("down", key.data);
-	if (!down)
-		return false;
-	if (time(NULL) - down < j->cfg->after_failure)
-		return true;
-	*probe_fd = kc_cache_trylock("down", key.data);
-	return *probe_fd < 0;
-}
-
-static void record_health(const struct kc_job *j, bool down)
-{
-	kc_autobuf struct kc_buf key = { 0 };
-	struct kc_err e;
-
-	cluster_key(j->cl, NULL, &key);
-	if (down)
-		kc_cache_put("down", key.data, "1", 1, &e);
-	else if (kc_cache_stored("down", key.data))
-		kc_cache_drop("down", key.data);
-}
-
-static void reconcile_key(const struct kc_job *j, struct kc_buf *key)
-{
-	char extra[700];
-	const struct kc_mapping *r = j->target->rule;
-
-	snprintf(extra, sizeof(extra), "%s/%s %s %d", j->target->sa_namespace, j->target->sa_name,
-		 r->clusterrole ? r->clusterrole : "-", r->cluster_wide);
-	cluster_key(j->cl, extra, key);
-}
-
-static bool reconciled_recently(const struct kc_job *j)
-{
-	kc_autobuf struct kc_buf key = { 0 };
-	time_t at;
-
-	reconcile_key(j, &key);
-	at = kc_cache_stored("reconciled", key.data);
-	return at && time(NULL) - at < RECONCILE_TTL;
-}
-
-static void mark_reconciled(const struct kc_job *j)
-{
-	kc_autobuf struct kc_buf key = { 0 };
-	struct kc_err e;
-
-	reconcile_key(j, &key);
-	kc_cache_put("reconciled", key.data, "1", 1, &e);
-}
-
 /* ---- planning --------------------------------------------------------------- */
-
-/* A logout's cut, beside its requests (early_cut_start()). */
-struct early_cut {
-	pthread_t thread;
-	bool started, done;
-	struct kc_cut cut;
-	char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
-	char server[2048]; /* the URL, copied */
-};
-
-struct job_ctx {
-	struct kc_job *j;
-	struct kc_grant *grants;
-	size_t n_grants;
-	struct kc_session_record *sessions;
-	size_t n_sessions;
-	struct kc_plan plan;
-	struct kc_kube *kube;
-	struct kc_minted minted;
-	char secret[KC_SECRET_NAME_MAX + 1];
-	char error[KC_ERR_MAX];
-	struct early_cut early;
-	struct {
-		pthread_t thread;
-		bool wanted, started;
-		int rc;
-	} mark; /* mark_start() */
-};
 
 void kc_job_plan_target(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user,
 			const struct kc_target *t, bool wanted, struct kc_plan_target *pt)
@@ -150,9 +43,10 @@ static void fill_target(struct job_ctx *c, struct kc_plan_input *in)
 {
 	struct kc_job *j = c->j;
 
-	kc_job_plan_target(j->cfg, j->cl, j->user, j->target, j->in_scope && c->n_sessions > 0, &in->target);
+	kc_job_plan_target(j->cfg, j->cl, j->user, j->target, j->in_scope && c->n_sessions > 0 && !j->fleet_locked,
+			   &in->target);
 	j->wanted = in->target.wanted;
-	in->target.reconcile = in->target.create && !reconciled_recently(j);
+	in->target.reconcile = in->target.create && !kc_job_reconciled_recently(j);
 }
 
 static int plan(struct job_ctx *c)
@@ -191,7 +85,7 @@ static int mark_interrupted(struct job_ctx *c)
 	struct kc_job *j = c->j;
 	const struct kc_plan_target *t = &c->plan.in.target;
 	bool target_file = false;
-	struct kc_err e;
+	struct kc_err e = { "" };
 	int rc = 0;
 
 	/* What a TokenRequest of this job may make: sent by its deadline at the latest. */
@@ -263,6 +157,29 @@ static enum kc_outcome of_rc(int rc, enum kc_outcome one)
 	return rc == 0 ? KC_OUT_OK : rc == 1 ? one : KC_OUT_FAILED;
 }
 
+/* Would the old grants this job replaces make this mint a remap? As the
+ * planner's commit decides it (kc_plan_commit). */
+static bool is_remap(const struct kc_plan *p)
+{
+	for (size_t i = 0; i < p->n_old; i++)
+		if (p->old[i].state == KC_GRANT_CURRENT && p->old[i].sa_name[0] && p->fate[i] != KC_FATE_KEEP &&
+		    strcmp(p->old[i].sa_name, p->in.target.sa_name) != 0)
+			return true;
+	return false;
+}
+
+static int ledger_mint(const struct job_ctx *c, const struct kc_step *s, struct kc_err *e)
+{
+	const struct kc_job *j = c->j;
+
+	return kc_audit_ledger_mint(j->user, j->uid, j->cl->name, s->sa_namespace, c->plan.in.target.sa_name, s->secret,
+				    &c->minted, j->cfg->ttl,
+				    is_remap(&c->plan) ? "remap"
+				    : j->is_login      ? "login"
+						       : "rotation",
+				    c->sessions, c->n_sessions, j->deadline_ms, e);
+}
+
 static enum kc_outcome mint(struct job_ctx *c, const struct kc_step *s, char *uid)
 {
 	const struct kc_config *cfg = c->j->cfg;
@@ -275,19 +192,60 @@ static enum kc_outcome mint(struct job_ctx *c, const struct kc_step *s, char *ui
 				   .secret_uid = s->secret_uid };
 	struct kc_err e = { "" };
 	time_t sent = time(NULL);
+	long long started = kc_now_ms();
+	double took;
 	int rc;
 
+	/* A grant a certificate justifies ends with it: no token outlives the
+	 * certificate but by the API server's 10-minute floor (I5). */
+	if (c->j->target && c->j->target->cert_until) {
+		long left = (long)(c->j->target->cert_until - time(NULL));
+
+		t.ttl = left < KC_MIN_TTL ? KC_MIN_TTL : left < t.ttl ? left : t.ttl;
+	}
 	kc_kube_minted_clear(&c->minted);
 	rc = kc_kube_token_request(c->kube, &t, &c->minted, &e);
+	took = (double)(kc_now_ms() - started) / 1000;
 	if (rc != KC_MINT_OK) {
 		snprintf(c->error, sizeof(c->error), "%s", e.msg);
 		return rc == KC_MINT_SA_MISSING	      ? KC_OUT_SA_MISSING
 		       : rc == KC_MINT_SECRET_MISSING ? KC_OUT_SECRET_MISSING
 						      : KC_OUT_FAILED;
 	}
+	/* On the ledger before anyone holds it: a token whose line cannot be
+	 * written is wiped here and the step fails, so the planner never makes it
+	 * current; its Secret stays recorded (its tokens die with it at logout). */
+	if (ledger_mint(c, s, &e) < 0) {
+		kc_kube_minted_clear(&c->minted);
+		snprintf(c->error, sizeof(c->error),
+			 "cluster %.100s: a token was minted but not handed out: the audit ledger cannot record it "
+			 "(%.800s)",
+			 c->j->cl->name, e.msg);
+		return KC_OUT_FAILED;
+	}
+	kc_tally_mint(c->j->cl->name, KC_METRICS_SUCCESS, took);
 	snprintf(uid, 64, "%s", c->minted.secret_uid);
 	kc_plan_minted(&c->plan, sent, c->minted.lifetime, c->minted.jti);
 	return KC_OUT_OK;
+}
+
+/* The live sessions a new Secret is made for, and their remote hosts, as
+ * comma-separated lists of printable words (at most 16 of them). */
+static void origin_lists(const struct job_ctx *c, struct kc_buf *ids, struct kc_buf *rhosts)
+{
+	for (size_t i = 0; i < c->n_sessions && i < 16; i++) {
+		const char *h = c->sessions[i].rhost;
+
+		kc_buf_printf(ids, "%s%s", i ? "," : "", c->sessions[i].id);
+		kc_buf_puts(rhosts, i ? "," : "");
+		for (size_t k = 0; h[k]; k++)
+			kc_buf_append(rhosts,
+				      (unsigned char)h[k] > ' ' && (unsigned char)h[k] < 0x7f && h[k] != ',' ? &h[k]
+													     : "?",
+				      1);
+		if (!h[0])
+			kc_buf_puts(rhosts, "-");
+	}
 }
 
 static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, char uid[64])
@@ -296,8 +254,19 @@ static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, cha
 	const struct kc_target *t = j->target;
 	struct kc_err e = { "" };
 	enum kc_outcome o = KC_OUT_FAILED;
+	kc_autobuf struct kc_buf ids = { 0 }, rhosts = { 0 };
+	/* The login facts of the Secret's creation, so the cluster can answer
+	 * which bastion login made it. */
+	struct kc_secret_origin origin = {
+		.user = j->user, .uid = j->uid, .host = j->cfg->host_id, .reason = j->is_login ? "login" : "refresh"
+	};
 
 	uid[0] = '\0';
+	if (s->kind == KC_STEP_CREATE) {
+		origin_lists(c, &ids, &rhosts);
+		origin.sessions = ids.data;
+		origin.rhosts = rhosts.data;
+	}
 	switch (s->kind) {
 	case KC_STEP_LEARN_UID:
 		o = of_rc(kc_kube_secret_uid(c->kube, s->sa_namespace, s->secret, uid, &e), KC_OUT_GONE);
@@ -306,8 +275,7 @@ static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, cha
 		o = of_rc(kc_kube_delete_secret(c->kube, s->sa_namespace, s->secret, s->secret_uid, &e), KC_OUT_GONE);
 		break;
 	case KC_STEP_CREATE:
-		o = of_rc(kc_kube_create_secret(c->kube, s->sa_namespace, s->secret, j->user, j->cfg->host_id, uid, &e),
-			  KC_OUT_EXISTS);
+		o = of_rc(kc_kube_create_secret(c->kube, s->sa_namespace, s->secret, &origin, uid, &e), KC_OUT_EXISTS);
 		break;
 	case KC_STEP_RECONCILE:
 		o = kc_kube_reconcile(c->kube, t->sa_namespace, t->sa_name, t->rule->clusterrole, t->rule->cluster_wide,
@@ -315,7 +283,7 @@ static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, cha
 			    ? KC_OUT_OK
 			    : KC_OUT_FAILED;
 		if (o == KC_OUT_OK)
-			mark_reconciled(j);
+			kc_job_mark_reconciled(j);
 		break;
 	case KC_STEP_MINT: return mint(c, s, uid);
 	case KC_STEP_DONE: break;
@@ -334,11 +302,12 @@ static void send_all(struct job_ctx *c)
 	struct kc_err e = { "" };
 	struct kc_step s;
 
-	c->kube = kc_kube_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
+	if (!c->kube)
+		c->kube = kc_kube_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
 	if (!c->kube) {
 		snprintf(c->error, sizeof(c->error), "%s", e.msg);
 		j->failed = true;
-		record_health(j, true); /* a cluster that cannot be opened is down too */
+		kc_job_record_health(j, true); /* a cluster that cannot be opened is down too */
 		return;
 	}
 	if (c->mark.wanted)
@@ -353,7 +322,7 @@ static void send_all(struct job_ctx *c)
 		j->failed |= o == KC_OUT_FAILED;
 	}
 	j->requests = kc_kube_requests(c->kube);
-	record_health(j, j->failed && kc_kube_unreachable(c->kube));
+	kc_job_record_health(j, j->failed && kc_kube_unreachable(c->kube));
 }
 
 /* ---- the commit ---------------------------------------------------------------- */
@@ -392,9 +361,11 @@ static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
 
 		if (!g->secret[0])
 			continue;
+		c->j->revoked++;
+		kc_tally_revocation(c->j->cl->name, k->drop_expired[i] ? KC_METRICS_EXPIRED : KC_METRICS_SUCCESS);
 		if (!k->drop_expired[i]) {
-			kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, g->sa_namespace, g->secret,
-					c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
+			kc_audit_revoked(c->j->user, c->j->uid, c->j->cl->name, g, false,
+					 c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
 			continue;
 		}
 		/* Said once: the grant file goes with it. */
@@ -404,9 +375,25 @@ static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
 			"(the API server refused to delete it: %s)",
 			(unsigned)c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, until,
 			g->error[0] ? g->error : "-");
-		kc_audit_revoke(c->j->user, c->j->uid, c->j->cl->name, g->sa_namespace, g->secret, "tokens-expired");
+		kc_audit_revoked(c->j->user, c->j->uid, c->j->cl->name, g, true, "tokens-expired");
 		note_ended(c, g, until);
 	}
+}
+
+/* What this job tried and could not do: DELETEs that failed (their
+ * revocations stay pending) and a mint the plan wanted that it did not get. */
+static void tally_failures(const struct job_ctx *c)
+{
+	const struct kc_plan *p = &c->plan;
+	const struct kc_job *j = c->j;
+
+	for (size_t i = 0; i < p->n_old; i++)
+		if (p->revoke_failed[i] && !p->revoked[i] && p->old[i].secret[0]) {
+			kc_tally_revocation(j->cl->name, KC_METRICS_FAILURE);
+			kc_audit_revoke_failed(j->user, j->uid, j->cl->name, &p->old[i], c->error);
+		}
+	if (p->in.target.wanted && p->need_mint && !p->minted)
+		kc_tally_mint(j->cl->name, KC_METRICS_FAILURE, -1);
 }
 
 static void write_token(struct job_ctx *c, struct kc_commit *k)
@@ -427,120 +414,6 @@ static void write_token(struct job_ctx *c, struct kc_commit *k)
 		kc_tokenfile_remove(j->uid, j->cl->name);
 }
 
-/* The port of an https:// URL (443 when it names none). */
-static unsigned url_port(const char *url)
-{
-	const char *host, *colon;
-	unsigned long port;
-
-	if (!url || strncmp(url, "https://", 8) != 0)
-		return 443;
-	host = url + 8;
-	if (*host == '[' && strchr(host, ']'))
-		host = strchr(host, ']'); /* past an IPv6 literal's colons */
-	colon = strchr(host, ':');
-	port = colon && (!strchr(host, '/') || colon < strchr(host, '/')) ? strtoul(colon + 1, NULL, 10) : 443;
-	return port > 0 && port < 65536 ? (unsigned)port : 443;
-}
-
-/* Every address the endpoint had (recorded in this cluster's grant files),
- * has now, and the config's other front doors of the same API server. */
-static size_t known_addrs(const struct job_ctx *c, char (*out)[64], size_t max)
-{
-	const struct kc_cluster *cl = c->j->cl;
-	size_t n = 0;
-
-	for (size_t i = 0; i < c->n_grants; i++)
-		for (size_t a = 0; a < c->grants[i].n_addrs && n < max; a++)
-			snprintf(out[n++], 64, "%s", c->grants[i].addrs[a]);
-	if (c->kube && *kc_kube_peer(c->kube) && n < max)
-		snprintf(out[n++], 64, "%s", kc_kube_peer(c->kube));
-	for (size_t i = 0; i < cl->n_also && n < max; i++) {
-		char ip[64];
-		unsigned port;
-
-		if (sscanf(cl->also_reachable_at[i], "%63s %u", ip, &port) == 2)
-			snprintf(out[n++], 64, "%.46s %u", ip,
-				 port ? port : url_port(c->j->ep.server ? c->j->ep.server : cl->server));
-	}
-	return n;
-}
-
-/* ---- the cut (lifecycle/cut.h) -------------------------------------------------------- */
-
-static struct kc_cut cut_of(struct job_ctx *c, char (*addrs)[64], size_t n, bool refuse)
-{
-	struct kc_job *j = c->j;
-
-	return (struct kc_cut){ .uid = j->uid,
-				.user = j->user,
-				.cluster = j->cl->name,
-				.server = j->ep.server ? j->ep.server : j->cl->server,
-				.addrs = addrs,
-				.n = n,
-				.state_dir = j->state_dir,
-				.refuse = refuse };
-}
-
-/* A logout's cut goes beside its requests (kc_plan_will_cut): the uid's new
- * connections refused, what is open cut, by every address the endpoint had,
- * has (resolved again) and is also reachable at, while the DELETE is on its
- * way. Under the cluster's lock from start to join. */
-static void *early_cut_thread(void *arg)
-{
-	struct job_ctx *c = arg;
-
-	kc_cut_user(&c->early.cut, c->j->deadline_ms);
-	return NULL;
-}
-
-static void early_cut_start(struct job_ctx *c)
-{
-	struct early_cut *e = &c->early;
-
-	if (!c->j->cfg->cut_on_logout || !kc_plan_will_cut(&c->plan))
-		return;
-	/* Everything the thread reads, taken now: the requests change the endpoint. */
-	e->cut = cut_of(c, e->addrs, known_addrs(c, e->addrs, sizeof(e->addrs) / sizeof(e->addrs[0])), true);
-	snprintf(e->server, sizeof(e->server), "%s", e->cut.server ? e->cut.server : "");
-	e->cut.server = e->server[0] ? e->server : NULL;
-	e->cut.resolve = true;
-	e->started = pthread_create(&e->thread, NULL, early_cut_thread, c) == 0;
-	if (!c->early.started)
-		early_cut_thread(c);
-	c->early.done = true;
-}
-
-static void early_cut_join(struct job_ctx *c)
-{
-	if (c->early.started)
-		pthread_join(c->early.thread, NULL);
-	c->early.started = false;
-}
-
-/* The commit's cut: all of it, or, after an early one, the address the
- * requests' own connection went to when that was new (a DNS answer changed). */
-static void cut_after(struct job_ctx *c, bool refuse)
-{
-	char addrs[2 * KC_ADDRS_MAX * KC_PLAN_GRANTS_MAX][64];
-	size_t n = known_addrs(c, addrs, sizeof(addrs) / sizeof(addrs[0])), m = 0;
-	struct kc_cut cut;
-
-	early_cut_join(c);
-	for (size_t i = 0; i < n; i++) {
-		bool seen = false;
-
-		for (size_t k = 0; c->early.done && k < c->early.cut.n && !seen; k++)
-			seen = strcmp(addrs[i], c->early.addrs[k]) == 0;
-		if (!seen)
-			memmove(addrs[m++], addrs[i], sizeof(addrs[0]));
-	}
-	if (m == 0)
-		return;
-	cut = cut_of(c, addrs, m, refuse);
-	kc_cut_user(&cut, c->j->deadline_ms);
-}
-
 static void commit(struct job_ctx *c)
 {
 	struct kc_job *j = c->j;
@@ -548,6 +421,7 @@ static void commit(struct job_ctx *c)
 	struct kc_err e;
 
 	kc_plan_commit(&c->plan, &k, c->error, time(NULL));
+	tally_failures(c);
 	write_token(c, &k);
 	for (size_t i = 0; i < k.n_drop; i++)
 		kc_state_drop_grant(j->state_dir, k.drop[i].cluster, k.drop[i].sa_namespace);
@@ -579,7 +453,7 @@ static void commit(struct job_ctx *c)
 	}
 	j->written = k.written;
 	if (k.cut && j->cfg->cut_on_logout)
-		cut_after(c, !k.written);
+		kc_job_cut_after(c, !k.written);
 }
 
 /* ---- one job ------------------------------------------------------------------------ */
@@ -613,43 +487,10 @@ static void resolve_for_kubeconfig(struct kc_job *j)
 		j->ep.cl = j->cl; /* not the copy on this stack */
 }
 
-/* A job that may mint lifts a refusal of the uid's connections a revocation
- * left (a new login must work at once), beside its requests: the kernel takes
- * a grace period to delete it. Under the cluster's lock from start to join. */
-struct lift {
-	const struct kc_job *j;
-	pthread_t thread;
-	bool started;
-};
-
-static void *lift_thread(void *arg)
-{
-	const struct kc_job *j = ((struct lift *)arg)->j;
-
-	kc_refuse_lift(j->state_dir, j->cl->name, j->uid, j->deadline_ms);
-	return NULL;
-}
-
-static void lift_start(struct lift *l, const struct job_ctx *c)
-{
-	l->j = c->j;
-	if (!c->plan.in.target.wanted || !kc_refuse_stands(c->j->state_dir, c->j->cl->name))
-		return;
-	l->started = pthread_create(&l->thread, NULL, lift_thread, l) == 0;
-	if (!l->started)
-		lift_thread(l);
-}
-
-static void lift_join(struct lift *l)
-{
-	if (l->started)
-		pthread_join(l->thread, NULL);
-}
-
 void kc_job_run(struct kc_job *j)
 {
 	struct job_ctx c = { .j = j };
-	struct lift lift = { 0 };
+	struct kc_lift lift = { 0 };
 	struct kc_err e;
 	long long started = kc_now_ms();
 	int lock, probe = -1;
@@ -662,12 +503,14 @@ void kc_job_run(struct kc_job *j)
 		return;
 	}
 	kc_debug("cluster %s: locked", j->cl->name);
+	if (kc_job_held_or_fleet_locked(j, &c.kube, c.error, sizeof(c.error)) < 0)
+		goto out;
 	if (plan(&c) == 0) {
 		kc_debug("cluster %s: planned", j->cl->name);
-		lift_start(&lift, &c);
-		early_cut_start(&c);
+		kc_job_lift_start(&lift, &c);
+		kc_job_early_cut_start(&c);
 		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {
-			if (j->honour_down_window && in_down_window(j, &probe)) {
+			if (j->honour_down_window && kc_job_in_down_window(j, &probe)) {
 				j->skipped = true;
 				snprintf(c.error, sizeof(c.error),
 					 "cluster %s: skipped: it failed less than %lds ago (network.after_failure)",
@@ -694,8 +537,8 @@ void kc_job_run(struct kc_job *j)
 		j->failed = true;
 	}
 out:
-	early_cut_join(&c);
-	lift_join(&lift);
+	kc_job_early_cut_join(&c);
+	kc_job_lift_join(&lift);
 	close(lock);
 	if (probe >= 0)
 		close(probe);

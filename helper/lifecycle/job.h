@@ -36,13 +36,16 @@ struct kc_job {
 	/* out */
 	bool wanted; /* a live session and a rule: the cluster belongs in the kubeconfig */
 	bool written; /* a working token file after the job */
-	bool skipped; /* inside the after_failure window: nothing sent */
+	bool skipped; /* inside the after_failure window, or held (fleet locks unknown): nothing sent */
+	bool fleet_locked; /* open: the fleet's lock on the user here (revoke --fleet), read by name */
+	time_t fleet_until; /* ... until then (0: until unlocked) */
 	bool failed; /* a request or the cluster's opening failed */
 	bool minted;
 	bool shortened; /* the server granted less than token.ttl */
 	long lifetime;
 	size_t pending; /* revocations left for later */
 	size_t pending_other; /* ... of Secrets named after another account that had this uid */
+	size_t revoked; /* grants whose revocation this job confirmed (or that ended by expiry) */
 	unsigned requests;
 	long long took_ms;
 	struct kc_cluster_endpoint ep; /* resolved when wanted (server, CA, context for the kubeconfig) */

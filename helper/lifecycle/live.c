@@ -12,7 +12,10 @@
 
 static void entry_name(uid_t uid, const struct kc_session_record *r, char *out, size_t len)
 {
-	snprintf(out, len, "%u.%d.%llu.%.8s.%s", (unsigned)uid, (int)r->pid, r->pid_start, r->boot_id, r->id);
+	int n = snprintf(out, len, "%u.%d.%llu.%.8s.%s", (unsigned)uid, (int)r->pid, r->pid_start, r->boot_id, r->id);
+
+	if (r->cert.present && n > 0 && (size_t)n < len)
+		snprintf(out + n, len - (size_t)n, ".c%lld", (long long)r->cert.valid_before);
 }
 
 static int open_live(bool create)
@@ -69,6 +72,13 @@ static bool parse(const char *name, const char *boot, struct kc_live_entry *e)
 		return false;
 	e->uid = (uid_t)uid;
 	e->pid = (pid_t)pid;
+	{
+		const char *c = strstr(name + used, ".c"); /* a session id holds no '.' */
+		long long until;
+
+		if (c && sscanf(c, ".c%lld", &until) == 1 && until > 0)
+			e->cert_until = (time_t)until;
+	}
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->dead = strncmp(b, boot, 8) != 0 || !kc_process_alive(e->pid, e->start);
 	return true;

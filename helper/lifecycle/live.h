@@ -3,8 +3,9 @@
  * kill -9, a crashed sshd). /var/lib/pam_kubeconfig/live/ (root 0700) holds
  * one empty file per open session whose name says everything refresh needs:
  *
- *   UID.PID.START.BOOT.SESSION   (START: the process's start time in clock
- *                                 ticks; BOOT: the boot id's first 8 hex digits)
+ *   UID.PID.START.BOOT.SESSION[.cUNTIL]   (START: the process's start time
+ *         in clock ticks; BOOT: the boot id's first 8 hex digits; UNTIL: the
+ *         valid_before of the SSH certificate it logged in with)
  *
  * so one directory read and one /proc read per session tell which are dead.
  * open adds an entry after its record, close drops it with the record; an
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "lifecycle/state.h"
@@ -27,6 +29,7 @@ struct kc_live_entry {
 	pid_t pid;
 	unsigned long long start;
 	bool dead; /* its process is gone, or it is of another boot */
+	time_t cert_until; /* 0: it logged in without a certificate */
 	char name[160];
 };
 

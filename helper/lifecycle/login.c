@@ -6,13 +6,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lifecycle/access.h"
 #include "lifecycle/auditlog.h"
+#include "lifecycle/logincert.h"
 #include "lifecycle/live.h"
 #include "common/cache.h"
 #include "config/config.h"
 #include "common/log.h"
 #include "lifecycle/reconcile.h"
 #include "lifecycle/state.h"
+#include "lifecycle/tally.h"
 #include "lifecycle/writer.h"
 
 #define EXIT_MARGIN_MS 300 /* for the answer and the exit, before the module's deadline */
@@ -69,6 +72,9 @@ struct login {
 	struct kc_writer w;
 	int dir;
 	long long deadline;
+	struct kc_access access; /* locks, certificates */
+	struct kc_user_access ua;
+	struct kc_login_cert cert; /* open: the certificate this login came with */
 };
 
 static int start(struct login *l, bool for_open)
@@ -117,6 +123,11 @@ static int start(struct login *l, bool for_open)
 		kc_error("%s", err.msg);
 		return KC_EXIT_USAGE;
 	}
+	kc_tally_enable(l->cfg->metrics_dir != NULL);
+	if (kc_access_load(&l->access, l->cfg, KC_FLEET_NONE, 0, &err) < 0)
+		kc_error("%s; every cluster counts as locked for now", err.msg);
+	if (l->known)
+		kc_access_apply(&l->access, &l->id, -1, NULL, &l->ua);
 	return l->uid < l->cfg->min_uid ? KC_EXIT_IGNORE : KC_EXIT_OK;
 }
 
@@ -127,6 +138,9 @@ static void end(struct login *l)
 	if (l->dir >= 0)
 		close(l->dir);
 	kc_config_free(l->cfg);
+	kc_user_access_free(&l->id, &l->ua);
+	kc_login_cert_free(&l->cert);
+	kc_access_free(&l->access);
 	kc_identity_free(&l->id);
 }
 
@@ -194,6 +208,18 @@ static void say_cluster(const struct login *l, const struct kc_job *j)
 	const struct kc_target *t = j->target;
 	char life[32], want[32];
 
+	if (j->fleet_locked) {
+		struct kc_lock k = { .until = j->fleet_until };
+		char until[96];
+
+		kc_lock_until_text(&k, until, sizeof(until));
+		kc_warn("user %s: cluster %s: locked by an administrator for the fleet (%s)", l->id.name, j->cl->name,
+			until);
+		say("cluster %s: your access is locked by an administrator %s; ask them (pam-kubeconfig unlock "
+		    "--fleet)",
+		    j->cl->name, until);
+		return;
+	}
 	if (!j->wanted)
 		return;
 	if (j->cl->insecure_skip_tls_verify)
@@ -271,7 +297,11 @@ static int open_session(struct login *l)
 	snprintf(rec.rhost, sizeof(rec.rhost), "%s", a->rhost ? a->rhost : "");
 	snprintf(rec.service, sizeof(rec.service), "%s", a->service ? a->service : "");
 	snprintf(rec.tty, sizeof(rec.tty), "%s", a->tty ? a->tty : "");
-	if (kc_state_put_session(l->dir, &rec, &err) < 0) {
+	rec.cert = l->cert.rec;
+	/* The certificate before the record that names it: refresh reads it from there. */
+	if ((l->cert.cert &&
+	     kc_state_put_cert(l->dir, a->session, l->cert.cert->blob, l->cert.cert->blob_len, &err) < 0) ||
+	    kc_state_put_session(l->dir, &rec, &err) < 0) {
 		kc_error("%s", err.msg);
 		return -1;
 	}
@@ -290,6 +320,19 @@ static int mapped_anywhere(const struct login *l)
 	if (!t)
 		return 1;
 	n = (int)kc_map_user(l->cfg, &l->id, t);
+	for (size_t i = 0; i < l->cfg->n_clusters; i++) {
+		const struct kc_lock *k =
+			t[i].locked ? kc_locks_holding(&l->access.locks, l->id.name, t[i].cluster->name) : NULL;
+		char until[80] = "until it can be read";
+
+		if (!t[i].locked)
+			continue;
+		if (k)
+			kc_lock_until_text(k, until, sizeof(until));
+		kc_warn("user %s: cluster %s: locked by an administrator (%s)", l->id.name, t[i].cluster->name, until);
+		say("cluster %s: your access is locked by an administrator %s; ask them (pam-kubeconfig unlock)",
+		    t[i].cluster->name, until);
+	}
 	for (size_t i = 0; i < l->cfg->n_clusters; i++)
 		if (t[i].error[0]) {
 			kc_error("%s", t[i].error);
@@ -315,6 +358,24 @@ static void revoke_unmapped(struct login *l)
 	kc_reconcile_free(&r);
 }
 
+/* The certificates that count for this login: its own (when the module
+ * handed SSH_AUTH_INFO_0 over) and those of the user's other live sessions. */
+static void see_certificates(struct login *l)
+{
+	struct kc_err err;
+	int dir;
+
+	if (!l->cfg->ssh_ca_keys)
+		return;
+	if (l->a->auth_info)
+		kc_login_cert_read(&l->access, l->id.name, l->a->service, l->deadline, &l->cert);
+	dir = kc_state_open(l->id.uid, false, &err);
+	kc_user_access_free(&l->id, &l->ua);
+	kc_access_apply(&l->access, &l->id, dir >= 0 ? dir : -1, l->cert.cert, &l->ua);
+	if (dir >= 0)
+		close(dir);
+}
+
 int kc_cmd_open(const struct kc_session_args *a)
 {
 	struct login l = { .a = a };
@@ -323,6 +384,7 @@ int kc_cmd_open(const struct kc_session_args *a)
 
 	if (rc != KC_EXIT_OK)
 		goto out;
+	see_certificates(&l);
 	switch (mapped_anywhere(&l)) {
 	case -1: rc = KC_EXIT_ERROR; goto out;
 	case 0:
@@ -340,7 +402,16 @@ int kc_cmd_open(const struct kc_session_args *a)
 	for (size_t i = 0; i < r.n_jobs; i++)
 		say_cluster(&l, &r.jobs[i]);
 	if (kc_reconcile_written(&r) == 0) {
-		/* Nothing to show for it: the session leaves, and the last one out revokes. */
+		/* Nothing to show for it: the session leaves, and the last one out
+		 * revokes. Locked out by the fleet everywhere it maps is no error. */
+		size_t locked = 0, mapped = 0;
+
+		for (size_t i = 0; i < r.n_jobs; i++) {
+			locked += r.jobs[i].fleet_locked;
+			mapped += r.jobs[i].wanted || r.jobs[i].fleet_locked;
+		}
+		if (locked && locked == mapped)
+			rc = KC_EXIT_IGNORE;
 		drop_session(&l);
 		kc_reconcile_free(&r);
 		reconcile(&l, &r, OPEN_LEFTOVERS);
@@ -354,8 +425,10 @@ int kc_cmd_open(const struct kc_session_args *a)
 		       l.id.home[strlen(l.id.home) - 1] == '/' ? "" : "/", l.cfg->kubeconfig_path, l.id.home,
 		       l.id.home[strlen(l.id.home) - 1] == '/' ? "" : "/");
 	warn_stale_heartbeat();
+	say("pam-kubeconfig status shows what you hold and when it ends");
 	rc = KC_EXIT_OK;
 out:
+	kc_tally_login(kc_tally_result_of(rc));
 	kc_reconcile_free(&r);
 	end(&l);
 	return rc;
@@ -430,6 +503,10 @@ int kc_cmd_close(const struct kc_session_args *a)
 	drop_session(&l);
 	if (kc_state_sessions(l.dir, false, &live, &n_live, NULL, &err) < 0)
 		n_live = 1; /* unreadable: conclude nothing */
+	if (l.known && l.cfg->ssh_ca_keys) { /* what the sessions left open can still justify */
+		kc_user_access_free(&l.id, &l.ua);
+		kc_access_apply(&l.access, &l.id, l.dir, NULL, &l.ua);
+	}
 	/* Revocation before the home is touched: a stopped writer cannot hold it up.
 	 * Without the account, only the last logout acts: it needs no mapping. */
 	if (l.known || n_live == 0)
@@ -443,6 +520,7 @@ int kc_cmd_close(const struct kc_session_args *a)
 		 n_live, pending);
 	rc = pending ? KC_EXIT_ERROR : KC_EXIT_OK;
 out:
+	kc_tally_logout(kc_tally_result_of(rc));
 	kc_reconcile_free(&r);
 	end(&l);
 	return rc;

@@ -4,10 +4,30 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/log.h"
+
 #include "kube/cluster.h"
 #include "kube/objects.h"
 #include "lifecycle/state.h"
+#include "lifecycle/status.h"
 #include "lifecycle/tokenfile.h"
+
+/* What the jobs left, for `pam-kubeconfig status` (lifecycle/status.h). */
+static void write_status(const struct kc_reconcile *r)
+{
+	const struct kc_status_input in = { .cfg = r->cfg,
+					    .uid = r->uid,
+					    .gid = r->id ? r->id->gid : 0,
+					    .user = r->id ? r->id->name : NULL,
+					    .state_dir = r->state_dir,
+					    .jobs = r->jobs,
+					    .n_jobs = r->n_jobs,
+					    .deadline_ms = r->deadline_ms };
+	struct kc_err e = { "" };
+
+	if (kc_status_write(&in, &e) < 0)
+		kc_warn("uid %u: %s", (unsigned)r->uid, e.msg);
+}
 
 int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 {
@@ -36,6 +56,7 @@ int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 				      .deadline_ms = r->deadline_ms };
 	}
 	kc_jobs_run(r->jobs, r->n_jobs);
+	write_status(r);
 	return 0;
 }
 

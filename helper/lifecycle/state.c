@@ -67,84 +67,6 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 	return fd;
 }
 
-/* ---- the account's name ----------------------------------------------------- */
-
-static void name_file(const char *prefix, const char *name, char *out, size_t len)
-{
-	size_t n = strlen(name), at = (size_t)snprintf(out, len, "%s", prefix);
-
-	for (size_t i = 0; i < n && at + 3 <= len; i++, at += 2)
-		snprintf(out + at, 3, "%02x", (unsigned char)name[i]);
-}
-
-void kc_state_note_user(int dir, const char *name)
-{
-	char file[16 + 2 * 128 + 1], before[256], former[16 + 2 * 255 + 1];
-	size_t n = strlen(name);
-	int fd;
-
-	if (n == 0 || n > 128)
-		return;
-	name_file("user-", name, file, sizeof(file));
-	fd = openat(dir, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return; /* kept already: the common case, one syscall */
-	close(fd);
-	/* A uid given to a new account: the former one's name is kept aside (its
-	 * grant files still name its Secrets, which go as any revocation does). */
-	while (kc_state_user_name_other(dir, name, before, sizeof(before)) == 0) {
-		char old[16 + 2 * 255 + 1];
-
-		name_file("user-", before, old, sizeof(old));
-		name_file("former-", before, former, sizeof(former));
-		if (renameat(dir, old, dir, former) < 0 && unlinkat(dir, old, 0) < 0)
-			break;
-	}
-}
-
-bool kc_state_was_user(int dir, const char *name)
-{
-	char former[16 + 2 * 128 + 1];
-	struct stat st;
-
-	if (strlen(name) > 128)
-		return false;
-	name_file("former-", name, former, sizeof(former));
-	return fstatat(dir, former, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-int kc_state_user_name(int dir, char *out, size_t len)
-{
-	return kc_state_user_name_other(dir, NULL, out, len);
-}
-
-int kc_state_user_name_other(int dir, const char *but, char *out, size_t len)
-{
-	int dup_fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-	struct dirent *de;
-	int rc = 1;
-
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
-		return 1;
-	}
-	while (rc == 1 && (de = readdir(d))) {
-		const char *hex = de->d_name + 5;
-		size_t n = strlen(hex) / 2, i;
-
-		if (strncmp(de->d_name, "user-", 5) != 0 || strlen(hex) % 2 || n == 0 || n >= len)
-			continue;
-		for (i = 0; i < n && sscanf(hex + 2 * i, "%2hhx", (unsigned char *)&out[i]) == 1 && out[i]; i++)
-			;
-		out[i] = '\0';
-		rc = i == n && !(but && strcmp(out, but) == 0) ? 0 : 1;
-	}
-	closedir(d);
-	return rc;
-}
-
 /* ---- files as JSON --------------------------------------------------------- */
 
 static int write_json(int dir, const char *name, json_t *j, const struct kc_write_opts *o, struct kc_err *err)
@@ -201,18 +123,54 @@ static void quarantine(int dir, const char *name)
 
 /* ---- session records ---------------------------------------------------------- */
 
+static json_t *cert_json(const struct kc_session_cert *c)
+{
+	json_t *p = json_array();
+	char serial[32];
+
+	snprintf(serial, sizeof(serial), "%llu", c->serial);
+	for (size_t i = 0; p && i < c->n_principals; i++)
+		json_array_append_new(p, json_string(c->principals[i]));
+	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "key_id", c->key_id, "serial", serial, "valid_before",
+			 (json_int_t)c->valid_before, "ca", c->ca, "principals", p);
+}
+
 int kc_state_put_session(int dir, const struct kc_session_record *r, struct kc_err *err)
 {
 	char name[128], start[32];
+	json_t *j;
 
 	snprintf(start, sizeof(start), "%llu", r->pid_start);
 	snprintf(name, sizeof(name), "session-%s.json", r->id);
-	return write_json(dir, name,
-			  json_pack("{s:i, s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:s}", "version", KC_STATE_VERSION, "id",
-				    r->id, "pid", (json_int_t)r->pid, "pid_start", start, "boot_id", r->boot_id,
-				    "opened", (json_int_t)r->opened, "rhost", r->rhost, "service", r->service, "tty",
-				    r->tty),
-			  &record_opts, err);
+	j = json_pack("{s:i, s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:s}", "version", KC_STATE_VERSION, "id", r->id, "pid",
+		      (json_int_t)r->pid, "pid_start", start, "boot_id", r->boot_id, "opened", (json_int_t)r->opened,
+		      "rhost", r->rhost, "service", r->service, "tty", r->tty);
+	if (j && r->cert.present)
+		json_object_set_new(j, "certificate", cert_json(&r->cert));
+	return write_json(dir, name, j, &record_opts, err);
+}
+
+/* A record's certificate: what it says, or nothing (a record without one, or
+ * one this helper cannot read: then no rule that needs one matches). */
+static void parse_cert(json_t *j, struct kc_session_cert *c)
+{
+	const char *key_id, *serial, *ca;
+	json_int_t until;
+	json_t *p, *v;
+	size_t i;
+
+	if (!j ||
+	    json_unpack(j, "{s:s, s:s, s:I, s:s, s:o}", "key_id", &key_id, "serial", &serial, "valid_before", &until,
+			"ca", &ca, "principals", &p) < 0 ||
+	    !json_is_array(p))
+		return;
+	copy_str(c->key_id, sizeof(c->key_id), key_id);
+	copy_str(c->ca, sizeof(c->ca), ca);
+	c->serial = strtoull(serial, NULL, 10);
+	c->valid_before = (time_t)until;
+	json_array_foreach(p, i, v) if (json_is_string(v) && c->n_principals < KC_CERT_PRINCIPALS_MAX)
+		copy_str(c->principals[c->n_principals++], KC_CERT_PRINCIPAL_LEN, json_string_value(v));
+	c->present = true;
 }
 
 void kc_state_drop_session(int dir, const char *id)
@@ -221,6 +179,24 @@ void kc_state_drop_session(int dir, const char *id)
 
 	snprintf(name, sizeof(name), "session-%s.json", id);
 	unlinkat(dir, name, 0);
+	snprintf(name, sizeof(name), "cert-%s", id);
+	unlinkat(dir, name, 0);
+}
+
+int kc_state_put_cert(int dir, const char *id, const void *blob, size_t len, struct kc_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "cert-%s", id);
+	return kc_write_at(dir, name, blob, len, &record_opts, err);
+}
+
+int kc_state_get_cert(int dir, const char *id, size_t max, struct kc_buf *out, struct kc_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "cert-%s", id);
+	return kc_read_at(dir, name, max, out, NULL, err);
 }
 
 /* Unknown fields are tolerated (a newer helper may add some); missing optional
@@ -243,6 +219,7 @@ static int parse_session(json_t *j, struct kc_session_record *r)
 	r->pid = (pid_t)pid;
 	r->pid_start = strtoull(start, NULL, 10);
 	r->opened = (time_t)opened;
+	parse_cert(json_object_get(j, "certificate"), &r->cert);
 	return 0;
 }
 
@@ -348,7 +325,7 @@ int kc_state_sessions(int dir, bool prune, struct kc_session_record **live, size
 		json_decref(j);
 		if (!record_live(&r, boot)) {
 			if (prune) {
-				unlinkat(dir, de->d_name, 0);
+				kc_state_drop_session(dir, r.id);
 				if (pruned)
 					(*pruned)++;
 			}
@@ -598,29 +575,4 @@ int kc_state_lock_cluster(int dir, const char *cluster, long long deadline_ms, s
 int kc_state_list_uids(uid_t **uids, size_t *n, struct kc_err *err)
 {
 	return kc_list_uid_dirs(KC_STATE_DIR, uids, n, err);
-}
-
-int kc_state_get_digest(int dir, char out[65])
-{
-	char buf[80];
-	int fd = openat(dir, "kubeconfig.digest", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
-
-	out[0] = '\0';
-	if (fd < 0)
-		return -1;
-	n = kc_read_all(fd, buf, 64);
-	close(fd);
-	if (n != 64)
-		return -1;
-	memcpy(out, buf, 64);
-	out[64] = '\0';
-	return 0;
-}
-
-void kc_state_put_digest(int dir, const char *digest)
-{
-	struct kc_err e;
-
-	kc_write_at(dir, "kubeconfig.digest", digest, strlen(digest), &record_opts, &e);
 }

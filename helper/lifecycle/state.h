@@ -32,6 +32,21 @@
 #define KC_ADDRS_MAX 8
 
 /* One login session of the user on this host. */
+#define KC_CERT_PRINCIPALS_MAX 16
+#define KC_CERT_PRINCIPAL_LEN 128
+
+/* The SSH certificate a session logged in with, verified at its open
+ * (config/sshcert_check.h): what the mapping may use of it while it lasts. */
+struct kc_session_cert {
+	bool present;
+	char key_id[256];
+	unsigned long long serial;
+	time_t valid_before;
+	char ca[64]; /* the CA key's fingerprint, SHA256:... */
+	char principals[KC_CERT_PRINCIPALS_MAX][KC_CERT_PRINCIPAL_LEN]; /* those the user may act as */
+	size_t n_principals;
+};
+
 struct kc_session_record {
 	char id[KC_SESSION_ID_MAX + 1];
 	pid_t pid; /* the session's process (sshd's), whose life is the session's */
@@ -41,6 +56,7 @@ struct kc_session_record {
 	char rhost[256];
 	char service[64];
 	char tty[64];
+	struct kc_session_cert cert;
 };
 
 enum kc_grant_state {
@@ -100,6 +116,11 @@ int kc_state_user_name_other(int dir, const char *but, char *out, size_t len);
 
 int kc_state_put_session(int dir, const struct kc_session_record *r, struct kc_err *err);
 void kc_state_drop_session(int dir, const char *id);
+/* The certificate a session logged in with (its blob as sshd had it), kept
+ * beside its record so that every evaluation checks it again (the CAs, its
+ * validity, the principals file as they are now). Dropped with the record. */
+int kc_state_put_cert(int dir, const char *id, const void *blob, size_t len, struct kc_err *err);
+int kc_state_get_cert(int dir, const char *id, size_t max, struct kc_buf *out, struct kc_err *err);
 /* One session's record, live or not. 0, or -1 when missing or unreadable. */
 int kc_state_get_session(int dir, const char *id, struct kc_session_record *r);
 /* The live sessions (this boot, process alive). With prune, stale and

@@ -138,15 +138,19 @@ def test_cut_alone_does_not_stop_a_client_that_reconnects(cluster, users, base, 
         try:
             assert wait_for(lambda: w.saw("watch started"), 30), w.text()
             subprocess.run([SOCKCUT, str(alice.uid), cluster.server], check=True, capture_output=True, timeout=10)
-            assert wait_for(lambda: w.text().count("watch started") == 2, 5), w.text()
+            # It comes back at once (the cut walks again while it finds the uid's
+            # sockets, so a client that reconnects within the walk is cut again:
+            # it may come back more than once before it backs off).
+            assert wait_for(lambda: w.text().count("watch started") >= 2, 5), w.text()
             print(f"\nclient-go after a cut with its token still valid:\n{w.text()}")
 
             cluster.kubectl("-n", NS, "delete", "secret", secret, "--wait=true")
             cluster.wait_refused(alice.token)
             subprocess.run([SOCKCUT, str(alice.uid), cluster.server], check=True, capture_output=True, timeout=10)
             assert wait_for(lambda: "watch error status=401" in w.text(), 5), w.text()
+            started = w.text().count("watch started")
             time.sleep(3)
-            assert w.text().count("watch started") == 2, w.text()
+            assert w.text().count("watch started") == started, w.text()
         finally:
             w.stop()
     finally:

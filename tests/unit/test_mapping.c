@@ -172,7 +172,9 @@ static void test_user_safe_length_limits(void **state)
 	struct kc_err err;
 	struct kc_config *cfg = kc_config_parse("m.yaml", text, strlen(text), KC_LOAD_NO_FILES, &err);
 	char *groups[] = { (char *)"g" };
-	struct kc_identity id = { name, 1000, 1000, (char *)"/home/x", groups, 1 };
+	struct kc_identity id = {
+		.name = name, .uid = 1000, .gid = 1000, .home = (char *)"/home/x", .groups = groups, .n_groups = 1
+	};
 	struct kc_target t[2];
 
 	(void)state;
@@ -262,9 +264,19 @@ static void test_first_match_per_cluster(void **state)
 {
 	struct kc_config *cfg = load();
 	char *groups[] = { (char *)"alice", (char *)"ops" };
-	struct kc_identity alice = { (char *)"alice", 1000, 1000, (char *)"/home/alice", groups, 2 };
+	struct kc_identity alice = { .name = (char *)"alice",
+				     .uid = 1000,
+				     .gid = 1000,
+				     .home = (char *)"/home/alice",
+				     .groups = groups,
+				     .n_groups = 2 };
 	char *none[] = { (char *)"carol" };
-	struct kc_identity carol = { (char *)"Carol.X", 1001, 1001, (char *)"/home/carol", none, 1 };
+	struct kc_identity carol = { .name = (char *)"Carol.X",
+				     .uid = 1001,
+				     .gid = 1001,
+				     .home = (char *)"/home/carol",
+				     .groups = none,
+				     .n_groups = 1 };
 	struct kc_target t[2];
 
 	(void)state;
@@ -293,7 +305,12 @@ static void test_no_match(void **state)
 	struct kc_err err;
 	struct kc_config *cfg = kc_config_parse("m.yaml", text, strlen(text), KC_LOAD_NO_FILES, &err);
 	char *groups[] = { (char *)"bob" };
-	struct kc_identity bob = { (char *)"bob", 1000, 1000, (char *)"/home/bob", groups, 1 };
+	struct kc_identity bob = { .name = (char *)"bob",
+				   .uid = 1000,
+				   .gid = 1000,
+				   .home = (char *)"/home/bob",
+				   .groups = groups,
+				   .n_groups = 1 };
 	struct kc_target t[1];
 
 	(void)state;
@@ -301,6 +318,91 @@ static void test_no_match(void **state)
 	assert_int_equal(kc_map_user(cfg, &bob, t), 0);
 	assert_null(t[0].rule);
 	kc_config_free(cfg);
+}
+
+/* A rule with ssh_certificate matches only through a certificate that meets it,
+ * and the target ends with the latest such; a locked cluster matches nothing. */
+static void test_certificates_and_locks(void **state)
+{
+	static const char text[] =
+		"ssh_certificates: {trusted_ca_keys: /ca.pub}\n"
+		"clusters:\n"
+		"  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+		"  - {name: b, server: https://b, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+		"mappings:\n"
+		"  - {group: sre, ssh_certificate: {principal: k8s-admin}, cluster: a, serviceaccount: ops/admin}\n"
+		"  - {user: alice, ssh_certificate: {key_id: 'alice@*'}, cluster: b, serviceaccount: ops/b-admin}\n"
+		"  - {user: '*', cluster: a, serviceaccount: 'users/u-{user_safe}'}\n"
+		"  - {user: '*', cluster: b, serviceaccount: 'users/u-{user_safe}'}\n";
+	struct kc_err err;
+	struct kc_config *cfg = kc_config_parse("m.yaml", text, strlen(text), KC_LOAD_NO_FILES, &err);
+	char *groups[] = { (char *)"alice", (char *)"sre" };
+	const char *admin[] = { "alice", "k8s-admin" }, *plain[] = { "alice" };
+	struct kc_cert_claim claims[] = { { "alice@laptop", plain, 1, 2000 },
+					  { "other", admin, 2, 1000 },
+					  { "alice@ci", admin, 2, 3000 } };
+	const char *locked[] = { "b" };
+	struct kc_identity alice = {
+		.name = (char *)"alice", .uid = 1000, .gid = 1000, .groups = groups, .n_groups = 2
+	};
+	struct kc_target t[2];
+
+	(void)state;
+	if (!cfg)
+		fail_msg("%s", err.msg);
+	/* no certificate: the defaults */
+	assert_int_equal(kc_map_user(cfg, &alice, t), 2);
+	assert_string_equal(t[0].sa_name, "u-alice");
+	assert_int_equal(t[0].cert_until, 0);
+	/* the principal rule takes the latest certificate with the principal (3000);
+	 * the key id rule the latest whose id matches (3000 too: alice@ci) */
+	alice.certs = claims;
+	alice.n_certs = 3;
+	assert_int_equal(kc_map_user(cfg, &alice, t), 2);
+	assert_string_equal(t[0].sa_name, "admin");
+	assert_int_equal(t[0].cert_until, 3000);
+	assert_string_equal(t[1].sa_name, "b-admin");
+	assert_int_equal(t[1].cert_until, 3000);
+	/* a certificate without the principal does not elevate; one id matching does */
+	alice.certs = claims;
+	alice.n_certs = 1;
+	kc_map_user(cfg, &alice, t);
+	assert_string_equal(t[0].sa_name, "u-alice");
+	assert_string_equal(t[1].sa_name, "b-admin");
+	assert_int_equal(t[1].cert_until, 2000);
+	/* the group rule needs the group as well */
+	alice.n_groups = 1;
+	alice.certs = claims;
+	alice.n_certs = 3;
+	kc_map_user(cfg, &alice, t);
+	assert_string_equal(t[0].sa_name, "u-alice");
+	alice.n_groups = 2;
+	/* a lock on one cluster, then on all */
+	alice.locked = locked;
+	alice.n_locked = 1;
+	assert_int_equal(kc_map_user(cfg, &alice, t), 1);
+	assert_false(t[0].locked);
+	assert_true(t[1].locked);
+	assert_null(t[1].rule);
+	alice.locked_all = true;
+	assert_int_equal(kc_map_user(cfg, &alice, t), 0);
+	assert_true(t[0].locked && t[1].locked);
+	kc_config_free(cfg);
+}
+
+static void test_certificate_rules_need_trusted_cas(void **state)
+{
+	static const char text[] =
+		"clusters:\n"
+		"  - {name: a, server: https://a, insecure_skip_tls_verify: true, auth: {token_file: /t}}\n"
+		"mappings:\n"
+		"  - {user: alice, ssh_certificate: {principal: x}, cluster: a, serviceaccount: ops/admin}\n";
+	struct kc_err err;
+
+	(void)state;
+	assert_null(kc_config_parse("m.yaml", text, strlen(text), KC_LOAD_NO_FILES, &err));
+	assert_non_null(strstr(err.msg, "m.yaml:4:"));
+	assert_non_null(strstr(err.msg, "trusted_ca_keys"));
 }
 
 int main(void)
@@ -315,6 +417,8 @@ int main(void)
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_first_match_per_cluster),
 		cmocka_unit_test(test_no_match),
+		cmocka_unit_test(test_certificates_and_locks),
+		cmocka_unit_test(test_certificate_rules_need_trusted_cas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

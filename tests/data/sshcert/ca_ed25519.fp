@@ -1,0 +1,1 @@
+SHA256:WOMkTiKZSEBwrjJuxhS82AgAuuBuEaUtbH5w7yRqS+Q

@@ -1,0 +1,1 @@
+SHA256:9Vphz6byzgVUjhTsXc6nqMkm+3LE6maHtE+H2oFEf6k

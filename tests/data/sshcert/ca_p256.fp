@@ -1,0 +1,1 @@
+SHA256:Tn9w834TnC3lte8Icnb2bQAi5IuuHkvFkv9Icq1Uh/0

@@ -1,0 +1,1 @@
+SHA256:m8NridwOvdPLc/TFd2Uru/wChEE88cAxhAKTcooUch4

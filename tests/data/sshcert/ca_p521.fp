@@ -1,0 +1,1 @@
+SHA256:MttzV0D0iVNO4oSShgoxungUm0KAOdh/Gd2bsBJKZaI

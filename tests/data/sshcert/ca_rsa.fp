@@ -1,0 +1,1 @@
+SHA256:yrNtfFv/FjwoyhD81xXB8IMQQCLq/yYyS9BfpPHGD9g
