@@ -11,6 +11,8 @@ UNITDIR    ?= /lib/systemd/system
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 STATEDIR   ?= /var/lib/pam_kubeconfig
 CACHEDIR   ?= /var/cache/pam_kubeconfig
+LOGDIR     ?= /var/log/pam_kubeconfig
+LOGROTATEDIR ?= $(SYSCONFDIR)/logrotate.d
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 PAMDIR     ?= $(or $(shell pkg-config --variable=securedir pam 2>/dev/null),/lib/$(MULTIARCH)/security)
 HELPER_PATH = $(SBINDIR)/pam-kubeconfig
@@ -165,14 +167,14 @@ format-check:
 install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
-		$(DESTDIR)$(TMPFILESDIR)
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(LOGROTATEDIR)
 	install -m 0755 $(B)/pam-kubeconfig $(DESTDIR)$(SBINDIR)/pam-kubeconfig
 	install -m 0644 $(B)/pam_kubeconfig.so $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so
 	install -m 0644 config/config.yaml $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig/config.yaml.example
 	install -m 0644 man/pam_kubeconfig.yaml.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/pam_kubeconfig.8 man/pam-kubeconfig.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 config/rbac/minter.yaml config/firewall/imds.nft README.md \
-		$(DESTDIR)$(DOCDIR)/
+	install -m 0644 config/rbac/minter.yaml config/firewall/imds.nft config/prometheus/pam_kubeconfig.rules.yml \
+		README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 config/pam.d/sshd $(DESTDIR)$(DOCDIR)/pam.d-sshd
 	install -m 0755 config/firewall/imds.iptables $(DESTDIR)$(DOCDIR)/
 	for u in config/systemd/*; do \
@@ -180,7 +182,8 @@ install: $(B)/pam-kubeconfig $(B)/pam_kubeconfig.so
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
 	install -m 0644 config/tmpfiles.d/pam-kubeconfig.conf $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
-	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(CACHEDIR)
+	install -m 0644 config/logrotate/pam-kubeconfig $(DESTDIR)$(LOGROTATEDIR)/pam-kubeconfig
+	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(CACHEDIR) $(DESTDIR)$(LOGDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pam-kubeconfig $(DESTDIR)$(PAMDIR)/pam_kubeconfig.so \
@@ -189,7 +192,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/pam-kubeconfig.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	for u in config/systemd/*; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
-	rm -f $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf
+	rm -f $(DESTDIR)$(TMPFILESDIR)/pam-kubeconfig.conf $(DESTDIR)$(LOGROTATEDIR)/pam-kubeconfig
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/pam_kubeconfig 2>/dev/null
 
 # Installs the Debian packages the build and tests need (root; skipped when present).

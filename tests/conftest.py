@@ -962,3 +962,54 @@ def fault_proxy(cluster):
     yield make
     for p in made:
         p.close()
+
+
+# ---- the root ledger (issue 26) ----
+
+LEDGER_DIR = Path("/var/log/pam_kubeconfig")
+
+
+class PrivateLedger:
+    """A tmpfs of its own mounted on /var/log/pam_kubeconfig (root 0700) for
+    one test: the ledger holds only what the test did, and a small size makes
+    a full disk. Unmounted after; the machine's ledger underneath is untouched."""
+
+    def __init__(self, size="16m"):
+        LEDGER_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,uid=0,gid=0", "kc-test-ledger", LEDGER_DIR])
+        self.dir = LEDGER_DIR
+        self.path = LEDGER_DIR / "ledger.jsonl"
+
+    def lines(self):
+        """Every line of the ledger and its rotations (oldest first), as text."""
+        import gzip
+        out = []
+        names = sorted((p for p in self.dir.iterdir() if p.name.startswith("ledger.jsonl.")),
+                       key=lambda p: -int(p.name.split(".")[2]))
+        for p in names + ([self.path] if self.path.exists() else []):
+            data = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
+            out += data.decode().splitlines()
+        return out
+
+    def records(self):
+        return [json.loads(l) for l in self.lines()]
+
+    def close(self):
+        for _ in range(50):
+            if run(["umount", LEDGER_DIR], check=False).returncode == 0:
+                return
+            time.sleep(0.1)  # a helper of the test still appending
+        run(["umount", "-l", LEDGER_DIR])
+
+
+@pytest.fixture
+def private_ledger():
+    made = []
+
+    def make(size="16m"):
+        made.append(PrivateLedger(size))
+        return made[-1]
+
+    yield make
+    for m in reversed(made):
+        m.close()

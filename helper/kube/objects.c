@@ -41,7 +41,26 @@ static void copy_uid(json_t *resp, char uid[64])
 		snprintf(uid, 64, "%s", u);
 }
 
-int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const char *user, const char *host,
+/* The origin's annotations; an unknown value is left out. */
+static json_t *origin_annotations(const struct kc_secret_origin *o)
+{
+	char uid[16], now[32];
+	json_t *a;
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)o->uid);
+	kc_format_time(time(NULL), now, sizeof(now));
+	a = json_pack("{s:s, s:s, s:s, s:s}", "pam-kubeconfig/user", o->user, "pam-kubeconfig/host", o->host,
+		      "pam-kubeconfig/uid", uid, "pam-kubeconfig/created", now);
+	if (a && o->sessions && *o->sessions)
+		json_object_set_new(a, "pam-kubeconfig/session", json_string(o->sessions));
+	if (a && o->rhosts && *o->rhosts)
+		json_object_set_new(a, "pam-kubeconfig/rhost", json_string(o->rhosts));
+	if (a && o->reason)
+		json_object_set_new(a, "pam-kubeconfig/reason", json_string(o->reason));
+	return a;
+}
+
+int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, const struct kc_secret_origin *o,
 			  char uid[64], struct kc_err *err)
 {
 	struct kc_action what = { "create", "secrets", ns, name };
@@ -51,9 +70,9 @@ int kc_kube_create_secret(struct kc_kube *k, const char *ns, const char *name, c
 	int rc = -1;
 
 	uid[0] = '\0';
-	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}, s:{s:s, s:s}}}", "apiVersion", "v1", "kind", "Secret", "type",
+	req = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}, s:o}}", "apiVersion", "v1", "kind", "Secret", "type",
 			"Opaque", "metadata", "name", name, "labels", "app.kubernetes.io/managed-by", "pam-kubeconfig",
-			"annotations", "pam-kubeconfig/user", user, "pam-kubeconfig/host", host);
+			"annotations", origin_annotations(o));
 	if (!req) {
 		kc_seterr(err, "out of memory");
 		return -1;

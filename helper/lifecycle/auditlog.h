@@ -32,4 +32,25 @@ void kc_audit_mint(const char *user, uid_t uid, const char *cluster, const char 
 void kc_audit_revoke(const char *user, uid_t uid, const char *cluster, const char *ns, const char *secret,
 		     const char *reason);
 
+/* The root ledger (lifecycle/ledger.h) beside those lines. A mint's line is
+ * written before its token is handed out: -1 (err set; the ledger's errno
+ * kept) means it must not be. user NULL: no user (a `check` mint). */
+int kc_audit_ledger_mint(const char *user, uid_t uid, const char *cluster, const char *ns, const char *sa,
+			 const char *secret, const struct kc_minted *m, long asked, const char *reason,
+			 const struct kc_session_record *sessions, size_t n_sessions, long long deadline_ms,
+			 struct kc_err *err);
+/* What is written after the fact never waits on the ledger for long, and a
+ * line that cannot be written is said in the log as lost (what it would have
+ * said, never a secret): a full disk stops mints, never revocations or cuts.
+ * kc_audit_login() and kc_audit_logout() write theirs too. */
+void kc_audit_revoked(const char *user, uid_t uid, const char *cluster, const struct kc_grant *g, bool expired,
+		      const char *reason);
+void kc_audit_revoke_failed(const char *user, uid_t uid, const char *cluster, const struct kc_grant *g,
+			    const char *error);
+/* Connections cut (also the cut's syslog line). user NULL: not known. */
+void kc_audit_cut(const char *user, uid_t uid, const char *cluster, unsigned connections);
+/* An administrator's lock on a user (cluster NULL: every cluster), or its
+ * lifting (locked false); until 0: until unlocked; by: who. */
+void kc_audit_lock(const char *user, uid_t uid, const char *cluster, bool locked, time_t until, const char *by);
+
 #endif

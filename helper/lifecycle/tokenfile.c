@@ -84,6 +84,38 @@ int kc_tokenfile_write(uid_t uid, gid_t gid, const char *cluster, const char *to
 	return rc;
 }
 
+int kc_tokenfile_put(uid_t uid, gid_t gid, const char *name, const void *data, size_t len, struct kc_err *err)
+{
+	const struct kc_write_opts o = { .mode = 0400, .uid = uid, .gid = gid, .sync = KC_SYNC_NONE };
+	int rc = -1;
+
+	for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
+		kc_autoclose int dir = user_dir(uid, true, err);
+
+		if (dir < 0)
+			return -1;
+		rc = kc_write_at(dir, name, data, len, &o, err);
+	}
+	return rc;
+}
+
+void kc_tokenfile_unlink(uid_t uid, const char *name)
+{
+	struct kc_err e;
+	kc_autoclose int dir = user_dir(uid, false, &e);
+
+	if (dir >= 0)
+		unlinkat(dir, name, 0);
+}
+
+bool kc_tokenfile_dir_exists(uid_t uid)
+{
+	struct kc_err e;
+	kc_autoclose int dir = user_dir(uid, false, &e);
+
+	return dir >= 0;
+}
+
 bool kc_tokenfile_exists(uid_t uid, const char *cluster)
 {
 	char name[128];

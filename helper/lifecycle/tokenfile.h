@@ -19,6 +19,14 @@ void kc_tokenfile_path(uid_t uid, const char *cluster, char *out, size_t len);
 
 int kc_tokenfile_write(uid_t uid, gid_t gid, const char *cluster, const char *token, size_t len, struct kc_err *err);
 bool kc_tokenfile_exists(uid_t uid, const char *cluster);
+/* Another file of the user's beside the tokens (status.json), written the same
+ * way: root's directory, the user's file with mode 0400, renamed in whole. */
+int kc_tokenfile_put(uid_t uid, gid_t gid, const char *name, const void *data, size_t len, struct kc_err *err);
+/* Removes such a file (nothing when the directory is not there). */
+void kc_tokenfile_unlink(uid_t uid, const char *name);
+/* Whether the user's directory exists. */
+bool kc_tokenfile_dir_exists(uid_t uid);
+
 /* The token itself, for kubeconfig.inline_token (out is made a secret buffer). */
 int kc_tokenfile_read(uid_t uid, const char *cluster, struct kc_buf *out);
 void kc_tokenfile_remove(uid_t uid, const char *cluster);

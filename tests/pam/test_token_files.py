@@ -93,7 +93,11 @@ def test_token_file_permissions(cluster, workdir, users):
         for attempt in (["touch", tf.parent / "mine"], ["ls", tf.parent], ["ln", "-s", "/etc/shadow",
                                                                          tf.parent / "x.token"]):
             assert run(["runuser", "-u", user, "--", *attempt], check=False).returncode != 0, attempt
-        assert sorted(os.listdir(tf.parent)) == ["test.token"]
+        # Beside the token only the user's status file (issue 26), written the same way.
+        assert sorted(os.listdir(tf.parent)) == ["status.json", "test.token"]
+        st = os.lstat(tf.parent / "status.json")
+        assert (st.st_uid, st.st_mode & 0o7777) == (users.uid(user), 0o400)
+        assert run(["runuser", "-u", other, "--", "cat", tf.parent / "status.json"], check=False).returncode != 0
     finally:
         holder.kill()
         holder.wait()
