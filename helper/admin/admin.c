@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "kube/kubeapi.h"
 #include "kube/tokens.h"
+#include "kube/configmaps.h"
 #include "kube/objects.h"
 #include "lifecycle/login.h"
 #include "config/mapping.h"
@@ -223,6 +224,40 @@ static void ask_as(const struct kc_config *cfg, struct kc_kube *as, const struct
 	}
 }
 
+/* The fleet's namespace is written by the helper's identity alone: the
+ * ValidatingAdmissionPolicy of `rbac` refuses everyone else, as long as
+ * nobody mapped can remove it. A dry-run create asks with admission. */
+static void ask_fleet_as(const struct kc_config *cfg, struct kc_kube *as, const struct kc_cluster *cl,
+			 const struct mapped_sa *sa)
+{
+	static const char *const kinds[] = { "validatingadmissionpolicies", "validatingadmissionpolicybindings" };
+	const char *ns = cfg->fleet_namespace;
+	struct kc_err err = { "" };
+	bool yes = false;
+	char role[300];
+
+	role_of(sa->rule, role, sizeof(role));
+	if (kc_kube_cm_may_write(as, ns, &yes, &err) < 0)
+		fprintf(stderr, "cluster %s: %s; whether %s/%s can write the fleet's namespace was not checked\n",
+			cl->name, err.msg, sa->ns, sa->name);
+	else if (yes)
+		fprintf(stderr,
+			"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can write ConfigMaps in the "
+			"fleet's namespace %s: every user mapped to it can lift a lock; apply the "
+			"ValidatingAdmissionPolicy of pam-kubeconfig rbac --cluster %s\n",
+			cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role, ns,
+			cl->name);
+	for (size_t i = 0; i < 2; i++)
+		if (allowed(as, &(struct probe){ "delete", "admissionregistration.k8s.io", kinds[i], NULL, NULL,
+						 NULL }) == 1)
+			fprintf(stderr,
+				"cluster %s: warning: ServiceAccount %s/%s (rule at %s:%u:%u, %s) can delete %s: "
+				"every user mapped to it can remove the policy that keeps the fleet's locks; bind a "
+				"role that cannot\n",
+				cl->name, sa->ns, sa->name, cfg->path, sa->rule->mark.line, sa->rule->mark.col, role,
+				kinds[i]);
+}
+
 static void check_isolation(const struct kc_config *cfg, struct kc_kube *k, const struct kc_cluster_endpoint *ep,
 			    const struct kc_rbac *r)
 {
@@ -262,6 +297,8 @@ static void check_isolation(const struct kc_config *cfg, struct kc_kube *k, cons
 			continue;
 		}
 		ask_as(cfg, as, r, &list[i]);
+		if (cfg->fleet_namespace)
+			ask_fleet_as(cfg, as, r->cluster, &list[i]);
 		kc_kube_close(as);
 	}
 	free(list);

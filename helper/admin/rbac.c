@@ -408,6 +408,7 @@ static void emit_fleet_policy(struct kc_buf *out, const char *ns, const char *id
 		      "  validations:\n"
 		      "  - expression: \"request.userInfo.username == '%s'\"\n"
 		      "    message: only pam-kubeconfig writes the fleet's ConfigMaps\n"
+		      "    reason: Forbidden\n"
 		      "---\n"
 		      "apiVersion: admissionregistration.k8s.io/v1\n"
 		      "kind: ValidatingAdmissionPolicyBinding\n"

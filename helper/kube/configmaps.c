@@ -124,3 +124,28 @@ int kc_kube_cm_delete(struct kc_kube *k, const char *ns, const char *name, struc
 	json_decref(resp);
 	return rc;
 }
+
+int kc_kube_cm_may_write(struct kc_kube *k, const char *ns, bool *yes, struct kc_err *err)
+{
+	struct kc_action what = { "create", "configmaps", ns, NULL };
+	char path[400];
+	json_t *body, *resp = NULL;
+	long status;
+
+	*yes = false;
+	body = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "generateName",
+			 "pam-kubeconfig-probe-");
+	if (!body)
+		return kc_seterr(err, "out of memory"), -1;
+	cm_path(ns, NULL, path, sizeof(path));
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "?dryRun=All");
+	status = kc_kube_call(k, "POST", path, body, &resp, err);
+	json_decref(body);
+	/* RBAC answers 403; a policy 403 or 422 (its reason). */
+	if (status == 200 || status == 201)
+		*yes = true;
+	else if (status != 403 && status != 422 && status > 0)
+		kc_kube_status_error(k, status, resp, &what, err);
+	json_decref(resp);
+	return status == 200 || status == 201 || status == 403 || status == 422 ? 0 : -1;
+}

@@ -6,6 +6,7 @@
 #define KC_KUBE_CONFIGMAPS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "common/util.h"
 #include "kube/kubeapi.h"
@@ -20,5 +21,8 @@ int kc_kube_cm_put(struct kc_kube *k, const char *ns, const char *name, const ch
 		   struct kc_err *err);
 /* DELETE: 0 deleted, 1 not there, -1. */
 int kc_kube_cm_delete(struct kc_kube *k, const char *ns, const char *name, struct kc_err *err);
+/* Would k's identity be let create a ConfigMap in ns, admission included (a
+ * dry run: nothing is stored)? 0 and *yes, -1 could not tell. */
+int kc_kube_cm_may_write(struct kc_kube *k, const char *ns, bool *yes, struct kc_err *err);
 
 #endif

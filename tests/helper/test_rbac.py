@@ -313,3 +313,68 @@ def test_check_warns_about_roles_that_break_isolation(cluster, workdir, users):
             close_session(u, cfg, sessions[u])
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@security("check --online names each mapped ServiceAccount that can still write the fleet's namespace (the "
+          "locks) or remove the ValidatingAdmissionPolicy that keeps it; with the policy no write gets through")
+def test_check_online_names_who_can_write_the_fleets_namespace(cluster, workdir):
+    fleet = f"kc-fleet-{secrets.token_hex(3)}"
+    apps = f"kc-apps-{secrets.token_hex(3)}"
+    policy = f"pam-kubeconfig-minter-{fleet}"
+    cluster.ensure_sa(apps, "editor")
+    cfg = workdir.write_config(f"  - user: \"*\"\n    cluster: test\n    serviceaccount: {apps}/editor\n",
+                               extra=f"fleet:\n  namespace: {fleet}\n")
+    text = manifest(cfg)
+    assert [d["kind"] for d in docs(text)].count("ValidatingAdmissionPolicy") == 1
+    apply(cluster, text)
+    cluster.kubectl("-n", fleet, "create", "rolebinding", "editor", "--clusterrole=edit",
+                    f"--serviceaccount={apps}:editor")
+    remover = f"kc-vap-remover-{secrets.token_hex(3)}"
+    try:
+        # The policy stands (once the API server has loaded it): edit in the
+        # namespace gets nothing written there, and check names nobody.
+        token = cluster.kubectl("-n", apps, "create", "token", "editor", "--duration=10m").stdout.strip()
+        body = {"metadata": {"name": "lock-forged"}, "data": {"until": "0"}}
+
+        def settle(refused):
+            """The API server loads and drops policies a moment after the change."""
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                status, _ = cluster.request("POST", f"/api/v1/namespaces/{fleet}/configmaps?dryRun=All", token,
+                                            body)
+                if (status == 403) == refused:
+                    return
+                time.sleep(0.5)
+
+        settle(True)
+        status, answer = cluster.request("POST", f"/api/v1/namespaces/{fleet}/configmaps", token, body)
+        assert status == 403 and "only pam-kubeconfig writes" in answer.get("message", ""), (status, answer)
+        p = helper("check", "--online", "--config", cfg)
+        assert "can write ConfigMaps in the fleet's namespace" not in p.stderr, p.stderr
+        assert "can delete validatingadmissionpolic" not in p.stderr, p.stderr
+
+        # Without its binding, edit writes the namespace: check names the account and the fix.
+        cluster.kubectl("delete", "validatingadmissionpolicybinding", policy)
+        settle(False)
+        p = helper("check", "--online", "--config", cfg)
+        assert re.search(rf"warning: ServiceAccount {apps}/editor \(rule at {re.escape(str(cfg))}:\d+:\d+, "
+                         rf"[^)]*\) can write ConfigMaps in the fleet's namespace {fleet}: every user mapped to "
+                         rf"it can lift a lock; apply the ValidatingAdmissionPolicy", p.stderr), p.stderr
+
+        # Back with the policy, a role that may delete it is named too.
+        apply(cluster, text)
+        settle(True)
+        cluster.kubectl("create", "clusterrole", remover, "--verb=delete",
+                        "--resource=validatingadmissionpolicybindings.admissionregistration.k8s.io")
+        cluster.kubectl("create", "clusterrolebinding", remover, f"--clusterrole={remover}",
+                        f"--serviceaccount={apps}:editor")
+        p = helper("check", "--online", "--config", cfg)
+        assert "can write ConfigMaps in the fleet's namespace" not in p.stderr, p.stderr
+        assert f"ServiceAccount {apps}/editor" in p.stderr and \
+            "can delete validatingadmissionpolicybindings: every user mapped to it can remove the policy" \
+            in p.stderr, p.stderr
+    finally:
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", remover, "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
+                        "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "namespace", fleet, apps, "--wait=false", check=False)
