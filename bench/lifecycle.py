@@ -589,7 +589,38 @@ def bench_refresh(cluster, work):
     r["whoami"] = [cluster.whoami(t) for t in r["due"].pop("sample")]
     r["after"], r["after_calls"], r["after_said"], r["after_forks"] = quiet_refresh(cluster, quiet)
     r["now"], r["now_requests"] = rotate_now(cluster, users[:10], quiet)
+    r["fleet"], r["fleet_calls"], r["fleet_lists"], r["fleet_forks"] = fleet_refresh(cluster, work, quiet)
     return r, names
+
+
+def fleet_refresh(cluster, work, quiet):
+    """The quiet refresh again with fleet: { namespace }: its one LIST of locks
+    per cluster per run is the only request (the host's ConfigMap is written
+    by the first run, which is not counted)."""
+    ns = f"kc-bench-fleet-{secrets.token_hex(3)}"
+    cfg = work / "refresh-fleet.yaml"
+    cfg.write_text(f"fleet:\n  namespace: {ns}\n" + Path(quiet).read_text())
+    os.chmod(cfg, 0o644)
+    # one manifest per cluster name, all for the one test API server: the first is enough for the namespace
+    first = re.search(r"^  - name: (\S+)", cfg.read_text(), re.M).group(1)
+    manifest = sh([HELPER, "rbac", "--config", cfg, "--cluster", first], check=True).stdout
+    sh(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "apply", "-f", "-"], input=manifest, check=True)
+    cleanup.append(lambda: sh(["kubectl", "--kubeconfig", cluster.admin_kubeconfig, "delete", "namespace", ns,
+                               "--wait=false"]))
+    first_run = sh([HELPER, "refresh", "--config", cfg])
+    assert first_run.returncode == 0, first_run.stderr
+    settle(cluster)
+    mark = cluster.audit_mark()
+    t = hyperfine([HELPER, "refresh", "--config", cfg], REFRESH_RUNS)
+    with tempfile.NamedTemporaryFile(suffix=".strace") as f:
+        sh(["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o", f.name, HELPER, "refresh",
+            "--config", cfg])
+        forks = sum(1 for line in Path(f.name).read_text().splitlines()
+                    if ("clone" in line and "CLONE_THREAD" not in line) or "fork(" in line)
+    settle(cluster)
+    calls = pam_calls(cluster, mark)
+    lists = sum(1 for e in calls if e["verb"] == "list" and e["objectRef"].get("resource") == "configmaps")
+    return t, len(calls), lists, forks
 
 
 def section_refresh(cluster, work, user, cfg, md):
@@ -636,8 +667,18 @@ def section_refresh(cluster, work, user, cfg, md):
            f"{r['now_requests']:.2f} TokenRequests per call ({c} clusters).", ""]
     if d["rc"] != 0:
         md += [f"refresh said: `{d['err'].strip()}`", ""]
+    fq, runs = r["fleet"], REFRESH_RUNS + 4  # hyperfine's warmup 3 and runs, and the strace run
+    md += [f"With `fleet:` (the same sessions and config plus `fleet: {{ namespace }}`), nothing due: median "
+           f"{ms(fq['median'])} (min {ms(fq['min'])}, max {ms(fq['max'])}); API requests over {runs} runs: "
+           f"{r['fleet_calls']}, of which {r['fleet_lists']} LISTs of the locks ({c} clusters); processes started: "
+           f"{r['fleet_forks']}.", ""]
     target(f"refresh over {n:,} open sessions, nothing due: median <= 150 ms (issue 24)", q["median"] <= 0.150,
            ms(q["median"]))
+    target(f"with fleet: refresh over {n:,} sessions, nothing due: median <= 150 ms, one LIST per cluster, "
+           f"no fork", fq["median"] <= 0.150 and r["fleet_calls"] == r["fleet_lists"] == runs * c
+           and r["fleet_forks"] == 0,
+           f"{ms(fq['median'])}, {r['fleet_calls']} requests ({r['fleet_lists']} LISTs) over {runs} runs x {c} "
+           f"clusters, {r['fleet_forks']} processes")
     target("refresh with nothing due makes 0 API requests and starts no process (issue 24)",
            r["quiet_calls"] == 0 and r["after_calls"] == 0 and r["forks"] == 0 and r["after_forks"] == 0,
            f"{r['quiet_calls']} and {r['after_calls']} requests over {2 * (REFRESH_RUNS + 5)} runs, "
