@@ -48,15 +48,23 @@ static void delete_one(const char *host, const char *ns, const char *secret, voi
 	}
 }
 
-/* Every Secret any bastion may have made for the user on cl: deleted. */
-static int delete_everywhere(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user,
+/* Every Secret any bastion may have made for the user on cl: deleted. Once
+ * the lock is gone (if_locked: the second deletion, after an unlock) the
+ * Secrets are the new grants' and stay; a lock that cannot be read counts as
+ * standing. */
+static int delete_everywhere(const struct kc_config *cfg, const struct kc_cluster *cl, const char *user, bool if_locked,
 			     unsigned *deleted)
 {
 	struct kc_err e = { "" };
 	struct fleet_delete d = { .cluster = cl->name };
+	struct kc_lock lock;
 	int rc;
 
 	d.k = kc_kube_connect(cfg, cl, kc_now_ms() + 30000, NULL, &e);
+	if (d.k && if_locked && kc_fleet_get_lock(d.k, cfg, cl, user, time(NULL), &lock, &e) == 0) {
+		kc_kube_close(d.k);
+		return 0;
+	}
 	rc = d.k ? kc_fleet_secrets_of(d.k, cfg, cl, user, delete_one, &d, &e) : -1;
 	if (rc < 0)
 		kc_warn("cluster %s: the fleet's hosts cannot be listed: %s", cl->name, e.msg);
@@ -94,14 +102,14 @@ static int revoke_fleet(const struct kc_config *cfg, const struct kc_lock *k)
 	}
 	for (size_t c = 0; c < cfg->n_clusters; c++)
 		if (!k->cluster[0] || strcmp(k->cluster, cfg->clusters[c].name) == 0)
-			failed += delete_everywhere(cfg, &cfg->clusters[c], k->user, &deleted) < 0;
+			failed += delete_everywhere(cfg, &cfg->clusters[c], k->user, false, &deleted) < 0;
 	printf("the fleet: %s is locked on %s; %u Secret%s of other bastions deleted\n", k->user,
 	       k->cluster[0] ? k->cluster : "every cluster", deleted, deleted == 1 ? "" : "s");
 	return failed ? KC_EXIT_ERROR : KC_EXIT_OK;
 }
 
 /* Detached: the Secrets deleted again once whatever read the locks before
- * ours has run out of time. */
+ * ours has run out of time, where the lock still stands. */
 static void delete_again_later(const struct kc_config *cfg, const char *user, const char *cluster)
 {
 	pid_t pid;
@@ -119,7 +127,7 @@ static void delete_again_later(const struct kc_config *cfg, const char *user, co
 	sleep(FLEET_AGAIN_AFTER_S);
 	for (size_t c = 0; c < cfg->n_clusters; c++)
 		if (!cluster || strcmp(cluster, cfg->clusters[c].name) == 0)
-			delete_everywhere(cfg, &cfg->clusters[c], user, &deleted);
+			delete_everywhere(cfg, &cfg->clusters[c], user, true, &deleted);
 	_exit(0);
 }
 

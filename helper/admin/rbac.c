@@ -87,8 +87,11 @@ static int list_rules(struct kc_rbac *r)
 	for (size_t i = 0; i < r->n_ns; i++) {
 		const struct kc_rbac_ns *n = &r->ns[i];
 
-		rc |= add_rule(r, n->ns, "", "serviceaccounts/token", n->token_any ? NULL : &n->token_names,
-			       VERBS(v_create));
+		/* An empty resourceNames would mean every name: the fleet's
+		 * namespace alone (no rule maps there) gets no token rule. */
+		if (n->token_any || n->token_names.n)
+			rc |= add_rule(r, n->ns, "", "serviceaccounts/token", n->token_any ? NULL : &n->token_names,
+				       VERBS(v_create));
 		if (n->secrets)
 			rc |= add_rule(r, n->ns, "", "secrets", NULL, VERBS(v_create_delete));
 		if (n->reconcile && n->sa_any)
@@ -362,9 +365,10 @@ static int emit_namespace(struct kc_buf *out, const struct kc_rbac *r, const str
 
 	if (document(out, NULL, object("v1", "Namespace", NULL, NULL, "metadata", map_of(name))) < 0)
 		return -1;
-	snprintf(comment, sizeof(comment), "%s: mint tokens for %s%s%s%s%s", n->ns,
-		 n->token_any ? "any ServiceAccount here (a \"*\" rule names them after users)"
-			      : "the ServiceAccounts mapped here, by name",
+	snprintf(comment, sizeof(comment), "%s: %s%s%s%s%s", n->ns,
+		 n->token_any	    ? "mint tokens for any ServiceAccount here (a \"*\" rule names them after users)"
+		 : n->token_names.n ? "mint tokens for the ServiceAccounts mapped here, by name"
+				    : "no ServiceAccount is mapped here: no token is minted",
 		 n->secrets ? ";\ncreate and delete the per-user revocation Secrets (never get, list or watch)" : "",
 		 n->reconcile ? ";\ncreate the ServiceAccounts of create: true rules and their RoleBindings\n"
 				"(delete too: roleRef is immutable, so a changed role means a new binding;\n"

@@ -376,6 +376,33 @@ static void see_certificates(struct login *l)
 		close(dir);
 }
 
+/* The fleet's locks this login read by name hold for the rest of the command:
+ * the pass that follows for the user's other open sessions (is_login false,
+ * so it reads no lock itself) must not mint for them either. */
+static void keep_fleet_locks(struct login *l, const struct kc_reconcile *r)
+{
+	bool any = false;
+	struct kc_err err;
+	int dir;
+
+	for (size_t i = 0; i < r->n_jobs; i++) {
+		struct kc_lock k = { .until = r->jobs[i].fleet_until, .fleet = true };
+
+		if (!r->jobs[i].fleet_locked)
+			continue;
+		snprintf(k.user, sizeof(k.user), "%s", l->id.name);
+		snprintf(k.cluster, sizeof(k.cluster), "%s", r->jobs[i].cl->name);
+		any |= kc_locks_add(&l->access.locks, &k) == 0;
+	}
+	if (!any)
+		return;
+	dir = kc_state_open(l->id.uid, false, &err);
+	kc_user_access_free(&l->id, &l->ua);
+	kc_access_apply(&l->access, &l->id, dir >= 0 ? dir : -1, l->cert.cert, &l->ua);
+	if (dir >= 0)
+		close(dir);
+}
+
 int kc_cmd_open(const struct kc_session_args *a)
 {
 	struct login l = { .a = a };
@@ -399,6 +426,7 @@ int kc_cmd_open(const struct kc_session_args *a)
 	kc_debug("session recorded");
 	reconcile(&l, &r, LOGIN);
 	kc_debug("jobs done");
+	keep_fleet_locks(&l, &r);
 	for (size_t i = 0; i < r.n_jobs; i++)
 		say_cluster(&l, &r.jobs[i]);
 	if (kc_reconcile_written(&r) == 0) {
