@@ -1,4 +1,4 @@
-"""Runs one schedule (schedule.py) on a bastion of its own and checks I1-I4
+"""Runs one schedule (schedule.py) on a bastion of its own and checks I1-I6
 against the API server.
 
 Each schedule is a "host": a private mount namespace whose /var/lib, /var/cache
@@ -16,7 +16,21 @@ its session driver's pid), which runs with the user database failing.
 
 A user of the schedule is a seat; the harness's users are accounts ("slots"):
 one per seat at the start, and one more for each `reuse`, which shares the uid
-of the account it replaced and is labelled u<seat>' (u<seat>'' for a second)."""
+of the account it replaced and is labelled u<seat>' (u<seat>'' for a second).
+
+A certificate's session (`opencert`) runs under a PAM service of its own whose
+root-owned pam_env line (no user file read) sets SSH_AUTH_INFO_0 before the
+module, as sshd's ExposeAuthInfo would; the certificate is the run's CA's
+(ssh-keygen -s), for the account's name and the principal of the first rule
+of every cluster (schedule.cert_sa). Every cluster also names the API server
+itself in `also_reachable_at` (the proxy is a load balancer in front of it):
+the watch a `lock` step holds as the user goes there, since the proxy cannot
+stream, and the cut must find it.
+
+What the time does to a mapping (a certificate's valid-before, a session's
+death, a lock and its `--for`) is judged over a window of the wall clock: a
+check that a moment near such an edge could decide either way is skipped
+(counted as "ambiguous"), never guessed."""
 import base64
 import hashlib
 import http.client
@@ -34,7 +48,8 @@ import time
 from pathlib import Path
 
 import schedule as sch
-from conftest import BUILD, DRIVER, Stopper, need_helper_options, pids_of_uid, preload_env, run, token_of_context
+from conftest import (BUILD, DRIVER, Background, Stopper, end_process, need_helper_options, pids_of_uid, preload_env,
+                      run, token_of_context)
 from faultproxy import FaultProxy, Rule
 
 AUTH_CACHE_S = 11.0  # the API server caches a successful authentication ~10 s
@@ -46,6 +61,8 @@ PRIVATE_DIRS = (("/var/lib/pam_kubeconfig", "0700"), ("/var/cache/pam_kubeconfig
 HOLDER = ("set -e; " + "".join(f"mount -t tmpfs -o mode={m},size=16m kcsched {d}; " for d, m in PRIVATE_DIRS)
           + "echo ready; exec sleep 100000")
 INFO = re.compile(r"^INFO kubectl: context (\S+) as ")
+WATCHERS = Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py"
+INF = float("inf")
 # Schedule users get uids from a counter above login.defs' UID_MAX, never handed
 # out twice in a run: a deleted account's uid must not come back as another
 # schedule's user while processes of the first may still be around.
@@ -171,6 +188,7 @@ class Ctx:
         # A close passes the uid it resolved at open (--uid): what `nssdown` needs.
         need_helper_options("--deadline", "--now", "--uid")
         self.nss_flags, self.helper_wrapper = self._wrapper(installed)
+        self.ssh_ca = SshCa()
 
     def _wrapper(self, installed):
         """The helper the sessions' PAM lines name. The module runs it with a
@@ -198,6 +216,48 @@ class Ctx:
             f"exec {self.helper} \"$@\"\n")
         os.chmod(wrapper, 0o755)
         return flags, wrapper
+
+
+class SshCa:
+    """The run's OpenSSH certificate authority: an ed25519 pair that signs one
+    user key (which key a certificate binds does not matter to the helper:
+    sshd proved its possession) with `ssh-keygen -s`."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="kc-sched-ca."))
+        MADE["dirs"].add(self.dir)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kc-sched-ca", "-f", self.dir / "ca"])
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.dir / "user"])
+        self.pub_line = (self.dir / "ca.pub").read_text()
+
+    def sign(self, name, ttl):
+        """SSH_AUTH_INFO_0 for a login of `name` with a certificate valid ttl
+        seconds more (principals: the name and the one that elevates), and its
+        valid-before (epoch seconds, as ssh-keygen -L reads it)."""
+        d = Path(tempfile.mkdtemp(dir=self.dir))
+        try:
+            shutil.copy(self.dir / "user.pub", d / "k.pub")
+            run(["ssh-keygen", "-q", "-s", self.dir / "ca", "-I", f"{name}@sched", "-n",
+                 f"{name},{sch.CERT_PRINCIPAL}", "-V", f"-1m:+{ttl}s", d / "k.pub"])
+            kind, blob = (d / "k-cert.pub").read_text().split()[:2]
+            out = run(["ssh-keygen", "-L", "-f", d / "k-cert.pub"], env={**os.environ, "TZ": "UTC"}).stdout
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        m = re.search(r"Valid: from \S+ to (\S+)", out)
+        import datetime
+        vb = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
+        return f"publickey {kind} {blob}", vb
+
+
+def pam_env_line(value):
+    """pam_env's config-file syntax setting SSH_AUTH_INFO_0 (tests/ssh's)."""
+    escaped = value.replace("\\", "\\\\").replace("$", "\\$").replace("@", "\\@")
+    return f'SSH_AUTH_INFO_0 DEFAULT="{escaped}"\n'
+
+
+def _api_addr(server):
+    """host:port of an https:// URL."""
+    return server.removeprefix("https://").rstrip("/")
 
 
 # ---- the world the schedule describes: the config, the groups, the accounts ----
@@ -245,6 +305,7 @@ class Host:
         self.proxies, self.holder, self.names, self.uids, self.gids, self.homes = [], None, [], [], [], []
         self.servers = []  # [cluster] -> the server the config names (`move` switches it)
         self.group = self.service = None
+        self.cert_services = []  # the PAM services of certificates' sessions
         self.dir = Path(tempfile.mkdtemp(prefix="kc-sched."))
         MADE["dirs"].add(self.dir)
         try:
@@ -258,6 +319,9 @@ class Host:
         self.ca = self.dir / "ca.pem"
         shutil.copy(ctx.cluster.ca_file, self.ca)
         os.chmod(self.ca, 0o644)
+        self.trusted = self.dir / "ssh_ca.pub"
+        self.trusted.write_text(ctx.ssh_ca.pub_line)
+        os.chmod(self.trusted, 0o644)
         self.token = self.dir / "minter.token"
         self.token.write_text(ctx.cluster.minter_token() + "\n")
         os.chmod(self.token, 0o600)
@@ -283,9 +347,23 @@ class Host:
             self.add_account(None, s.member[u])
         self.service = f"kc-sched-{secrets.token_hex(4)}"
         MADE["services"].add(self.service)
-        Path("/etc/pam.d", self.service).write_text(
-            f"session optional {ctx.module} helper={ctx.helper_wrapper} config={self.config} "
-            f"timeout={sch.TIMEOUT_S}\nsession required pam_permit.so\n")
+        self.module_line = (f"session optional {ctx.module} helper={ctx.helper_wrapper} config={self.config} "
+                            f"timeout={sch.TIMEOUT_S}\n")
+        Path("/etc/pam.d", self.service).write_text(self.module_line + "session required pam_permit.so\n")
+
+    def cert_service(self, auth_info):
+        """A PAM service whose root-owned pam_env line (readenv=0 user_readenv=0:
+        no user's file) sets SSH_AUTH_INFO_0 to auth_info before the module."""
+        name = f"{self.service}-{secrets.token_hex(3)}"
+        conf = self.dir / f"{name}.env"
+        conf.write_text(pam_env_line(auth_info))
+        os.chmod(conf, 0o644)
+        MADE["services"].add(name)
+        self.cert_services.append(name)
+        Path("/etc/pam.d", name).write_text(
+            f"session required pam_env.so readenv=0 user_readenv=0 conffile={conf}\n"
+            + self.module_line + "session required pam_permit.so\n")
+        return name
 
     def add_account(self, uid, member):
         """A new account (useradd -u uid; None: a uid never handed out): its slot."""
@@ -304,9 +382,13 @@ class Host:
         return len(self.names) - 1
 
     def write_config(self, m):
+        api = _api_addr(self.ctx.cluster.server)
         clusters = "".join(f"  - name: c{c}\n    server: {server}\n    certificate_authority: {self.ca}\n"
+                           f"    also_reachable_at: [\"{api}\"]\n"
                            f"    auth:\n      token_file: {self.token}\n" for c, server in enumerate(self.servers))
-        rules = ""
+        # First on every cluster: a valid certificate of the run's CA with the principal elevates.
+        rules = "".join(f"  - user: \"*\"\n    cluster: c{c}\n    serviceaccount: {sch.cert_sa(c)}\n"
+                        f"    ssh_certificate:\n      principal: {sch.CERT_PRINCIPAL}\n" for c in range(m.n_clusters))
         for c in range(m.n_clusters):
             if m.group_rule[c]:
                 rules += f"  - group: {self.group}\n    cluster: c{c}\n    serviceaccount: {sch.admin_sa(c)}\n"
@@ -317,11 +399,12 @@ class Host:
         # Every namespace of the schedule stays named by some rule (of users who never log in), so that
         # what a garbled record held can be found from the config, whatever the remaps did.
         for c in range(m.n_clusters):
-            for sa in sch.sa_choices(c) + [sch.admin_sa(c)]:
+            for sa in sch.sa_choices(c) + [sch.admin_sa(c), sch.cert_sa(c)]:
                 rules += (f"  - user: kcs-nobody-{sa.replace('/', '-')}\n    cluster: c{c}\n"
                           f"    serviceaccount: {sa}\n")
         text = (f"host_id: {self.id}\ntoken:\n  ttl: 10m\nnetwork:\n  connect_timeout: 1s\n  request_timeout: 1s\n"
-                f"  after_failure: 1s\nclusters:\n{clusters}mappings:\n{rules}")
+                f"  after_failure: 1s\nssh_certificates:\n  trusted_ca_keys: {self.trusted}\n"
+                f"clusters:\n{clusters}mappings:\n{rules}")
         tmp = self.dir / "config.yaml.new"
         tmp.write_text(text)
         os.chmod(tmp, 0o644)
@@ -351,9 +434,9 @@ class Host:
             self.holder.kill()
             self.holder.wait()
             MADE["holders"].discard(self.holder)
-        if self.service:
-            Path("/etc/pam.d", self.service).unlink(missing_ok=True)
-            MADE["services"].discard(self.service)
+        for service in ([self.service] if self.service else []) + self.cert_services:
+            Path("/etc/pam.d", service).unlink(missing_ok=True)
+            MADE["services"].discard(service)
         with PASSWD_LOCK:
             for name in self.names:
                 run(["userdel", "-f", name], check=False)
@@ -418,6 +501,16 @@ def _proc_state(pid):
         return None
 
 
+def _end_watch(w):
+    """SIGKILL (a watcher the user SIGSTOPped would not take a SIGTERM) and reap."""
+    try:
+        w.p.kill()
+    except OSError:
+        pass
+    w.p.wait()
+    w.thread.join(timeout=5)
+
+
 def children(pid):
     out = []
     for p in os.listdir("/proc"):
@@ -434,7 +527,7 @@ def children(pid):
 
 
 class Session:
-    def __init__(self, runner, u):
+    def __init__(self, runner, u, cert_ttl=None):
         self.r = runner
         self.u = u
         self.p = None
@@ -442,7 +535,16 @@ class Session:
         self.live = False
         self.clusters = set()
         self.open_start = None
+        self.open_wall = None  # wall clock at the open's start
+        self.open_wall_end = None  # and once it answered
+        self.unrecorded = False  # its open ran to its end and wrote no cluster: the helper kept no record
+        self.ended_wall = None  # wall clock once closed, crashed or killed (at the latest)
         self.n = runner.next_session_number()
+        self.service = runner.host.service
+        self.cert_vb = None  # the certificate's valid-before (epoch seconds), for a certificate's session
+        if cert_ttl is not None:
+            auth_info, self.cert_vb = runner.ctx.ssh_ca.sign(runner.host.names[u], cert_ttl)
+            self.service = runner.host.cert_service(auth_info)
 
     def __repr__(self):
         return f"{self.r.label(self.u)}#{self.n}"
@@ -490,8 +592,9 @@ class Session:
                 return line
 
     def open(self, step=None):
+        self.open_wall = time.time()
         self.open_start = start = time.monotonic()
-        self.p = subprocess.Popen(self.r.host.ns + [str(DRIVER), "--hold", self.r.host.service,
+        self.p = subprocess.Popen(self.r.host.ns + [str(DRIVER), "--hold", self.service,
                                                     self.r.host.names[self.u]],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                   env=preload_env(), start_new_session=True)
@@ -500,16 +603,20 @@ class Session:
         took = time.monotonic() - start
         ready = line is not None and line.startswith("open 0 ") and self._read_until(lambda l: l == "READY")
         fired = disarm()
+        self.open_wall_end = time.time()
         killed = fired and step.kill[0] == "driver"
         self.live = bool(ready) and not killed and self.p.poll() is None
         self.clusters = {m.group(1) for l in self.lines if (m := INFO.match(l))}
+        self.unrecorded = line is not None and not fired and not self.clusters
         if line is not None and not killed:
             self.r.check_deadline(f"open {self}", took, sch.TIMEOUT_S)
         elif line is None and not killed:
             self.r.violate("I4", f"open {self}: the session driver gave no answer within {took:.1f}s")
         if not self.live:
             self._reap()
-        return f"open {self}: {line or 'killed'} {sorted(self.clusters)} {took:.2f}s"
+            self.ended_wall = time.time()
+        cert = f" (certificate valid {self.cert_vb - time.time():.1f}s more)" if self.cert_vb else ""
+        return f"open {self}{cert}: {line or 'killed'} {sorted(self.clusters)} {took:.2f}s"
 
     def close(self, step=None):
         if not self.live:
@@ -530,6 +637,7 @@ class Session:
         elif not killed:
             self.r.violate("I4", f"close {self}: the session driver gave no answer within {took:.1f}s")
         self._reap()
+        self.ended_wall = time.time()
         return f"close {self}: {line or 'killed'} {took:.2f}s"
 
     def crash(self):
@@ -539,6 +647,7 @@ class Session:
         self.r.orphans += children(self.p.pid)
         _kill(self.p.pid)
         self._reap()
+        self.ended_wall = time.time()
         return f"crash {self}: SIGKILLed its session process"
 
     def _reap(self):
@@ -597,6 +706,12 @@ class Runner:
         self.refusals = []  # the `refuse` steps' proxy rules
         self.unmapped_at = {}
         self.garbled_at = [float("-inf")] * schedule.n_users
+        # Accounts whose name nothing on the host holds any more: their records
+        # garbled while they were the uid's, then the uid given to another
+        # account (a former owner's name is kept in a file's name, which garble
+        # leaves). No command can name their Secrets: their tokens end at their
+        # exp (I1's expiry form), which a schedule does not wait for.
+        self.nameless = set()
         self.bg = []
         self.stoppers = []
         self.orphans = []
@@ -604,9 +719,14 @@ class Runner:
         self.lock = threading.Lock()
         self.numbers = 0
         self.last_rc = None
+        self.locks = {}  # slot -> [lock]: the `lock` steps' revokes (wall clock), and their unlocks
+        self.base_hist = {}  # (slot, cluster) -> [(wall, ServiceAccount or None)]: the config's mapping over time
+        self.checks = []  # checks that wait for the authentication cache beside the steps
+        self.last_heal = [float("-inf")] * schedule.n_clusters  # monotonic: when a fault of the cluster last ended
         self.counts = {"I1-tokens": 0, "I1-secret-checks": 0, "I2": 0, "I2-moved": 0, "I3": 0, "ops": 0,
                        "stopped": 0, "nssdown": 0, "nssdown-last": 0, "reuse": 0, "move": 0,
-                       "refused-deletes": 0}
+                       "refused-deletes": 0, "certs": 0, "I2-cert": 0, "I5": 0, "I5-refresh": 0, "locks": 0,
+                       "I6": 0, "I6-revoke": 0, "I6-streams": 0, "ambiguous": 0}
 
     def label(self, u):
         """u<seat>, with a prime for each reuse of the seat's uid."""
@@ -664,22 +784,126 @@ class Runner:
                     owner = next((u for u in accounts if secret_name(self.host.id, self.host.names[u], f"c{c}")
                                   == name), owner)
                 with self.lock:
+                    new = t not in self.tokens[owner]
                     self.tokens[owner].setdefault(t, c)
+                if new and len(accounts) == 1:
+                    self.minted_while_locked(owner, c, t)
+
+    def minted_while_locked(self, u, c, t):
+        """I6: no token is minted for a user while their lock stands (from the
+        moment `revoke` returned, to the start of the `unlock` or the --for's end)."""
+        iat = claims(t).get("iat")
+        if not isinstance(iat, (int, float)):
+            return
+        for k in list(self.locks.get(u, [])):
+            if k["held"] + 1 < iat and iat + 1 < self.lock_sure_end(k):
+                self.violate("I6", f"{self.label(u)} c{c}: a token of {token_sa(t)} minted at {iat:.0f}, "
+                                   f"{iat - k['held']:.1f}s into a lock that stands (`revoke` returned at "
+                                   f"{k['held']:.1f})")
 
     # ---- the world changes ----
 
     def remodel(self, change):
         before = self.model.all()
         change()
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         for key, sa in self.model.all().items():
             if before.get(key) and not sa:
                 self.unmapped_at[key] = now
+            if before.get(key) != sa:
+                self.base_hist.setdefault(key, []).append((wall, sa))
         self.host.write_config(self.model)
+
+    def base_at(self, u, c, wall):
+        """The config's mapping of (u, c) at a moment of the wall clock (None
+        before the account existed)."""
+        out = None
+        for t, sa in self.base_hist.get((u, c), []):
+            if t <= wall:
+                out = sa
+        return out
+
+    # ---- what the time does to a mapping: locks and certificates ----
+
+    @staticmethod
+    def lock_sure_end(k):
+        """Until when the lock surely stands (wall clock): the unlock's start or
+        the --for's end (the lock's `since` is the whole second revoke started in)."""
+        end = k["unlock_start"] if k["unlock_start"] is not None else INF
+        if k["for"]:
+            end = min(end, int(k["start"]) + k["for"])
+        return end
+
+    def lock_state(self, u, t0, t1):
+        """'yes': account u is locked from t0 to t1 (wall clock); 'no': at no
+        moment of it; 'maybe'."""
+        out = "no"
+        for k in self.locks.get(u, []):
+            if k["held"] <= t0 and t1 + 1 < self.lock_sure_end(k):
+                return "yes"
+            maybe_end = k["unlock_end"] if k["unlock_end"] is not None else INF
+            if k["for"]:
+                maybe_end = min(maybe_end, k["returned"] + k["for"] + 1)
+            if k["start"] <= t1 and t0 <= maybe_end + 1:
+                out = "maybe"
+        return out
+
+    def cert_state(self, u, t0, t1):
+        """'yes': a live session of account u holds a certificate valid from t0
+        to t1 (wall clock), so u is elevated; 'no': no session of u's uid held
+        one that was valid at a moment of it; 'maybe'."""
+        uid, out = self.host.uids[u], "no"
+        for v in self.slots():
+            if self.host.uids[v] != uid:
+                continue
+            for s in self.sessions[v]:
+                if s.cert_vb is None or s.open_wall is None or s.unrecorded:
+                    continue  # a login that wrote no cluster leaves no record: its certificate counts nowhere
+                if v == u and s.live and s.clusters and s.open_wall_end is not None and s.open_wall_end <= t0 \
+                        and s.cert_vb > t1 + 2:
+                    return "yes"
+                ended = s.ended_wall if s.ended_wall is not None else INF
+                if s.open_wall <= t1 + 1 and min(ended, s.cert_vb) >= t0 - 2:
+                    out = "maybe"
+        return out
+
+    def effective(self, u, c, t0, t1):
+        """(ServiceAccount or None, certain, why) that (u, c) maps to from t0 to
+        t1 (wall clock): a lock maps nothing, a valid certificate elevates, else
+        the config's mapping. Not certain when a moment of the window decides."""
+        if self.model.deleted[u]:
+            return None, True, "deleted"
+        lk = self.lock_state(u, t0, t1)
+        if lk != "no":
+            return None, lk == "yes", "lock"
+        ce = self.cert_state(u, t0, t1)
+        if ce == "yes":
+            return sch.cert_sa(c), True, "cert"
+        if ce == "maybe":
+            return None, False, "cert"
+        return self.model.mapping(u, c), True, "config"
+
+    def healthy(self, c):
+        """The cluster's proxy passes everything, and did for network.after_failure and more."""
+        p = self.host.proxies[c]
+        with p.lock:
+            clean = p.mode == "up" and not p.rules
+        return clean and time.monotonic() - self.last_heal[c] > 1.6
+
+    def later(self, at, tokens, code, why):
+        """Every token refused from `at` (monotonic), checked beside the steps."""
+        def check():
+            time.sleep(max(0.0, at - time.monotonic()))
+            self.wait_refused(tokens, code, why)
+        if tokens:
+            t = threading.Thread(target=check, daemon=True)
+            t.start()
+            self.checks.append(t)
 
     # ---- steps ----
 
-    def helper_op(self, step):
+    def helper_op(self, step, res=None):
+        """refresh or gc as the timer runs them; res (a dict) gets rc and killed."""
         args = [step.op, "--config", str(self.host.config), "--deadline", str(sch.DEADLINE_MS)]
         now = step.arg.get("now")
         if now is not None:
@@ -713,6 +937,8 @@ class Runner:
         if not killed.is_set():
             self.check_deadline(step.op, took, sch.DEADLINE_MS / 1000)
         self.last_rc = p.returncode
+        if res is not None:
+            res.update(rc=p.returncode, killed=killed.is_set())
         tail = (err or "").strip().splitlines()[-1:] if p.returncode else []
         return f"{step.op}: rc={p.returncode}{' killed' if killed.is_set() else ''} {took:.2f}s {tail}"
 
@@ -758,6 +984,8 @@ class Runner:
         admin's userdel -f leaves them), its uid to a new account with its rules
         (useradd -u), which logs in."""
         old = self.seat[seat]
+        if self.garbled_at[old] > float("-inf"):
+            self.nameless.add(old)
         with PASSWD_LOCK:
             if not self.model.deleted[old]:
                 run(["userdel", "-f", self.host.names[old]], check=False)
@@ -796,6 +1024,155 @@ class Runner:
         self.counts["move"] += 1
         return f"move c{c}: server {self.host.servers[c]}, {n} token(s) minted before"
 
+    def refresh_step(self, step):
+        """A refresh; one that worked with the cluster healthy throughout ended
+        every elevation whose certificate had ended, or whose session had died,
+        when it began (I5): the tokens minted for it are refused after the
+        authentication cache (checked beside the steps)."""
+        now = step.arg.get("now")
+        who = [self.seat[now]] if now is not None else list(self.slots())
+        healthy = [self.healthy(c) for c in range(self.s.n_clusters)]
+        with self.lock:
+            before = {u: dict(self.tokens[u]) for u in who}
+        start = time.time()
+        res = {}
+        out = self.helper_op(step, res)
+        end = time.time()
+        if res.get("rc") != 0 or res.get("killed"):
+            return out
+        due = {}
+        for u in who:
+            if sum(1 for v in self.slots() if self.host.uids[v] == self.host.uids[u]) > 1 or \
+                    self.garbled_at[u] > float("-inf"):
+                continue  # a uid of several accounts, or records made unreadable: the settle judges
+            if self.cert_state(u, start - 1, end + 1) != "no":
+                continue
+            for t, c in before[u].items():
+                if healthy[c] and self.healthy(c) and token_sa(t) == sa_user(sch.cert_sa(c)):
+                    due[t] = (f"{self.label(u)} c{c}: a token of {token_sa(t)}, whose certificates had all ended "
+                              "or whose sessions had died when a refresh began,")
+        if due:
+            with self.lock:
+                self.counts["I5-refresh"] += len(due)
+            self.later(time.monotonic() + AUTH_CACHE_S, due, "I5",
+                       "after that refresh (rc=0, the API healthy) and the authentication cache")
+        return out + (f" (I5: {len(due)} elevated token(s) to be refused)" if due else "")
+
+    def user_streams(self, uid):
+        """The uid's TCP connections to the API server, direct or through a proxy."""
+        addrs = {_api_addr(self.ctx.cluster.server)} | {_api_addr(p.url) for p in self.host.proxies}
+        out = run(["ss", "-Htne", "state", "established"], check=False).stdout
+        return [l for l in out.splitlines() if f"uid:{uid} " in l + " " and any(f" {a} " in f" {l} " for a in addrs)]
+
+    def watch_as(self, u):
+        """A watch held by a process of account u with the token of one of its
+        clusters (the user's client keeps a stream open), straight to the API
+        server (the proxy cannot stream): the Background, or None."""
+        for c in range(self.s.n_clusters):
+            t = self.read_token(u, c)
+            sa = token_sa(t) if t else None
+            if not sa or not sa.startswith("system:serviceaccount:"):
+                continue
+            ns = sa.split(":")[2]
+            copy = self.host.homes[u] / f".kcs-watch-{secrets.token_hex(3)}"
+            try:
+                copy.write_text(t)
+                os.chown(copy, self.host.uids[u], self.host.gids[u])
+                os.chmod(copy, 0o400)
+            except OSError:
+                continue
+            w = Background(["python3", WATCHERS, "--server", self.ctx.cluster.server, "--ca", self.host.ca,
+                            "--token-file", copy, "--namespace", ns, "--count", "1"],
+                           user=self.host.uids[u], group=self.host.gids[u], extra_groups=[], cwd="/",
+                           start_new_session=True)
+            end = time.monotonic() + 3
+            while time.monotonic() < end and not any(l.startswith(("ready", "refused", "failed"))
+                                                     for l in w.lines):
+                time.sleep(0.05)
+            if w.saw("ready 1"):
+                return w
+            _end_watch(w)
+        return None
+
+    def lock_user(self, u, secs):
+        """`pam-kubeconfig revoke USER [--for Ns]` (I6): once it returns, the
+        user's open stream is cut (a watch they held), and, when it returned 0,
+        every token of theirs minted before it is refused after the
+        authentication cache (checked beside the steps); none is minted while
+        the lock stands (collect)."""
+        name, uid = self.host.names[u], self.host.uids[u]
+        shared = sum(1 for v in self.slots() if self.host.uids[v] == uid) > 1
+        watch = None if self.model.deleted[u] else self.watch_as(u)
+        streams = len(self.user_streams(uid)) if watch else 0
+        if watch and not streams:  # the check would prove nothing
+            _end_watch(watch)
+            watch = None
+        self.collect()
+        with self.lock:
+            before = dict(self.tokens[u])
+        k = {"start": time.time(), "held": INF, "returned": None, "for": secs, "unlock_start": None,
+             "unlock_end": None}
+        with self.lock:
+            self.locks.setdefault(u, []).append(k)
+            self.counts["locks"] += 1
+        args = ["revoke", name, "--config", str(self.host.config), "--deadline", str(sch.DEADLINE_MS)]
+        args += ["--for", f"{secs}s"] if secs else []
+        start = time.monotonic()
+        try:
+            p = run(self.host.ns + [str(self.ctx.helper)] + args, check=False, timeout=sch.DEADLINE_MS / 1000 + 8)
+        except subprocess.TimeoutExpired:
+            p = None
+        took = time.monotonic() - start
+        k["returned"] = time.time()
+        if p is None:
+            self.violate("I4", f"revoke {self.label(u)} still ran {took:.0f}s after it started; killed")
+            return f"lock {self.label(u)}: timed out"
+        self.check_deadline(f"revoke {self.label(u)}", took, sch.DEADLINE_MS / 1000)
+        if " is locked on " in p.stdout:
+            k["held"] = k["returned"]
+        out = f"lock {self.label(u)}{f' for {secs}s' if secs else ''}: rc={p.returncode} {took:.2f}s"
+        if p.returncode != 0:
+            out += f" {(p.stderr or '').strip().splitlines()[-1:]}"
+        if watch:
+            self.counts["I6-streams"] += 1
+            end = time.monotonic() + 4
+            while self.user_streams(uid) and time.monotonic() < end:
+                time.sleep(0.1)
+            left = self.user_streams(uid)
+            if left and k["held"] < INF:
+                self.violate("I6", f"{self.label(u)}: a watch of theirs is still streaming from the API server 4s "
+                                   f"after `revoke` returned ({len(left)} connection(s); watcher: {watch.lines})")
+            out += f"; their watch ({streams} connection(s) before) {'still streams' if left else 'was cut'}"
+            _end_watch(watch)
+        if p.returncode == 0 and not shared and before:
+            self.counts["I6-revoke"] += len(before)
+            self.later(time.monotonic() + AUTH_CACHE_S,
+                       {t: f"{self.label(u)} c{c}: a token of {token_sa(t)} minted before the lock" for t, c in
+                        before.items()},
+                       "I6", "after `revoke` returned 0 and the authentication cache")
+        return out
+
+    def unlock_user(self, u):
+        k = {"unlock_start": time.time()}
+        open_locks = [x for x in self.locks.get(u, []) if x["unlock_start"] is None]
+        for x in open_locks:
+            x["unlock_start"] = k["unlock_start"]
+        start = time.monotonic()
+        try:
+            p = run(self.host.ns + [str(self.ctx.helper), "unlock", self.host.names[u], "--config",
+                                    str(self.host.config), "--deadline", str(sch.DEADLINE_MS)],
+                    check=False, timeout=sch.DEADLINE_MS / 1000 + 8)
+        except subprocess.TimeoutExpired:
+            self.violate("I4", f"unlock {self.label(u)} still ran {time.monotonic() - start:.0f}s after it started; "
+                               "killed")
+            return f"unlock {self.label(u)}: timed out"
+        took = time.monotonic() - start
+        self.check_deadline(f"unlock {self.label(u)}", took, sch.DEADLINE_MS / 1000)
+        if "is unlocked" in p.stdout or "holds no lock" in p.stdout:
+            for x in open_locks:
+                x["unlock_end"] = time.time()
+        return f"unlock {self.label(u)}: rc={p.returncode} {took:.2f}s {p.stdout.strip()[:80]!r}"
+
     def do(self, step):
         op, seat = step.op, step.user
         # A user of the schedule is a seat: open, stop, group, remap, delete and
@@ -803,11 +1180,16 @@ class Runner:
         # of any account it had.
         u = self.seat[seat] if seat is not None else None
         who = self.label(u) if u is not None else None
-        if op == "open":
-            s = Session(self, u)
+        if op in ("open", "opencert"):
+            s = Session(self, u, step.arg["ttl"] if op == "opencert" else None)
             with self.lock:
                 self.sessions[u].append(s)
+                self.counts["certs"] += op == "opencert"
             return s.open(step)
+        if op == "lock":
+            return self.lock_user(u, step.arg.get("for"))
+        if op == "unlock":
+            return self.unlock_user(u)
         if op == "close":
             s = self.live_session(seat, step.k)
             return s.close(step) if s else f"close u{seat}: no session open"
@@ -826,7 +1208,9 @@ class Runner:
             with self.lock:
                 self.refusals.append(rule)
             return f"{step}"
-        if op in ("refresh", "gc"):
+        if op == "refresh":
+            return self.refresh_step(step)
+        if op == "gc":
             return self.helper_op(step)
         if op == "stop":
             self.stop(u, step.arg["secs"])
@@ -861,6 +1245,7 @@ class Runner:
             return f"{step}"
         if op == "heal":
             self.host.proxies[step.cluster].clear()
+            self.last_heal[step.cluster] = time.monotonic()
             return f"heal c{step.cluster}"
         if op == "garble":
             uid = self.host.uids[u]
@@ -920,17 +1305,27 @@ class Runner:
             self.violate("I4", f"{what}: {len(left)} process(es) of the helper outlived every deadline: "
                                f"{', '.join(desc)}; killed")
 
-    def expected(self):
-        """(u, c, ServiceAccount user) that I2 holds the user's token to."""
+    def expected(self, t0, t1):
+        """(u, c, ServiceAccount user) that I2 holds the user's token to from t0
+        to t1 (wall clock): a lock maps nothing, a valid certificate elevates.
+        A certificate that ended while the config mapped nothing there unmapped
+        it then, as a remap does."""
         out = []
+        to_mono = time.monotonic() - time.time()
         for u in self.slots():
             for c in range(self.s.n_clusters):
-                sa = self.model.mapping(u, c)
-                if not sa:
+                sa, certain, why = self.effective(u, c, t0, t1)
+                if not sa or not certain:
+                    if not certain and any(s.live and f"c{c}" in s.clusters for s in self.sessions[u]):
+                        self.counts["ambiguous"] += 1
                     continue
                 since = max(self.unmapped_at.get((u, c), float("-inf")), self.garbled_at[u])
+                for s in self.sessions[u]:
+                    if s.cert_vb is not None and s.cert_vb < t0 and self.base_at(u, c, s.cert_vb) is None:
+                        since = max(since, s.cert_vb + 2 + to_mono)
                 if any(s.live and f"c{c}" in s.clusters and s.open_start > since for s in self.sessions[u]):
                     out.append((u, c, sa_user(sa)))
+                    self.counts["I2-cert"] += why == "cert"
         return out
 
     def every_bound_token_expired(self, secret, last_mint):
@@ -981,18 +1376,29 @@ class Runner:
         # Every fault heals here, `refuse` too: a revocation refused with 403 is
         # retried until every token bound to its Secret expired (10 min and more),
         # never within a schedule.
-        for p in self.host.proxies:
+        for c, p in enumerate(self.host.proxies):
             p.clear()
+            self.last_heal[c] = time.monotonic()
         time.sleep(1.3)  # past network.after_failure
+        # A certificate about to end ends before the refresh (a few seconds at most), so that I5 judges it
+        # (cert_state's margin is 2 s).
+        soon = [s.cert_vb for ss in self.sessions for s in ss
+                if s.cert_vb is not None and s.live and -2.5 < s.cert_vb - time.time() < 6]
+        if soon:
+            time.sleep(max(0.0, max(soon) + 2.5 - time.time()))
+            self.note(f"waited for {len(soon)} certificate(s) to end")
         self.collect()
         # "revoked by the next refresh or gc": one of each, with the API healthy.
+        t0 = time.time()
         self.settle_op("refresh")
         self.settle_op("gc")
         refreshed = time.monotonic()
+        # The window over which a mapping is judged: to the end of the checks below.
+        t1 = time.time() + AUTH_CACHE_S + 8
 
         # I2: every open, still-mapped session's cluster has a token that works as the mapped account.
         i2 = []
-        for u, c, want in self.expected():
+        for u, c, want in self.expected(t0, t1):
             t = self.read_token(u, c)
             self.counts["I2"] += 1
             got = self.ctx.api.whoami(t) if t else None
@@ -1001,22 +1407,41 @@ class Runner:
                                    f"{'is missing' if not t else f'authenticates as {got}'}")
             else:
                 i2.append((u, c, want, t))
-        # I3: what no longer maps (a user with sessions still open) is revoked by that refresh.
+        # I3: what no longer maps (a user with sessions still open) is revoked by that refresh;
+        # I5: so is an elevation whose certificates all ended (or whose sessions died) before it;
+        # I6: a locked user (sessions open or not) holds no token that works.
         # And (I2, `move`) a token minted under a server its cluster no longer has is refused.
-        i3, moved = {}, {}
+        gone = {"I3": {}, "I5": {}, "I6": {}}
+        moved = {}
         for u in self.slots():
-            if not any(s.live for s in self.sessions[u]):
+            locked = self.lock_state(u, t0, t1) == "yes"
+            if not locked and not any(s.live for s in self.sessions[u]):
+                continue
+            if u in self.nameless:
+                self.note(f"{self.label(u)}: its records garbled and its uid reused: its name is lost, its "
+                          "tokens end at their exp")
+                self.counts["ambiguous"] += 1
                 continue
             for t, c in self.tokens[u].items():
                 sa = token_sa(t)
-                want = sa_user(self.model.mapping(u, c))
+                mapped, certain, why = self.effective(u, c, t0, t1)
+                if not certain:
+                    # A certificate that may still elevate: anything but its account or the config's is gone.
+                    if why == "cert" and sa not in (sa_user(sch.cert_sa(c)), sa_user(self.model.mapping(u, c))):
+                        gone["I3"][t] = f"{self.label(u)} c{c}: a token of {sa}, which maps no more,"
+                    self.counts["ambiguous"] += 1
+                    continue
+                want = sa_user(mapped)
                 if sa != want:
-                    i3[t] = f"{self.label(u)} c{c}: a token of {sa}, which maps no more (now {want or 'unmapped'}),"
+                    code = "I6" if why == "lock" else "I5" if sa == sa_user(sch.cert_sa(c)) else "I3"
+                    gone[code][t] = (f"{self.label(u)} c{c}: a token of {sa}, which maps no more (now "
+                                     f"{want or 'unmapped'}{', locked' if why == 'lock' else ''}),")
                 elif t in self.moved_tokens:
                     moved[t] = f"{self.label(u)} c{c}: a token of {sa} minted before c{c}'s server moved,"
         time.sleep(max(0.0, refreshed + AUTH_CACHE_S - time.monotonic()))
-        self.counts["I3"] += len(i3)
-        self.wait_refused(i3, "I3", "after a refresh, a gc and the authentication cache")
+        for code, tokens in gone.items():
+            self.counts[code] += len(tokens)
+            self.wait_refused(tokens, code, "after a refresh, a gc and the authentication cache")
         self.counts["I2-moved"] += len(moved)
         self.wait_refused(moved, "I2-moved", "after a refresh, a gc and the authentication cache")
         for u, c, want, t in i2:
@@ -1044,21 +1469,28 @@ class Runner:
             if ann.get("pam-kubeconfig/host") == self.host.id and ann.get("pam-kubeconfig/user") in names:
                 u = self.host.names.index(ann["pam-kubeconfig/user"])
                 where = f"Secret {s['metadata']['namespace']}/{s['metadata']['name']}"
+                if u in self.nameless:
+                    self.note(f"I1: {self.label(u)}: {where} remains: its account's name is lost (records "
+                              "garbled, uid reused); its tokens end at their exp")
+                    continue
                 if self.every_bound_token_expired(s, last_mint):
                     self.note(f"I1: {self.label(u)}: {where} remains, every token bound to it expired: revoked")
                     continue
                 self.violate("I1", f"{self.label(u)}: {where} is left after the last logout and a gc, "
                                    "and tokens bound to it may not have expired")
         tokens = {t: f"{self.label(u)} c{c}: a token of {token_sa(t)}" for u in self.slots()
-                  for t, c in self.tokens[u].items()}
+                  if u not in self.nameless for t, c in self.tokens[u].items()}
         self.counts["I1-tokens"] += len(tokens)
         self.wait_refused(tokens, "I1", "after the last logout, a gc and the authentication cache")
+        for t in self.checks:  # begun beside the steps, long done by now
+            t.join(30)
 
     def run(self):
         self.t0 = time.monotonic()
         try:
             self.host = Host(self.ctx, self.s)
             self.host.write_config(self.model)
+            self.base_hist = {key: [(float("-inf"), sa)] for key, sa in self.model.all().items()}
             for step in self.s.steps:
                 if step.bg:
                     t = threading.Thread(target=self.run_step, args=(step,), daemon=True)

@@ -21,13 +21,20 @@ two clusters (each behind its own fault proxy), an initial mapping, and steps:
   refuse Cn                           every DELETE of a Secret there answered
                                       403 until `heal Cn` (or the settle)
   garble U                            the user's state files become unreadable
+  opencert U ttl S                    a session whose PAM environment carries
+                                      SSH_AUTH_INFO_0 for a certificate of the
+                                      schedule's CA valid S seconds more, with
+                                      the principal that elevates (cert_sa)
+  lock U [for S], unlock U            `pam-kubeconfig revoke U [--for Ss]`, and
+                                      `unlock U` (local locks, no fleet)
   pause S
 
 A user U is a seat: after `reuse U` its steps act on the new account, and its
 close/crash/nssdown pick among the live sessions of every account it had.
-open/close/nssdown/refresh/gc may run in the background (the next step starts
-while they run); open/close/refresh/gc may be SIGKILLed at a random moment (the
-helper's process group, or the session driver itself)."""
+open/opencert/close/nssdown/refresh/gc may run in the background (the next
+step starts while they run); open/opencert/close/refresh/gc may be SIGKILLed at
+a random moment (the helper's process group, or the session driver itself).
+An `unlock` mostly names a user an earlier `lock` locked."""
 import random
 from dataclasses import dataclass, field
 
@@ -44,6 +51,15 @@ def admin_sa(c):
     return f"kcs{c}-b/admin"
 
 
+def cert_sa(c):
+    """What a valid certificate elevates to (the first rule of every cluster):
+    no other rule names it, so a token of it is a certificate's."""
+    return f"kcs{c}-b/elevated"
+
+
+CERT_PRINCIPAL = "kcs-elevate"
+
+
 PATHS = [("POST", r"/serviceaccounts/[^/]+/token$"), ("POST", r"/secrets$"), ("DELETE", r"/secrets/"),
          ("GET", r"."), (".*", r".")]
 
@@ -53,7 +69,9 @@ WEIGHTS = {"open": 20, "close": 12, "crash": 3, "refresh": 9, "gc": 7, "stop": 6
            # issue 23's faults: rare, as the account and config changes above are
            "nssdown": 2, "refuse": 2, "reuse": 1.5, "move": 1.5,
            # sequences of the above, so that the races worth having happen often
-           "race": 4, "late_delete": 4}
+           "race": 4, "late_delete": 4,
+           # issue 25: certificates that end within the schedule (or outlast it), the kill switch
+           "opencert": 7, "lock": 3, "unlock": 2}
 
 
 @dataclass
@@ -81,6 +99,9 @@ class Step:
              "remap": f"remap{u}{c} -> {self.arg.get('sa') or 'unmapped'}"
                       if "sa" in self.arg else f"group rule{c} {'on' if self.arg.get('on') else 'off'}",
              "delete": f"delete account{u}", "heal": f"heal{c}", "garble": f"garble{u}",
+             "opencert": f"opencert{u} ttl {self.arg.get('ttl')}s",
+             "lock": f"lock{u}" + (f" for {self.arg['for']}s" if self.arg.get("for") else ""),
+             "unlock": f"unlock{u}",
              "pause": f"pause {self.arg.get('secs', 0):.2f}s"}.get(self.op)
         if self.op == "fault":
             a = self.arg
@@ -184,6 +205,7 @@ def generate(seed):
     steps = [Step("open", user=rng.randrange(n_users)) for _ in range(rng.choice([1, 2]))]
     ops, weights = zip(*WEIGHTS.items())
     moved = set()
+    locked = []
     for _ in range(rng.randint(6, 12)):
         op = rng.choices(ops, weights)[0]
         s = Step(op, user=rng.randrange(n_users))
@@ -196,6 +218,17 @@ def generate(seed):
         if op in ("open", "close"):
             s.k = rng.randrange(3)
             _op_modifiers(rng, s, True)
+        elif op == "opencert":
+            # Mostly a certificate that ends before the schedule settles (I5), at times one that
+            # outlasts it (I2 holds the session to the elevated account).
+            s.arg["ttl"] = rng.randint(1, 5) if rng.random() < 0.75 else rng.randint(60, 120)
+            _op_modifiers(rng, s, True)
+        elif op == "lock":
+            if rng.random() < 0.35:
+                s.arg["for"] = rng.randint(2, 8)
+            locked.append(s.user)
+        elif op == "unlock" and locked and rng.random() < 0.8:
+            s.user = rng.choice(locked)
         elif op == "nssdown":
             s.k = rng.randrange(3)
             _op_modifiers(rng, s, True)

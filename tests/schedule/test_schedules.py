@@ -4,7 +4,9 @@ bastion of its own, with the invariants of DESIGN.md checked against the API
 server itself (harness.py). Issue 23's faults are among them: a session's
 process killed without close, a logout while the user database fails, DELETEs
 refused (403) until healed, a uid given to a new account, a cluster's server
-changed (schedule.py lists every step).
+changed (schedule.py lists every step). Issue 25's: sessions with an SSH
+certificate of the run's CA (most of them ending within the schedule), and
+the kill switch (`revoke USER [--for]`, `unlock USER`).
 
   I1  all of a user's sessions closed and one gc with the API healthy: no
       Secret of ours for (this host, that user), or every token bound to one
@@ -17,8 +19,19 @@ changed (schedule.py lists every step).
       its cluster's server moved is refused by then;
   I3  a grant that no longer maps is revoked by that refresh;
   I4  no command overruns its deadline (timeout= for open and close,
-      --deadline for gc and refresh) by more than 1 s, whatever the user does
-      to their processes; no process of the helper outlives every deadline.
+      --deadline for gc, refresh, revoke and unlock) by more than 1 s, whatever
+      the user does to their processes; no process of the helper outlives
+      every deadline;
+  I5  no token of a certificate's elevation works once every certificate
+      that justified it ended (or its session died) and a refresh ran with the
+      API healthy, after the authentication cache: checked at the settle and
+      after each such refresh of the steps; I2 holds an open session of a user
+      with a live certificate to the elevated account;
+  I6  a locked user holds no token that works and no open stream: a watch of
+      theirs is cut by the time `revoke` returns (4 s), every token minted
+      before a `revoke` that returned 0 is refused after the authentication
+      cache, none is minted while the lock stands, and at the settle a user
+      still locked holds none that works.
 
 SCHEDULES (default 200) schedules run from SEED (default: a fresh one, printed),
 SCHEDULE_WORKERS at a time. One test per seed: a failing one prints the
@@ -46,7 +59,7 @@ VERBOSE = os.environ.get("SCHEDULE_VERBOSE") == "1"
 def world_manifest():
     docs = []
     for c in (0, 1):
-        for part, accounts in (("a", ["sa-1", "sa-2"]), ("b", ["sa-3", "admin"])):
+        for part, accounts in (("a", ["sa-1", "sa-2"]), ("b", ["sa-3", "admin", "elevated"])):
             ns = f"kcs{c}-{part}"
             docs.append(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
             docs += [f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {a}\n  namespace: {ns}\n"
@@ -79,6 +92,31 @@ subjects:
 - apiGroup: rbac.authorization.k8s.io
   kind: User
   name: pam-kubeconfig
+""")
+            # The ServiceAccounts may watch ConfigMaps here: a `lock` step's watch streams (I6).
+            docs.append(f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: kcs-watch
+  namespace: {ns}
+rules:
+- apiGroups: ['']
+  resources: [configmaps]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: kcs-watch
+  namespace: {ns}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: kcs-watch
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:serviceaccounts:{ns}
 """)
     return "---\n".join(docs)
 
@@ -194,8 +232,11 @@ def test_the_schedules_reached_every_invariant(results):
         assert total.get("kills", 0) > 0 and total.get("stopped", 0) > 0, total
     if len(results) >= 50:
         assert total.get("I3", 0) > 0, f"no grant that stopped mapping was ever checked for I3: {total}"
+        # Issue 25's: an elevation's tokens judged once its certificates ended, a lock's.
+        assert total.get("I5", 0) + total.get("I5-refresh", 0) > 0, f"no certificate's end was ever checked: {total}"
+        assert total.get("I6", 0) + total.get("I6-revoke", 0) > 0, f"no lock was ever checked for I6: {total}"
     if len(results) >= 200:
         # Issue 23's faults happened: a close ran with the user database failing,
         # a DELETE was refused, a uid went to a new account, a token outlived its server.
-        for what in ("nssdown", "refused-deletes", "reuse", "I2-moved"):
+        for what in ("nssdown", "refused-deletes", "reuse", "I2-moved", "I2-cert", "I6-streams"):
             assert total.get(what, 0) > 0, f"no {what} in {len(results)} schedules: {total}"
