@@ -34,8 +34,10 @@
 
 static char base[PATH_MAX];
 
-/* A private directory beside the test binary (not /tmp: the textfile walk
- * refuses a world-writable parent, and so it should). */
+/* A private directory whose parents are root's and writable by root alone
+ * (the textfile walk refuses a world-writable parent, and so it should): under
+ * /run as root, else beside the test binary. Not the clone's own tree, which
+ * may sit in /tmp. */
 static int setup(void **state)
 {
 	char exe[PATH_MAX];
@@ -45,7 +47,10 @@ static int setup(void **state)
 	if (n <= 0)
 		return -1;
 	exe[n] = '\0';
-	snprintf(base, sizeof(base), "%s/metrics-XXXXXX", dirname(exe));
+	if (geteuid() == 0)
+		snprintf(base, sizeof(base), "/run/kc-test-metrics-XXXXXX");
+	else
+		snprintf(base, sizeof(base), "%s/metrics-XXXXXX", dirname(exe));
 	if (!mkdtemp(base))
 		return -1;
 	kc_metrics_use_dir(base);
