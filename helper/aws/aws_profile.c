@@ -247,12 +247,5 @@ int kc_aws_profile_keys(const struct kc_aws_profiles *p, const char *profile, in
 		return kc_seterr(err, "profile [%s] has only one of aws_access_key_id and aws_secret_access_key",
 				 profile),
 		       -1;
-	out->access_key_id = strdup(akid);
-	out->secret_access_key = strdup(secret);
-	out->session_token = token && *token ? strdup(token) : NULL;
-	if (!out->access_key_id || !out->secret_access_key || (token && *token && !out->session_token)) {
-		kc_aws_credentials_clear(out);
-		return kc_seterr(err, "out of memory"), -1;
-	}
-	return 0;
+	return kc_aws_credentials_set(out, akid, secret, token, err);
 }

@@ -16,6 +16,19 @@ void kc_aws_credentials_clear(struct kc_aws_credentials *c)
 	memset(c, 0, sizeof(*c));
 }
 
+int kc_aws_credentials_set(struct kc_aws_credentials *out, const char *akid, const char *secret, const char *token,
+			   struct kc_err *err)
+{
+	out->access_key_id = strdup(akid);
+	out->secret_access_key = strdup(secret);
+	out->session_token = token && *token ? strdup(token) : NULL;
+	if (!out->access_key_id || !out->secret_access_key || (token && *token && !out->session_token)) {
+		kc_aws_credentials_clear(out);
+		return kc_seterr(err, "out of memory"), -1;
+	}
+	return 0;
+}
+
 int kc_aws_uri_encode(struct kc_buf *out, const char *s, size_t len, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -18,6 +18,10 @@ struct kc_aws_credentials {
 	time_t expiration; /* 0: does not expire */
 };
 void kc_aws_credentials_clear(struct kc_aws_credentials *c);
+/* Copies the three strings into out (token NULL or "": none); its expiration
+ * is left as it is. 0, or -1 ("out of memory", out cleared). */
+int kc_aws_credentials_set(struct kc_aws_credentials *out, const char *akid, const char *secret, const char *token,
+			   struct kc_err *err);
 
 struct kc_sigv4_header {
 	const char *name;

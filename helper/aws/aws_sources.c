@@ -46,14 +46,7 @@ static int unpack_credentials(json_t *j, const char *token_key, bool need_token,
 		return kc_seterr(err, "%s: Expiration '%.40s' is not an RFC 3339 time", what, exp), -1;
 	if (out->expiration && out->expiration <= now)
 		return kc_seterr(err, "%s: the credentials expired at %s", what, exp), -1;
-	out->access_key_id = strdup(akid);
-	out->secret_access_key = strdup(secret);
-	out->session_token = token && *token ? strdup(token) : NULL;
-	if (!out->access_key_id || !out->secret_access_key || (token && *token && !out->session_token)) {
-		kc_aws_credentials_clear(out);
-		return kc_seterr(err, "out of memory"), -1;
-	}
-	return 0;
+	return kc_aws_credentials_set(out, akid, secret, token, err);
 }
 
 /* ---- IMDSv2 ----------------------------------------------------------------- */

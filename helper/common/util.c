@@ -259,7 +259,7 @@ char *kc_base64_encode(const void *data, size_t len, bool url)
 	return out;
 }
 
-static int b64_value(int c)
+int kc_base64_digit(int c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -267,11 +267,13 @@ static int b64_value(int c)
 		return c - 'a' + 26;
 	if (c >= '0' && c <= '9')
 		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Either alphabet, standard or URL-safe (RFC 4648 4 and 5). */
+static int b64_value(int c)
+{
+	return c == '-' ? 62 : c == '_' ? 63 : kc_base64_digit(c);
 }
 
 int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen)

@@ -88,6 +88,8 @@ void kc_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* Base64: std with padding, or url-safe without. Caller frees the result. */
 char *kc_base64_encode(const void *data, size_t len, bool url);
+/* The value of one digit of base64's standard alphabet (RFC 4648 4), or -1. */
+int kc_base64_digit(int c);
 /* Decodes standard base64 (whitespace ignored). Caller frees *out. */
 int kc_base64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen);
 

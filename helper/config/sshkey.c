@@ -479,17 +479,6 @@ void kc_sshkey_fingerprint(const unsigned char *blob, size_t len, char out[KC_SS
 	free(b64);
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 int kc_ssh_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
 {
 	unsigned char *o;
@@ -506,7 +495,7 @@ int kc_ssh_base64_decode(const char *in, size_t len, unsigned char **out, size_t
 		int v[4] = { 0, 0, 0, 0 };
 
 		for (int k = 0; k < 4 - pad; k++)
-			if ((v[k] = b64_value((unsigned char)in[i + k])) < 0)
+			if ((v[k] = kc_base64_digit((unsigned char)in[i + k])) < 0)
 				goto fail;
 		/* Padding only at the end, and no bits beyond the last byte (RFC 4648 3.5). */
 		if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)))
