@@ -180,7 +180,7 @@ static int ledger_mint(const struct job_ctx *c, const struct kc_step *s, struct 
 				    c->sessions, c->n_sessions, j->deadline_ms, e);
 }
 
-static enum kc_outcome mint(struct job_ctx *c, const struct kc_step *s, char *uid)
+static enum kc_outcome send_mint(struct job_ctx *c, const struct kc_step *s, char *uid)
 {
 	const struct kc_config *cfg = c->j->cfg;
 	struct kc_token_spec t = { .sa_namespace = s->sa_namespace,
@@ -285,7 +285,7 @@ static enum kc_outcome send_step(struct job_ctx *c, const struct kc_step *s, cha
 		if (o == KC_OUT_OK)
 			kc_job_mark_reconciled(j);
 		break;
-	case KC_STEP_MINT: return mint(c, s, uid);
+	case KC_STEP_MINT: return send_mint(c, s, uid);
 	case KC_STEP_DONE: break;
 	}
 	if (o == KC_OUT_FAILED)
