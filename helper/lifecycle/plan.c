@@ -213,6 +213,17 @@ static void record_mint(struct kc_plan *p, enum kc_outcome o, const char *uid)
 	}
 }
 
+/* A Secret being revoked whose create may still land (KC_CREATE_MAY_LAND_S):
+ * its uid never learned, marked a moment ago. The slot of a wanted grant goes
+ * on all the same: its own create adopts what lands first (409, a stray). */
+static bool create_may_land(const struct kc_plan *p, size_t i)
+{
+	const struct kc_grant *g = i < p->in.n_grants && !p->stray[i] ? &p->in.grants[i] : NULL;
+
+	return g && p->fate[i] == KC_FATE_REVOKE && !g->secret_uid[0] && g->state == KC_GRANT_REVOKE && g->since &&
+	       p->in.now - g->since < KC_CREATE_MAY_LAND_S;
+}
+
 void kc_plan_record(struct kc_plan *p, const struct kc_step *s, enum kc_outcome o, const char *uid)
 {
 	size_t i = s->grant;
@@ -220,7 +231,9 @@ void kc_plan_record(struct kc_plan *p, const struct kc_step *s, enum kc_outcome 
 	switch (s->kind) {
 	case KC_STEP_LEARN_UID:
 	case KC_STEP_DELETE:
-		if (o == KC_OUT_GONE || (o == KC_OUT_OK && s->kind == KC_STEP_DELETE)) {
+		if (o == KC_OUT_GONE && create_may_land(p, i)) {
+			p->revoke_failed[i] = true; /* not there yet: asked again later */
+		} else if (o == KC_OUT_GONE || (o == KC_OUT_OK && s->kind == KC_STEP_DELETE)) {
 			p->revoked[i] = true;
 		} else if (o == KC_OUT_OK && uid && *uid) {
 			copy_str(p->learned_uid[i], sizeof(p->learned_uid[i]), uid);

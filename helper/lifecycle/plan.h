@@ -40,6 +40,12 @@
 /* A pending revocation of an older helper's file that never said when its
  * tokens expire: two days, past any lifetime EKS or a default API server grants. */
 #define KC_BOUND_UNKNOWN_S (48 * 3600)
+/* A create whose answer never came may still land: the request can sit in a
+ * proxy or the network, and the API server finishes one it has begun within
+ * its request timeout (kube-apiserver's default: 60 s). Until this long after
+ * the grant was marked, a 404 for a Secret whose uid was never learned proves
+ * nothing; its revocation stays pending and is asked again. */
+#define KC_CREATE_MAY_LAND_S 120
 
 /* What the mapping wants on this cluster now. */
 struct kc_plan_target {
