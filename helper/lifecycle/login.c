@@ -358,22 +358,28 @@ static void revoke_unmapped(struct login *l)
 	kc_reconcile_free(&r);
 }
 
-/* The certificates that count for this login: its own (when the module
- * handed SSH_AUTH_INFO_0 over) and those of the user's other live sessions. */
-static void see_certificates(struct login *l)
+/* What the locks and certificates allow the user, evaluated again (with the
+ * live sessions' certificates, this login's and the locks as they are now). */
+static void reapply_access(struct login *l)
 {
 	struct kc_err err;
-	int dir;
+	int dir = kc_state_open(l->id.uid, false, &err);
 
-	if (!l->cfg->ssh_ca_keys)
-		return;
-	if (l->a->auth_info)
-		kc_login_cert_read(&l->access, l->id.name, l->a->service, l->deadline, &l->cert);
-	dir = kc_state_open(l->id.uid, false, &err);
 	kc_user_access_free(&l->id, &l->ua);
 	kc_access_apply(&l->access, &l->id, dir >= 0 ? dir : -1, l->cert.cert, &l->ua);
 	if (dir >= 0)
 		close(dir);
+}
+
+/* The certificates that count for this login: its own (when the module
+ * handed SSH_AUTH_INFO_0 over) and those of the user's other live sessions. */
+static void see_certificates(struct login *l)
+{
+	if (!l->cfg->ssh_ca_keys)
+		return;
+	if (l->a->auth_info)
+		kc_login_cert_read(&l->access, l->id.name, l->a->service, l->deadline, &l->cert);
+	reapply_access(l);
 }
 
 /* The fleet's locks this login read by name hold for the rest of the command:
@@ -382,8 +388,6 @@ static void see_certificates(struct login *l)
 static void keep_fleet_locks(struct login *l, const struct kc_reconcile *r)
 {
 	bool any = false;
-	struct kc_err err;
-	int dir;
 
 	for (size_t i = 0; i < r->n_jobs; i++) {
 		struct kc_lock k = { .until = r->jobs[i].fleet_until, .fleet = true };
@@ -396,11 +400,7 @@ static void keep_fleet_locks(struct login *l, const struct kc_reconcile *r)
 	}
 	if (!any)
 		return;
-	dir = kc_state_open(l->id.uid, false, &err);
-	kc_user_access_free(&l->id, &l->ua);
-	kc_access_apply(&l->access, &l->id, dir >= 0 ? dir : -1, l->cert.cert, &l->ua);
-	if (dir >= 0)
-		close(dir);
+	reapply_access(l);
 }
 
 int kc_cmd_open(const struct kc_session_args *a)
