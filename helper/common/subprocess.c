@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +92,35 @@ struct pipes {
 	int in, out, err; /* our ends; -1 once closed */
 };
 
+/* write() to the child's stdin without SIGPIPE: the caller (a PAM
+ * application, maybe not ignoring it) must not die when the child exits
+ * before reading. EPIPE is an error like another; a SIGPIPE it raised is
+ * taken off this thread before the mask comes back. */
+static ssize_t write_quiet(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_only, saved, pending;
+	bool was_pending;
+	ssize_t w;
+	int e;
+
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, &saved);
+	w = write(fd, buf, len);
+	e = errno;
+	if (w < 0 && e == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+
+		while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	errno = e;
+	return w;
+}
+
 /* Feeds stdin and collects stdout and stderr until both end or the deadline
  * comes. Returns false at the deadline. */
 static bool exchange(const struct kc_subprocess *p, struct pipes *io, long long deadline,
@@ -113,7 +143,7 @@ static bool exchange(const struct kc_subprocess *p, struct pipes *io, long long 
 		if (n < 0)
 			break;
 		if (io->in >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			ssize_t w = write(io->in, input + sent, p->input_len - sent);
+			ssize_t w = write_quiet(io->in, input + sent, p->input_len - sent);
 
 			if (w > 0)
 				sent += (size_t)w;
