@@ -507,6 +507,8 @@ void kc_job_run(struct kc_job *j)
 		goto out;
 	if (plan(&c) == 0) {
 		kc_debug("cluster %s: planned", j->cl->name);
+		if (kc_job_held_mints(j, &c.plan, c.error, sizeof(c.error)))
+			goto out;
 		kc_job_lift_start(&lift, &c);
 		kc_job_early_cut_start(&c);
 		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {

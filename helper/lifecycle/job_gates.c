@@ -90,24 +90,17 @@ void kc_job_mark_reconciled(const struct kc_job *j)
 	kc_cache_put("reconciled", key.data, "1", 1, &e);
 }
 
-/* Nothing is sent where the fleet's locks could not be read (refresh), nor
- * minted where this login cannot read its own (one GET, by name): the ssh
- * login goes on. A lock read here makes the cluster unwanted: what the user
- * holds here is revoked and cut. -1: the job stops (skipped). */
+/* Nothing is minted where this login cannot read its own lock (one GET, by
+ * name): the ssh login goes on. A lock read here makes the cluster unwanted:
+ * what the user holds here is revoked and cut. (Where refresh could not list
+ * the locks, kc_job_held_mints() stops the job after planning.) -1: the job
+ * stops (skipped). */
 int kc_job_held_or_fleet_locked(struct kc_job *j, struct kc_kube **kube, char *error, size_t n)
 {
 	struct kc_lock lock;
 	struct kc_err e = { "" };
 	int rc;
 
-	if (j->target && j->target->held) {
-		j->skipped = true;
-		snprintf(error, n,
-			 "cluster %s: the fleet's locks could not be read: nothing changes "
-			 "here this run",
-			 j->cl->name);
-		return -1;
-	}
 	if (!j->cfg->fleet_namespace || !j->is_login || !j->target || !j->target->rule || !j->user)
 		return 0;
 	*kube = kc_kube_connect(j->cfg, j->cl, j->deadline_ms, &j->ep, &e);
@@ -123,4 +116,17 @@ int kc_job_held_or_fleet_locked(struct kc_job *j, struct kc_kube **kube, char *e
 	snprintf(error, n, "cluster %s: the fleet's lock on %s cannot be read (%s): no token minted", j->cl->name,
 		 j->user, e.msg);
 	return -1;
+}
+
+bool kc_job_held_mints(struct kc_job *j, const struct kc_plan *p, char *error, size_t n)
+{
+	if (!j->target || !j->target->held || (!p->need_create && !p->need_mint))
+		return false;
+	j->skipped = true;
+	j->written = p->keep >= 0 && p->old[p->keep].sa_name[0] && p->in.token_file; /* as a down cluster's */
+	for (size_t i = 0; i < p->n_old; i++)
+		j->pending += p->fate[i] != KC_FATE_KEEP && !p->revoked[i];
+	snprintf(error, n, "cluster %s: the fleet's locks could not be read: nothing is minted here this run",
+		 j->cl->name);
+	return true;
 }

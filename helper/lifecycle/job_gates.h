@@ -9,6 +9,7 @@
 
 #include "kube/kubeapi.h"
 #include "lifecycle/job.h"
+#include "lifecycle/plan.h"
 
 /* Inside the window: skip. Past it, one caller probes (holding the probe
  * lock, returned in *probe_fd) while the others keep skipping. */
@@ -22,5 +23,11 @@ void kc_job_mark_reconciled(const struct kc_job *j);
  * which it opens): the ssh login goes on. A lock read makes j->fleet_locked.
  * -1: the job stops (skipped; error says why). */
 int kc_job_held_or_fleet_locked(struct kc_job *j, struct kc_kube **kube, char *error, size_t n);
+/* Where the fleet's locks could not be listed (refresh, gc, revoke: the
+ * target is held), a job that would create or mint sends nothing; one that
+ * only revokes (a lock here, a dead session, an ended certificate) goes on:
+ * an outage of the fleet's namespace must not keep access alive. true: the
+ * job stops (skipped, its revocations counted pending). */
+bool kc_job_held_mints(struct kc_job *j, const struct kc_plan *p, char *error, size_t n);
 
 #endif

@@ -198,3 +198,27 @@ def test_a_lock_survives_and_refresh_honours_it_for_a_session_open_before_it(clu
     finally:
         proxy.set("forward")
         d.close()
+
+
+@security("revoke USER works where the fleet's locks cannot be listed (a namespace the helper may not read): "
+          "an outage of the fleet's namespace stops mints, never a revocation")
+def test_revoke_works_where_the_fleets_locks_cannot_be_read(cluster, workdir, users, pam_service, alice, host,
+                                                            unlocks):
+    user = users.make()
+    cfg = cfg_for(workdir, host, user)
+    unlocks((user, cfg))
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    try:
+        token = current_token(users, user)
+        assert cluster.whoami(token) == ALICE
+        # The config gains a fleet namespace the minter holds no Role in: every LIST of its locks is
+        # refused (403), so refresh and revoke cannot tell the fleet's locks on this cluster.
+        fleet = cfg_for(workdir, host, user, extra=f"fleet:\n  namespace: kc-unreadable-{host[:8]}\n")
+        r, _ = revoke(user, fleet)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not token_path(users, user).exists()
+        cluster.wait_refused(token, limit=CACHE)
+        assert our_secrets(cluster, host, user) == [], "the user's Secret outlived the revoke"
+    finally:
+        d.close()
