@@ -448,13 +448,33 @@ def clients():
     c.close()
 
 
+def _remove_stale_socket(path):
+    """A run killed before its teardown leaves /dev/log bound with nobody
+    reading it; the next run's listener takes its place. A socket somebody
+    still reads, or anything that is not a socket, is left alone."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+    finally:
+        probe.close()
+
+
 class Syslog:
     """A datagram listener on /dev/log that keeps every line."""
 
     def __init__(self):
         self.path = "/dev/log"
+        _remove_stale_socket(self.path)
         if os.path.exists(self.path) or os.path.islink(self.path):
-            raise RuntimeError("/dev/log exists: a syslog daemon owns it; these tests need to bind it")
+            raise RuntimeError("/dev/log exists and a syslog daemon listens on it; these tests need to bind it")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         os.chmod(self.path, 0o666)
