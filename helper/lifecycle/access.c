@@ -145,6 +145,36 @@ static void recorded_claims(const struct kc_access *a, const char *user, int dir
 	free(live);
 }
 
+/* The fleet's lock ConfigMaps made for this user that could not be read
+ * lock it all the same (kc_fleet_read_locks()). */
+static void add_unreadable_fleet_locks(const struct kc_access *a, struct kc_identity *id, struct kc_user_access *ua,
+				       size_t *n)
+{
+	char key[KC_LOCK_USER_MAX];
+	const char **more = NULL, **all;
+	size_t m = 0;
+	bool every;
+
+	kc_fleet_unreadable_key(id->name, key);
+	kc_locks_for_mapping(&a->locks, key, &every, &more, &m);
+	id->locked_all |= every;
+	if (!m) {
+		free(more);
+		return;
+	}
+	all = reallocarray(ua->locked, *n + m + 1, sizeof(*all));
+	if (!all) {
+		id->locked_all = true; /* out of memory: fail towards less access */
+		free(more);
+		return;
+	}
+	memcpy(all + *n, more, m * sizeof(*all));
+	*n += m;
+	all[*n] = NULL;
+	ua->locked = all;
+	free(more);
+}
+
 void kc_access_apply(const struct kc_access *a, struct kc_identity *id, int dir, const struct kc_sshcert *current,
 		     struct kc_user_access *ua)
 {
@@ -154,6 +184,8 @@ void kc_access_apply(const struct kc_access *a, struct kc_identity *id, int dir,
 	if (!id->name)
 		return;
 	kc_locks_for_mapping(&a->locks, id->name, &id->locked_all, &ua->locked, &n);
+	if (a->cfg && a->cfg->fleet_namespace)
+		add_unreadable_fleet_locks(a, id, ua, &n);
 	id->locked_all |= a->unreadable;
 	id->locked = ua->locked;
 	id->n_locked = n;

@@ -79,6 +79,43 @@ static int lock_of(json_t *data, const char *cluster, struct kc_lock *k)
 	return 0;
 }
 
+/* A lock ConfigMap this version cannot read (another version's format, or an
+ * edit by hand) still stands, for ever, over the user its name is made for.
+ * Says so; true. */
+static bool unreadable(const struct kc_config *cfg, const struct kc_cluster *cl, const char *name)
+{
+	kc_warn("cluster %s: the fleet's lock ConfigMap %s/%s cannot be read (no \"user\" of up to %zu characters in "
+		"its data): it stands for ever over the user it was made for (its name ends in the first 20 hex "
+		"digits of the SHA-256 of the user's name); `pam-kubeconfig unlock USER --fleet` removes it",
+		cl->name, cfg->fleet_namespace, name ? name : "?", sizeof(((struct kc_lock *)0)->user) - 1);
+	return true;
+}
+
+void kc_fleet_unreadable_key(const char *user, char out[KC_LOCK_USER_MAX])
+{
+	char name[64];
+
+	name_of("lock", user, name);
+	snprintf(out, KC_LOCK_USER_MAX, "%s%s", KC_FLEET_UNREADABLE, name);
+}
+
+/* Listed, a lock ConfigMap that cannot be read joins l under its name
+ * (kc_fleet_unreadable_key() finds whose it is); 0, or -1 when even its
+ * name is missing: then the cluster is held. */
+static int unreadable_lock(const struct kc_config *cfg, const struct kc_cluster *cl, json_t *item, struct kc_locks *l)
+{
+	const char *name = json_string_value(json_object_get(json_object_get(item, "metadata"), "name"));
+	struct kc_lock k = { .fleet = true };
+
+	unreadable(cfg, cl, name);
+	if (!name)
+		return -1;
+	snprintf(k.user, sizeof(k.user), "%s%s", KC_FLEET_UNREADABLE, name);
+	snprintf(k.cluster, sizeof(k.cluster), "%s", cl->name);
+	snprintf(k.by, sizeof(k.by), "unreadable");
+	return kc_locks_add(l, &k);
+}
+
 /* gc: a lock revoke --fleet could not write on this cluster is written now. */
 static void repair(struct kc_kube *k, const struct kc_config *cfg, const struct kc_cluster *cl,
 		   const struct kc_locks *local, json_t *items)
@@ -133,8 +170,9 @@ void kc_fleet_read_locks(const struct kc_config *cfg, time_t now, long long dead
 		{
 			struct kc_lock lock;
 
-			if (lock_of(json_object_get(item, "data"), cl->name, &lock) == 0 &&
-			    (!lock.until || lock.until > now))
+			if (lock_of(json_object_get(item, "data"), cl->name, &lock) < 0)
+				held[c] |= unreadable_lock(cfg, cl, item, l) < 0;
+			else if (!lock.until || lock.until > now)
 				kc_locks_add(l, &lock);
 		}
 		repair(k, cfg, cl, &local, items);
@@ -154,11 +192,14 @@ int kc_fleet_get_lock(struct kc_kube *k, const struct kc_config *cfg, const stru
 
 	name_of("lock", user, name);
 	rc = kc_kube_cm_get(k, cfg->fleet_namespace, name, &data, err);
-	if (rc == 0)
-		rc = lock_of(data, cl->name, lock) == 0 && strcmp(lock->user, user) == 0 &&
-				     (!lock->until || lock->until > now)
-			     ? 1
-			     : 0;
+	if (rc == 0 && (lock_of(data, cl->name, lock) < 0 || strcmp(lock->user, user) != 0)) {
+		memset(lock, 0, sizeof(*lock)); /* standing, for ever, until it is replaced or deleted */
+		snprintf(lock->user, sizeof(lock->user), "%s", user);
+		snprintf(lock->cluster, sizeof(lock->cluster), "%s", cl->name);
+		lock->fleet = unreadable(cfg, cl, name);
+		rc = 1;
+	} else if (rc == 0)
+		rc = !lock->until || lock->until > now ? 1 : 0;
 	else if (rc == 1)
 		rc = 0;
 	json_decref(data);

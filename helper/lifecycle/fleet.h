@@ -22,12 +22,18 @@
 #include "lifecycle/locks.h"
 
 /* The locks of every cluster, one LIST each (refresh and gc), added to l as
- * locks on that cluster; a cluster whose LIST failed is marked in held[i]
+ * locks on that cluster (one that cannot be read, under its name: see
+ * below); a cluster whose LIST failed is marked in held[i]
  * (cfg->clusters[i]: nothing is concluded there this run). While connected,
  * this host's ConfigMap is written where it changed, and with repair (gc)
  * each local fleet lock in l missing from a cluster is written there. */
 void kc_fleet_read_locks(const struct kc_config *cfg, time_t now, long long deadline_ms, bool repair,
 			 struct kc_locks *l, bool *held);
+
+/* A lock ConfigMap whose data cannot be read is listed as a lock of the
+ * "user" KC_FLEET_UNREADABLE + its name; this is that key for user. */
+#define KC_FLEET_UNREADABLE "configmap/"
+void kc_fleet_unreadable_key(const char *user, char out[KC_LOCK_USER_MAX]);
 
 /* open: the user's lock on the cluster k talks to, read by name. 1 locked (k
  * filled), 0 not, -1 cannot tell (err). */

@@ -353,6 +353,19 @@ static void note_ended(const struct job_ctx *c, const struct kc_grant *g, const 
 	kc_cache_put(KC_ENDED_KIND, key.data, text.data, text.len, &e);
 }
 
+/* Why a grant goes, for the audit line: the session count first (a last
+ * logout ends access whatever else holds), then an administrator's lock. */
+static const char *revoke_reason(const struct job_ctx *c)
+{
+	const struct kc_job *j = c->j;
+
+	if (c->n_sessions == 0)
+		return "no-session-left";
+	if (j->fleet_locked || (j->target && j->target->locked))
+		return "locked";
+	return "no-longer-mapped-here";
+}
+
 static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
 {
 	for (size_t i = 0; i < k->n_drop; i++) {
@@ -364,8 +377,7 @@ static void audit_revokes(const struct job_ctx *c, const struct kc_commit *k)
 		c->j->revoked++;
 		kc_tally_revocation(c->j->cl->name, k->drop_expired[i] ? KC_METRICS_EXPIRED : KC_METRICS_SUCCESS);
 		if (!k->drop_expired[i]) {
-			kc_audit_revoked(c->j->user, c->j->uid, c->j->cl->name, g, false,
-					 c->j->wanted ? "no-longer-mapped-here" : "no-session-left");
+			kc_audit_revoked(c->j->user, c->j->uid, c->j->cl->name, g, false, revoke_reason(c));
 			continue;
 		}
 		/* Said once: the grant file goes with it. */

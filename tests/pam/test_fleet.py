@@ -388,3 +388,43 @@ def test_the_helper_mints_no_token_in_the_fleets_namespace(cluster, fleet):
                                     "spec": {"expirationSeconds": 600}})
     role = json.loads(cluster.kubectl("-n", ns, "get", "role", f"{MINTER}-minter", "-o", "json").stdout)
     assert status == 403, (status, role["rules"])
+
+
+def test_a_lock_this_version_cannot_read_still_stops_mints(cluster, users, fleet, bastions):
+    """A lock ConfigMap another version of the helper wrote in a format this one
+    cannot read (here: no `user` in its data) is a lock all the same: the login
+    it names mints nothing, refresh rotates nothing on that cluster, the log
+    says which ConfigMap and what to do, and `unlock --fleet` gives access back."""
+    user, make = bastions
+    a = make("bastion-a")
+    uid, ns, who = users.uid(user), fleet["ns"], fleet["who"]
+    s1, t1 = login_token(a, user, uid)
+    lock = lock_name(user)
+    status, body = cluster.request(
+        "POST", f"/api/v1/namespaces/{ns}/configmaps", cluster.minter_token(),
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": lock, "labels": {"app.kubernetes.io/managed-by": "pam-kubeconfig",
+                                               "pam-kubeconfig/kind": "lock"}},
+         "data": {"subject": user, "expires": "never"}})
+    assert status == 201, (status, body)
+
+    mark = len(a.log.text().splitlines())
+    s2 = a.login(user)
+    assert s2.p.poll() is None
+    assert any(i.startswith(LOCKED) for i in s2.infos), s2.lines
+    a.helper("refresh")
+    new = a.log.text().splitlines()[mark:]
+    assert not [l for l in new if " mint user=" in l], new
+    assert [l for l in new if f" revoke user={user} " in l and " reason=locked " in l], new
+    assert a.token(uid) is None, "the token file stayed while an unreadable lock stood"
+    assert cluster.whoami(t1) == 401, "the session's token outlived the lock"
+    said = [l for l in new if f"{ns}/{lock} cannot be read" in l]
+    assert said and "unlock USER --fleet" in said[0], new
+
+    # What the message says works: the unlock removes the ConfigMap and the open sessions have a token at once.
+    u = a.helper("unlock", user, "--fleet")
+    assert f"{user} is unlocked" in u.stdout, u.stdout + u.stderr
+    assert cluster.kubectl("-n", ns, "get", "configmap", lock, check=False).returncode != 0
+    t2 = a.token(uid)
+    assert t2 and cluster.whoami(t2) == who and a.whoami(user) == who
+    logout_all(a)
