@@ -210,6 +210,13 @@ static bool has_dead_session(const struct user_work *work, uid_t uid)
 	return false;
 }
 
+/* The last verdict holds for uid, unless the index of open sessions says one
+ * of theirs died, or could not be read. */
+static bool verdict_holds(const struct user_work *work, struct kc_verdicts *v, uid_t uid, const char *key, time_t now)
+{
+	return !work->live_unread && !has_dead_session(work, uid) && kc_verdicts_hold(v, uid, key, now);
+}
+
 /* A user the account databases cannot tell about: due only when none of
  * their sessions lives and a grant of theirs is left to revoke. */
 static bool unknown_due(const struct user_work *work, uid_t uid, int dir)
@@ -226,7 +233,8 @@ static bool unknown_due(const struct user_work *work, uid_t uid, int dir)
 /* The users whose records say there is something to do. A user whose records
  * and mapping are as they were at the last verdict, and whose first rotation
  * has not come, is not read again (lifecycle/verdicts.h), unless the index of
- * open sessions says one of theirs died: no verdict hides that. *unsure gets
+ * open sessions says one of theirs died, or could not be read: no verdict
+ * hides that. *unsure gets
  * the users left as they are because the account databases could not tell
  * about them (the metrics look at their grant files). */
 /* Nothing due for uid: its dead sessions' entries go, and the verdict is
@@ -277,7 +285,7 @@ static size_t due_users(const struct user_work *work, const uid_t *uids, size_t 
 		} else if (served < 0) {
 			/* due, or left as it is (the metrics look at its grants all the same) */
 			*(unknown_due(work, uids[i], dir) ? &out[m++] : &unsure[(*n_unsure)++]) = uids[i];
-		} else if (keyed && !has_dead_session(work, uids[i]) && kc_verdicts_hold(v, uids[i], key, now)) {
+		} else if (keyed && verdict_holds(work, v, uids[i], key, now)) {
 			held++;
 		} else if (kc_reconcile_due(work->cfg, id.name ? &id : NULL, served == 1, uids[i], dir, KC_ROTATE_DUE,
 					    &until)) {
@@ -354,8 +362,8 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 		struct kc_live_entry *live = NULL;
 		size_t started = 0;
 
-		if (kc_live_read(&live, &work.n_live, &err) < 0)
-			kc_warn("%s", err.msg);
+		if ((work.live_unread = kc_live_read(&live, &work.n_live, &err) < 0))
+			kc_warn("%s: every user is read again this run", err.msg);
 		work.live = live;
 		work.accounts = accounts;
 		m = due_users(&work, uids, n, due, due + n, &k);

@@ -19,6 +19,7 @@ struct user_work {
 	const struct kc_accounts *accounts; /* NULL: look each user up (config/accounts.h) */
 	const struct kc_live_entry *live; /* the index of open sessions, as this run read it */
 	size_t n_live;
+	bool live_unread; /* the index could not be read: no verdict holds this run */
 	const struct kc_access *access; /* locks and certificates, as this run read them */
 	uid_t uid;
 	enum kc_rotate rotate;

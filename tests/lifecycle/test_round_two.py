@@ -16,13 +16,13 @@ import pytest
 
 from clients import CREDENTIAL_ID, jwt_claims, wait_for
 from conftest import (BUILD, HELPER, STATE_DIR, Background, Driver, Stopper, current_token, helper, our_secrets, run,
-                      run_bounded, security, token_path, unique_host_id)
+                      run_bounded, security, token_path, unique_host_id, user_runnable)
 from faultproxy import Rule
 
 NS = "team-a"
 ALICE = "system:serviceaccount:team-a:alice"
 NET = "network:\n  connect_timeout: 2s\n  request_timeout: 2s\n"
-WATCHERS = Path(__file__).resolve().parent / "watchers.py"
+WATCHERS = user_runnable(Path(__file__).resolve().parent / "watchers.py")
 # The API server's leeway on exp, then its authentication cache (lifecycle/plan.h).
 LEEWAY = 70
 
@@ -188,8 +188,15 @@ def test_escape1_the_cut_cannot_be_outnumbered(cluster, workdir, users, pam_serv
 # ---- 2: a session that ends without close -----------------------------------------------------
 
 
-@security("a session whose process is killed (no logout): the next refresh revokes, whatever its verdicts say")
-def test_escape2_a_dead_session_is_revoked_by_the_next_refresh(cluster, workdir, users, pam_service, alice, host):
+LIVE = STATE_DIR / "live"  # lifecycle/live.h
+LIVE_ASIDE = STATE_DIR / "live.aside-test"
+
+
+@pytest.mark.parametrize("index", ["readable", "unreadable"])
+@security("a session whose process is killed (no logout): the next refresh revokes, whatever its verdicts say, "
+          "and when the index of open sessions cannot be read no verdict holds")
+def test_escape2_a_dead_session_is_revoked_by_the_next_refresh(cluster, workdir, users, pam_service, alice, host,
+                                                               index):
     user = users.make()
     cfg = cfg_for(workdir, host, user)
     d = Driver(pam_service(f"config={cfg} timeout=10"), user)
@@ -205,9 +212,14 @@ def test_escape2_a_dead_session_is_revoked_by_the_next_refresh(cluster, workdir,
         assert wait_for(lambda: w.ready() == 1, 30), w.text()
         d.p.send_signal(signal.SIGKILL)  # sshd's session process dies: no close
         d.p.wait()
+        if index == "unreadable":  # a symlink where the index was: kc_live_read() refuses it
+            LIVE.rename(LIVE_ASIDE)
+            LIVE.symlink_to(LIVE_ASIDE)
         mark, start = cluster.audit_mark(), time.time()
         r = run_bounded(["refresh", "--config", cfg], 20000)
         assert not r.killed, r
+        if index == "unreadable":
+            assert "cannot read /var/lib/pam_kubeconfig/live" in r.stderr, r
         assert not our_secrets(cluster, host, user), "one refresh after the session died, its Secret remains"
         assert not token_path(users, user).exists()
         cluster.wait_refused(token, limit=15)
@@ -216,6 +228,9 @@ def test_escape2_a_dead_session_is_revoked_by_the_next_refresh(cluster, workdir,
         assert_no_stream_outlives(cluster, [w], start, "escape 2")
     finally:
         w.stop()
+        if LIVE.is_symlink():
+            LIVE.unlink()
+            LIVE_ASIDE.rename(LIVE)
 
 
 # ---- 3: a logout while the user database fails ---------------------------------------------------
