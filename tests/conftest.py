@@ -1,6 +1,7 @@
 """Shared fixtures for the integration tiers: the real test cluster, the built
 helper installed where the module accepts it, unique throwaway users, configs,
 and a syslog listener on /dev/log (these machines run no syslog daemon)."""
+import atexit
 import grp
 import json
 import os
@@ -446,6 +447,24 @@ def clients():
     c = Clients()
     yield c
     c.close()
+
+
+_USER_COPIES = {}
+
+
+def user_runnable(path):
+    """A copy of the test script at path that every test user can read, in a
+    directory of its own (0755, removed at exit): the clone itself may sit
+    where they cannot, under /root."""
+    path = Path(path)
+    if path not in _USER_COPIES:
+        d = Path(tempfile.mkdtemp(prefix="kc-scripts."))
+        d.chmod(0o755)
+        shutil.copy(path, d / path.name)
+        (d / path.name).chmod(0o644)
+        atexit.register(shutil.rmtree, d, True)
+        _USER_COPIES[path] = d / path.name
+    return _USER_COPIES[path]
 
 
 def _remove_stale_socket(path):

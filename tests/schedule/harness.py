@@ -49,7 +49,7 @@ from pathlib import Path
 
 import schedule as sch
 from conftest import (BUILD, DRIVER, Background, Stopper, end_process, need_helper_options, pids_of_uid, preload_env,
-                      run, token_of_context)
+                      run, token_of_context, user_runnable)
 from faultproxy import FaultProxy, Rule
 
 AUTH_CACHE_S = 11.0  # the API server caches a successful authentication ~10 s
@@ -61,7 +61,7 @@ PRIVATE_DIRS = (("/var/lib/pam_kubeconfig", "0700"), ("/var/cache/pam_kubeconfig
 HOLDER = ("set -e; " + "".join(f"mount -t tmpfs -o mode={m},size=16m kcsched {d}; " for d, m in PRIVATE_DIRS)
           + "echo ready; exec sleep 100000")
 INFO = re.compile(r"^INFO kubectl: context (\S+) as ")
-WATCHERS = Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py"
+WATCHERS = user_runnable(Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py")
 INF = float("inf")
 # Schedule users get uids from a counter above login.defs' UID_MAX, never handed
 # out twice in a run: a deleted account's uid must not come back as another
@@ -706,11 +706,14 @@ class Runner:
         self.refusals = []  # the `refuse` steps' proxy rules
         self.unmapped_at = {}
         self.garbled_at = [float("-inf")] * schedule.n_users
-        # Accounts whose name nothing on the host holds any more: their records
-        # garbled while they were the uid's, then the uid given to another
-        # account (a former owner's name is kept in a file's name, which garble
-        # leaves). No command can name their Secrets: their tokens end at their
-        # exp (I1's expiry form), which a schedule does not wait for.
+        # Accounts whose Secrets nothing on the host names any more: their
+        # records garbled while they were the uid's, then the uid given to
+        # another account; or the uid given to another account, then garbled
+        # (a former owner's name is kept in a file's name, which garble leaves,
+        # but its grant files are per cluster and namespace, shared with the new
+        # account, which an unreadable one is recovered for). No command can
+        # name their Secrets: their tokens end at their exp (I1's expiry form),
+        # which a schedule does not wait for.
         self.nameless = set()
         self.bg = []
         self.stoppers = []
@@ -851,7 +854,9 @@ class Runner:
     def cert_state(self, u, t0, t1):
         """'yes': a live session of account u holds a certificate valid from t0
         to t1 (wall clock), so u is elevated; 'no': no session of u's uid held
-        one that was valid at a moment of it; 'maybe'."""
+        one that was valid at a moment of it; 'maybe'. A session whose records
+        were garbled after it opened says 'maybe' at most: its certificate may
+        no longer be read, and the helper then maps the user without it."""
         uid, out = self.host.uids[u], "no"
         for v in self.slots():
             if self.host.uids[v] != uid:
@@ -859,8 +864,10 @@ class Runner:
             for s in self.sessions[v]:
                 if s.cert_vb is None or s.open_wall is None or s.unrecorded:
                     continue  # a login that wrote no cluster leaves no record: its certificate counts nowhere
+                # Garbled since it opened: the helper may no longer read its certificate (less access).
+                garbled = self.garbled_at[v] >= s.open_start
                 if v == u and s.live and s.clusters and s.open_wall_end is not None and s.open_wall_end <= t0 \
-                        and s.cert_vb > t1 + 2:
+                        and s.cert_vb > t1 + 2 and not garbled:
                     return "yes"
                 ended = s.ended_wall if s.ended_wall is not None else INF
                 if s.open_wall <= t1 + 1 and min(ended, s.cert_vb) >= t0 - 2:
@@ -1259,6 +1266,10 @@ class Runner:
             for v in self.slots():  # the directory is the uid's: every account it had
                 if self.host.uids[v] == uid:
                     self.garbled_at[v] = now
+                    # A former owner's grant files are the new account's too (one per cluster and
+                    # namespace): garbled, the helper recovers them under the new account's name.
+                    if v != u:
+                        self.nameless.add(v)
             return f"garble {who}: {n} files"
         if op == "pause":
             time.sleep(step.arg["secs"])

@@ -24,7 +24,7 @@ import pytest
 
 from clients import jwt_claims, wait_for
 from conftest import (HELPER, STATE_DIR, Background, Driver, current_token, end_process, helper, kubeconfig_of,
-                      kubectl_as, run, run_bounded, security, unique_host_id)
+                      kubectl_as, run, run_bounded, security, unique_host_id, user_runnable)
 from test_ssh import SSHD, Sshd, wait_closed
 
 ADMIN = "system:serviceaccount:bastion-access:admin"
@@ -37,7 +37,7 @@ SRE_RULE = ('  - user: "*"\n    cluster: test\n    serviceaccount: bastion-users
 DEFAULT_RULE = '  - user: "*"\n    cluster: test\n    serviceaccount: team-a/alice\n'
 # The API server's floor on a token's lifetime: a certificate that ends sooner still gets this much.
 FLOOR = 600
-WATCHERS = Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py"
+WATCHERS = user_runnable(Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py")
 # In a session: the name its kubeconfig authenticates as.
 WHOAMI = "kubectl auth whoami -o jsonpath={.status.userInfo.username}; echo"
 
