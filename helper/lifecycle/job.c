@@ -535,10 +535,10 @@ void kc_job_run(struct kc_job *j)
 					j->pending += c.plan.fate[i] != KC_FATE_KEEP && !c.plan.revoked[i];
 				goto out;
 			}
-			/* Only a job that may make a Secret or a token has anything a
-			 * crash could leave unrecorded: a revocation alone has not. */
-			if (c.plan.in.target.wanted)
-				mark_start(&c);
+			/* Every job that sends marks first: a Secret or token made, or a
+			 * DELETE landed, by a helper killed before its commit must not
+			 * leave a grant the next login keeps as it is. */
+			mark_start(&c);
 			send_all(&c);
 			if (mark_wait(&c) < 0 && !c.error[0])
 				snprintf(c.error, sizeof(c.error),

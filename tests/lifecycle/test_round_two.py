@@ -565,3 +565,60 @@ def test_escape4_a_former_owners_logout_is_clean(cluster, workdir, users, pam_se
         assert cluster.whoami(current_token(users, newcomer)) == ALICE, "the former owner's logout hit the new one"
     finally:
         d2.close()
+
+
+# ---- a logout killed between its DELETE and its record --------------------------------------------
+
+
+def helper_descendants(pid):
+    """The pids of helper processes (installed or built) below pid."""
+    kids = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(p.name))
+    found, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            todo.append(k)
+            try:
+                if os.path.basename(os.readlink(f"/proc/{k}/exe")) == HELPER.name:
+                    found.append(k)
+            except OSError:
+                pass
+    return found
+
+
+@security("a logout whose helper is killed after its DELETE reached the API server but before it recorded that "
+          "leaves nothing the next login keeps: that login mints a token the API server accepts")
+def test_a_logout_killed_after_its_delete_is_not_kept(cluster, workdir, users, pam_service, fault_proxy, alice,
+                                                      host):
+    proxy = fault_proxy()
+    user = users.make()
+    cfg = cfg_for(workdir, host, user, server=proxy.url)
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    assert d.open_rc == 0, d.lines
+    held = Rule("hold", method="DELETE", path="/secrets/", times=1)
+    proxy.add(held)
+    d.p.stdin.write("close\n")
+    d.p.stdin.flush()
+    assert held.hit.wait(20), "the logout sent no DELETE"
+    killed = helper_descendants(d.p.pid)
+    assert killed, "no helper below the session to kill"
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    held.release()  # the DELETE lands after its sender died
+    assert held.done.wait(20)
+    d.p.communicate(timeout=60)
+    assert not our_secrets(cluster, host, user), "the DELETE did not land"
+    d2 = Driver(svc, user)
+    try:
+        assert d2.open_rc == 0, d2.lines
+        token = current_token(users, user)
+        assert cluster.whoami(token) == ALICE, "the next login kept a token whose Secret the killed logout deleted"
+    finally:
+        d2.close()
