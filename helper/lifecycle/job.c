@@ -89,7 +89,9 @@ static int mark_interrupted(struct job_ctx *c)
 	int rc = 0;
 
 	/* What a TokenRequest of this job may make: sent by its deadline at the latest. */
-	time_t bound = time(NULL) + (time_t)((j->deadline_ms - kc_now_ms()) / 1000 + 1) + j->cfg->ttl;
+	time_t now = time(NULL), bound = now + (time_t)((j->deadline_ms - kc_now_ms()) / 1000 + 1) + j->cfg->ttl;
+	/* Whether this job may send a create: it may land after the job died. */
+	bool creates = t->wanted && t->secret[0] && c->plan.keep < 0;
 
 	for (size_t i = 0; i < c->n_grants; i++) {
 		struct kc_grant g = c->grants[i];
@@ -100,11 +102,13 @@ static int mark_interrupted(struct job_ctx *c)
 			if (g.bound_until < bound)
 				g.bound_until = bound;
 		}
+		if (target && creates)
+			g.creating = now;
 		rc |= kc_state_put_grant(j->state_dir, &g, true, &e);
 		target_file |= target;
 	}
 	if (t->wanted && t->secret[0] && !target_file) {
-		struct kc_grant g = { .state = KC_GRANT_REVOKE, .since = time(NULL), .bound_until = bound };
+		struct kc_grant g = { .state = KC_GRANT_REVOKE, .since = now, .creating = now, .bound_until = bound };
 
 		snprintf(g.cluster, sizeof(g.cluster), "%s", j->cl->name);
 		snprintf(g.sa_namespace, sizeof(g.sa_namespace), "%s", t->sa_namespace);

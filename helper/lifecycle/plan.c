@@ -213,14 +213,21 @@ static void record_mint(struct kc_plan *p, enum kc_outcome o, const char *uid)
 	}
 }
 
-/* A Secret being revoked whose create may still land (KC_CREATE_MAY_LAND_S):
- * its uid never learned, marked a moment ago. The slot of a wanted grant goes
- * on all the same: its own create adopts what lands first (409, a stray). */
-static bool create_may_land(const struct kc_plan *p, size_t i)
+/* A Secret revoked (404, or deleted) whose create may still land
+ * (KC_CREATE_MAY_LAND_S): a job that may have sent one marked its slot a
+ * moment ago and died (the Secret deleted may be the one before it); or, on a
+ * 404, its uid was never learned and its revocation began a moment ago. The
+ * slot of a wanted grant goes on all the same: its own create adopts what
+ * lands first (409, a stray). */
+static bool create_may_land(const struct kc_plan *p, size_t i, enum kc_outcome o)
 {
 	const struct kc_grant *g = i < p->in.n_grants && !p->stray[i] ? &p->in.grants[i] : NULL;
 
-	return g && p->fate[i] == KC_FATE_REVOKE && !g->secret_uid[0] && g->state == KC_GRANT_REVOKE && g->since &&
+	if (!g || p->fate[i] != KC_FATE_REVOKE)
+		return false;
+	if (g->creating && p->in.now - g->creating < KC_CREATE_MAY_LAND_S)
+		return true;
+	return o == KC_OUT_GONE && !g->secret_uid[0] && g->state == KC_GRANT_REVOKE && g->since &&
 	       p->in.now - g->since < KC_CREATE_MAY_LAND_S;
 }
 
@@ -231,8 +238,8 @@ void kc_plan_record(struct kc_plan *p, const struct kc_step *s, enum kc_outcome 
 	switch (s->kind) {
 	case KC_STEP_LEARN_UID:
 	case KC_STEP_DELETE:
-		if (o == KC_OUT_GONE && create_may_land(p, i)) {
-			p->revoke_failed[i] = true; /* not there yet: asked again later */
+		if ((o == KC_OUT_GONE || (o == KC_OUT_OK && s->kind == KC_STEP_DELETE)) && create_may_land(p, i, o)) {
+			p->revoke_failed[i] = p->may_land[i] = true; /* not there yet: asked again later */
 		} else if (o == KC_OUT_GONE || (o == KC_OUT_OK && s->kind == KC_STEP_DELETE)) {
 			p->revoked[i] = true;
 		} else if (o == KC_OUT_OK && uid && *uid) {
@@ -303,13 +310,33 @@ static void commit_old(const struct kc_plan *p, struct kc_commit *c, const char 
 		/* Pending: kept until a later job confirms the Secret gone. */
 		g.state = KC_GRANT_REVOKE;
 		g.interrupted = false;
-		copy_str(g.secret_uid, sizeof(g.secret_uid), uid_of(p, i));
+		/* A create that lands late makes a Secret of our name and a uid not known. */
+		copy_str(g.secret_uid, sizeof(g.secret_uid), p->may_land[i] ? "" : uid_of(p, i));
 		if (!g.since)
 			g.since = now;
 		copy_str(g.error, sizeof(g.error),
-			 p->revoke_failed[i] && error && *error ? error : "not attempted yet (another request failed)");
+			 p->may_land[i]				  ? "a create sent before may still land: asked again"
+			 : p->revoke_failed[i] && error && *error ? error
+								  : "not attempted yet (another request failed)");
 		put(c, &g);
 	}
+}
+
+/* When a job that died may have sent a create for the wanted slot (0: not
+ * lately): that create may still land after this job's own Secret is gone, so
+ * whatever the slot holds next carries the time (create_may_land). */
+static time_t late_create(const struct kc_plan *p)
+{
+	time_t at = 0;
+
+	for (size_t i = 0; i < p->in.n_grants; i++) {
+		const struct kc_grant *g = &p->in.grants[i];
+
+		if (strcmp(g->sa_namespace, p->in.target.sa_namespace) == 0 && g->creating > at &&
+		    p->in.now - g->creating < KC_CREATE_MAY_LAND_S)
+			at = g->creating;
+	}
+	return at;
 }
 
 /* The wanted grant: kept, made, or (a create whose answer was lost) recorded
@@ -340,6 +367,7 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 			copy_str(g.secret, sizeof(g.secret), t->secret);
 			g.state = KC_GRANT_REVOKE;
 			g.since = now;
+			g.creating = late_create(p);
 			copy_str(g.error, sizeof(g.error), error && *error ? error : "its creation was not confirmed");
 			put(c, &g);
 		}
@@ -347,6 +375,7 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 	}
 	copy_str(g.secret_uid, sizeof(g.secret_uid), p->secret_uid);
 	g.interrupted = false;
+	g.creating = late_create(p);
 	if (p->minted) {
 		copy_str(g.sa_name, sizeof(g.sa_name), t->sa_name);
 		g.minted = p->minted_at;

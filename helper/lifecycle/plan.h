@@ -114,6 +114,7 @@ struct kc_plan {
 	bool revoked[KC_PLAN_GRANTS_MAX]; /* its Secret is confirmed gone, or every token bound to it expired */
 	bool expired[KC_PLAN_GRANTS_MAX]; /* ... the latter: a pending revocation ends (P7) */
 	bool revoke_failed[KC_PLAN_GRANTS_MAX];
+	bool may_land[KC_PLAN_GRANTS_MAX]; /* revoked, but a create sent before may land after */
 	int keep; /* index of the kept grant, -1: none */
 	bool stray[KC_PLAN_GRANTS_MAX]; /* added by this job: a Secret found where none was recorded */
 	/* the wanted grant's progress */

@@ -398,7 +398,8 @@ int kc_state_put_grant(int dir, const struct kc_grant *g, bool interrupted, stru
 		      (json_int_t)g->bound_until, "jti", g->jti, "since", (json_int_t)g->since, "error", g->error,
 		      "addresses", addrs);
 	if (j && (json_object_set_new(j, "endpoint", json_string(g->endpoint)) < 0 ||
-		  json_object_set_new(j, "reminted", json_boolean(g->reminted)) < 0)) {
+		  json_object_set_new(j, "reminted", json_boolean(g->reminted)) < 0 ||
+		  (g->creating && json_object_set_new(j, "creating", json_integer((json_int_t)g->creating)) < 0))) {
 		json_decref(j);
 		j = NULL;
 	}
@@ -453,6 +454,7 @@ static int parse_grant(json_t *j, struct kc_grant *g)
 	copy_str(g->endpoint, sizeof(g->endpoint), json_string_value(json_object_get(j, "endpoint")));
 	g->reminted = json_is_true(json_object_get(j, "reminted"));
 	g->since = (time_t)since;
+	g->creating = (time_t)json_integer_value(json_object_get(j, "creating"));
 	json_array_foreach(addrs, i, a)
 	{
 		if (json_is_string(a) && g->n_addrs < KC_ADDRS_MAX)

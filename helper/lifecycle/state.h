@@ -88,6 +88,9 @@ struct kc_grant {
 	bool reminted;
 	char jti[128];
 	time_t since; /* revoke: since when */
+	/* When a job that may send a create for this slot marked it (0: none):
+	 * that create may land late (KC_CREATE_MAY_LAND_S). */
+	time_t creating;
 	char error[300]; /* revoke: why the last attempt failed */
 	char addrs[KC_ADDRS_MAX][64]; /* API server addresses seen, "ip port", for cutting connections */
 	size_t n_addrs;

@@ -4,6 +4,7 @@ API server's: a token refused (SelfSubjectReview, past its ~10 s cache), our
 Secrets (admin kubectl), the audit log (which names each request's token by
 its jti), and watches opened before a revocation that must deliver nothing
 created after it (the test cluster has no kubelet: streams are watches)."""
+import concurrent.futures
 import json
 import os
 import pwd
@@ -622,3 +623,48 @@ def test_a_logout_killed_after_its_delete_is_not_kept(cluster, workdir, users, p
         assert cluster.whoami(token) == ALICE, "the next login kept a token whose Secret the killed logout deleted"
     finally:
         d2.close()
+
+
+def opening_driver_pid(user, other):
+    """The session driver of `user` that is not `other`."""
+    drivers = []
+    for p in Path("/proc").iterdir():
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if p.name.isdigit() and int(p.name) != other and argv[0].endswith(b"kc-session-driver") and \
+                user.encode() in argv:
+            drivers.append(int(p.name))
+    assert len(drivers) == 1, f"session drivers of {user}: {drivers}"
+    return drivers[0]
+
+
+@security("a login killed after it sent the create of a new Secret (its server changed) leaves a record that "
+          "outlives the logout's revocation: the create that lands late is deleted by the next gc")
+def test_a_create_landing_after_the_logout_is_revoked(cluster, workdir, users, pam_service, fault_proxy, alice, host):
+    proxy = fault_proxy()
+    user = users.make()
+    cfg = cfg_for(workdir, host, user, server=proxy.url)
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    assert d.open_rc == 0, d.lines
+    cfg_for(workdir, host, user, server=proxy.other_url)  # the same path: the next login recreates
+    held = Rule("hold", method="POST", path=r"/secrets$", times=1)
+    proxy.add(held)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(Driver, svc, user)
+        assert held.hit.wait(20), "the second login sent no create"
+        killed = helper_descendants(opening_driver_pid(user, d.p.pid))
+        assert killed, "no helper of the second login to kill"
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        d2 = opening.result(30)
+    d2.close()
+    d.close()  # the last logout: it deletes the Secret before the create, or finds none
+    held.release()  # the create lands now
+    assert held.done.wait(20)
+    assert wait_for(lambda: our_secrets(cluster, host, user), 10), "the late create did not land"
+    r = run_bounded(["gc", "--config", cfg], 10000)
+    assert not r.killed, r  # exit 1: the revocation stays pending while another late create may land
+    assert not our_secrets(cluster, host, user), "a Secret created after the last logout outlived a gc"

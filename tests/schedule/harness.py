@@ -63,6 +63,7 @@ HOLDER = ("set -e; " + "".join(f"mount -t tmpfs -o mode={m},size=16m kcsched {d}
 INFO = re.compile(r"^INFO kubectl: context (\S+) as ")
 WATCHERS = user_runnable(Path(__file__).resolve().parents[1] / "lifecycle" / "watchers.py")
 INF = float("inf")
+DEBUG = os.environ.get("SCHED_DEBUG") == "1"  # refresh and gc run with --debug; a failing seed's report shows it
 # Schedule users get uids from a counter above login.defs' UID_MAX, never handed
 # out twice in a run: a deleted account's uid must not come back as another
 # schedule's user while processes of the first may still be around.
@@ -674,6 +675,7 @@ class Result:
         self.took = 0.0
         self.counts = {}
         self.error = None
+        self.debug = []
 
     def report(self):
         lines = [f"seed {self.schedule.seed}: " + ("ok" if not self.violations else
@@ -688,6 +690,7 @@ class Result:
         lines += [f"     {l}" for l in self.log]
         lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()) if v))
         lines.append(f"  replay: make chaos SCHEDULES=1 SEED={self.schedule.seed}")
+        lines += self.debug  # SCHED_DEBUG=1: what refresh and gc said with --debug
         return "\n".join(lines)
 
 
@@ -912,6 +915,7 @@ class Runner:
     def helper_op(self, step, res=None):
         """refresh or gc as the timer runs them; res (a dict) gets rc and killed."""
         args = [step.op, "--config", str(self.host.config), "--deadline", str(sch.DEADLINE_MS)]
+        args += ["--debug"] if DEBUG else []
         now = step.arg.get("now")
         if now is not None:
             args += ["--now", self.host.names[self.seat[now]]]
@@ -946,6 +950,9 @@ class Runner:
         self.last_rc = p.returncode
         if res is not None:
             res.update(rc=p.returncode, killed=killed.is_set())
+        if DEBUG:
+            self.res.debug.append(f"--- {step.op} at {time.monotonic() - self.t0:.2f}s:\n{err}")
+        err = "\n".join(l for l in (err or "").splitlines() if ": debug: " not in l)
         tail = (err or "").strip().splitlines()[-1:] if p.returncode else []
         return f"{step.op}: rc={p.returncode}{' killed' if killed.is_set() else ''} {took:.2f}s {tail}"
 
@@ -1124,6 +1131,7 @@ class Runner:
             self.counts["locks"] += 1
         args = ["revoke", name, "--config", str(self.host.config), "--deadline", str(sch.DEADLINE_MS)]
         args += ["--for", f"{secs}s"] if secs else []
+        args += ["--debug"] if DEBUG else []
         start = time.monotonic()
         try:
             p = run(self.host.ns + [str(self.ctx.helper)] + args, check=False, timeout=sch.DEADLINE_MS / 1000 + 8)
@@ -1135,6 +1143,9 @@ class Runner:
             self.violate("I4", f"revoke {self.label(u)} still ran {took:.0f}s after it started; killed")
             return f"lock {self.label(u)}: timed out"
         self.check_deadline(f"revoke {self.label(u)}", took, sch.DEADLINE_MS / 1000)
+        if DEBUG:
+            self.res.debug.append(f"--- revoke {self.label(u)} at {time.monotonic() - self.t0:.2f}s:\n{p.stderr}")
+            p.stderr = "\n".join(l for l in (p.stderr or "").splitlines() if ": debug: " not in l)
         if " is locked on " in p.stdout:
             k["held"] = k["returned"]
         out = f"lock {self.label(u)}{f' for {secs}s' if secs else ''}: rc={p.returncode} {took:.2f}s"

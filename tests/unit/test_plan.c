@@ -946,6 +946,51 @@ static void test_create_may_land_after_a_404(void **state)
 	assert_int_equal(c.n_put, 0);
 }
 
+/* A job killed after it sent a create for a slot whose file named another
+ * Secret (a recreate: the old one deleted, its uid still in the file, marked
+ * interrupted with the time it was marked): the create may land after the
+ * next logout's 404 as well. Within KC_CREATE_MAY_LAND_S of the marking the
+ * revocation stays pending, whatever the file's state and uid; past it, a 404
+ * is the end (schedule seed 4402677: a Secret left after the last logout). */
+static void test_create_may_land_after_an_interrupted_recreate(void **state)
+{
+	struct kc_grant g = grant_ax();
+	struct kc_plan_input in = { .cluster = "c", .grants = &g, .n_grants = 1, .ttl = TTL, .now = NOW };
+	struct kc_plan p;
+	struct kc_step s;
+	struct kc_commit c;
+
+	(void)state;
+	g.interrupted = true;
+	g.creating = NOW - 2;
+	/* The file's state, and what the server answers: 404, or the Secret there
+	 * (the one before the create) and deleted. */
+	for (int k = 0; k < 4; k++) {
+		g.state = k & 1 ? KC_GRANT_REVOKE : KC_GRANT_CURRENT;
+		g.since = k & 1 ? NOW - 3600 : 0;
+		assert_int_equal(kc_plan_start(&p, &in), 0);
+		while ((s = kc_plan_next(&p)).kind != KC_STEP_DONE)
+			kc_plan_record(&p, &s, k & 2 ? KC_OUT_OK : KC_OUT_GONE,
+				       s.kind == KC_STEP_LEARN_UID ? "u11" : "");
+		kc_plan_commit(&p, &c, NULL, NOW);
+		assert_int_equal(c.n_drop, 0);
+		assert_int_equal(c.n_put, 1);
+		assert_int_equal(c.put[0].state, KC_GRANT_REVOKE);
+		/* the next job still knows when the create may have been sent, and
+		 * deletes by name: what lands late has a uid no one knows */
+		assert_int_equal(c.put[0].creating, NOW - 2);
+		assert_string_equal(c.put[0].secret_uid, "");
+	}
+	/* Long enough after: the 404 ends it. */
+	g.creating = NOW - KC_CREATE_MAY_LAND_S;
+	assert_int_equal(kc_plan_start(&p, &in), 0);
+	s = kc_plan_next(&p);
+	kc_plan_record(&p, &s, KC_OUT_GONE, "");
+	kc_plan_commit(&p, &c, NULL, NOW);
+	assert_int_equal(c.n_drop, 1);
+	assert_int_equal(c.n_put, 0);
+}
+
 /* The remint limit: once per period at refresh, at every login. */
 static void test_remint_once_per_period(void **state)
 {
@@ -1062,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_bound_until),
 		cmocka_unit_test(test_pending_revocation_ends),
 		cmocka_unit_test(test_create_may_land_after_a_404),
+		cmocka_unit_test(test_create_may_land_after_an_interrupted_recreate),
 		cmocka_unit_test(test_remint_once_per_period),
 		cmocka_unit_test(test_endpoint_changed),
 		cmocka_unit_test(test_lost_mint_answer),
