@@ -230,13 +230,6 @@ static bool unknown_due(const struct user_work *work, uid_t uid, int dir)
 	return rc == 0 && n == 0 && kc_reconcile_due(work->cfg, NULL, false, uid, dir, KC_ROTATE_DUE, NULL);
 }
 
-/* The users whose records say there is something to do. A user whose records
- * and mapping are as they were at the last verdict, and whose first rotation
- * has not come, is not read again (lifecycle/verdicts.h), unless the index of
- * open sessions says one of theirs died, or could not be read: no verdict
- * hides that. *unsure gets
- * the users left as they are because the account databases could not tell
- * about them (the metrics look at their grant files). */
 /* Nothing due for uid: its dead sessions' entries go, and the verdict is
  * noted (key NULL: none can be) to hold until `until` (0: no end). */
 static void nothing_due(const struct user_work *work, uid_t uid, struct kc_verdicts *v, const char *key,
@@ -253,6 +246,13 @@ static void nothing_due(const struct user_work *work, uid_t uid, struct kc_verdi
 		kc_verdicts_note(v, uid, key, now, until);
 }
 
+/* The users whose records say there is something to do. A user whose records
+ * and mapping are as they were at the last verdict, and whose first rotation
+ * has not come, is not read again (lifecycle/verdicts.h), unless the index of
+ * open sessions says one of theirs died, or could not be read: no verdict
+ * hides that. *unsure gets the users left as they are because the account
+ * databases could not tell about them (the metrics look at their grant
+ * files). */
 static size_t due_users(const struct user_work *work, const uid_t *uids, size_t n, uid_t *out, uid_t *unsure,
 			size_t *n_unsure)
 {
