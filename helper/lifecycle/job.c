@@ -529,14 +529,10 @@ void kc_job_run(struct kc_job *j)
 		kc_job_early_cut_start(&c);
 		if (kc_plan_next(&c.plan).kind != KC_STEP_DONE) {
 			if (j->honour_down_window && kc_job_in_down_window(j, &probe)) {
-				j->skipped = true;
+				kc_job_skip(j, &c.plan);
 				snprintf(c.error, sizeof(c.error),
 					 "cluster %s: skipped: it failed less than %lds ago (network.after_failure)",
 					 j->cl->name, j->cfg->after_failure);
-				j->written =
-					c.plan.keep >= 0 && c.plan.old[c.plan.keep].sa_name[0] && c.plan.in.token_file;
-				for (size_t i = 0; i < c.plan.n_old; i++)
-					j->pending += c.plan.fate[i] != KC_FATE_KEEP && !c.plan.revoked[i];
 				goto out;
 			}
 			/* Every job that sends marks first: a Secret or token made, or a

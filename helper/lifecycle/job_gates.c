@@ -122,11 +122,16 @@ bool kc_job_held_mints(struct kc_job *j, const struct kc_plan *p, char *error, s
 {
 	if (!j->target || !j->target->held || (!p->need_create && !p->need_mint))
 		return false;
-	j->skipped = true;
-	j->written = p->keep >= 0 && p->old[p->keep].sa_name[0] && p->in.token_file; /* as a down cluster's */
-	for (size_t i = 0; i < p->n_old; i++)
-		j->pending += p->fate[i] != KC_FATE_KEEP && !p->revoked[i];
+	kc_job_skip(j, p);
 	snprintf(error, n, "cluster %s: the fleet's locks could not be read: nothing is minted here this run",
 		 j->cl->name);
 	return true;
+}
+
+void kc_job_skip(struct kc_job *j, const struct kc_plan *p)
+{
+	j->skipped = true;
+	j->written = p->keep >= 0 && p->old[p->keep].sa_name[0] && p->in.token_file;
+	for (size_t i = 0; i < p->n_old; i++)
+		j->pending += p->fate[i] != KC_FATE_KEEP && !p->revoked[i];
 }

@@ -29,5 +29,8 @@ int kc_job_held_or_fleet_locked(struct kc_job *j, struct kc_kube **kube, char *e
  * an outage of the fleet's namespace must not keep access alive. true: the
  * job stops (skipped, its revocations counted pending). */
 bool kc_job_held_mints(struct kc_job *j, const struct kc_plan *p, char *error, size_t n);
+/* A planned job that sends nothing (a cluster down, mints held): the file
+ * keeps a kept grant's token, and what it had to revoke is pending. */
+void kc_job_skip(struct kc_job *j, const struct kc_plan *p);
 
 #endif
