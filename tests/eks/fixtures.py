@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import fakeclock
 from conftest import HELPER
 from standins import AwsStandin, make_tls
 
@@ -41,9 +42,9 @@ def frozen_now():
 
 
 def awscli_batch(cases, when, home="/nonexistent"):
-    """The real awscli for each case ({"args", "env"}) under faketime at when."""
-    env = {**CLEAN_ENV, "HOME": home, "TZ": "UTC"}
-    p = subprocess.run(["faketime", "-f", when, sys.executable, str(HERE / "awscli_batch.py")],
+    """The real awscli for each case ({"args", "env"}) under libfaketime at when."""
+    env = {**CLEAN_ENV, "HOME": home, "TZ": "UTC", **fakeclock.env(when)}
+    p = subprocess.run([sys.executable, str(HERE / "awscli_batch.py")],
                        input=json.dumps(cases), capture_output=True, text=True, env=env, timeout=900)
     if p.returncode != 0:
         raise AssertionError(f"awscli_batch failed:\n{p.stderr}")
@@ -51,9 +52,9 @@ def awscli_batch(cases, when, home="/nonexistent"):
 
 
 def ours(args, env, when, home="/nonexistent", stdin=None):
-    """pam-kubeconfig eks-token under faketime at when."""
-    full = {**CLEAN_ENV, "HOME": home, "TZ": "UTC", **env}
-    return subprocess.run(["faketime", "-f", when, str(HELPER), "eks-token", *args], env=full, capture_output=True,
+    """pam-kubeconfig eks-token under libfaketime at when."""
+    full = {**CLEAN_ENV, "HOME": home, "TZ": "UTC", **env, **fakeclock.env(when)}
+    return subprocess.run([str(HELPER), "eks-token", *args], env=full, capture_output=True,
                           text=True, timeout=120, input=stdin)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import fakeclock
 from clients import CREDENTIAL_ID, jwt_claims, wait_for
 from conftest import (BUILD, HELPER, STATE_DIR, Background, Driver, Stopper, current_token, helper, our_secrets, run,
                       run_bounded, security, token_path, unique_host_id, user_runnable)
@@ -305,11 +306,10 @@ def gc_at(when, cfg):
     The helper clears its environment before it first asks the time, so the
     offset is in libfaketime's system-wide file, read only by a process that
     preloads it: this one."""
-    lib = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
     rc = Path("/etc/faketimerc")
     rc.write_text(f"{int(when - time.time()):+d}\n")
     try:
-        return run([HELPER, "gc", "--config", cfg], env={**os.environ, "LD_PRELOAD": str(lib)}, check=False)
+        return run([HELPER, "gc", "--config", cfg], env={**os.environ, "LD_PRELOAD": str(fakeclock.LIB)}, check=False)
     finally:
         rc.unlink()
 
