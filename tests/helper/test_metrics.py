@@ -286,10 +286,14 @@ def test_logins_racing_refreshes_count_exactly(cluster, workdir, users, metrics_
     refresh(cfg)
     before = exporter.scrape()
     mark = cluster.audit_mark()
-    results, runs, stop = [], [], threading.Event()
+    results, runs, stop, began = [], [], threading.Event(), threading.Condition()
+    started = [0]
 
     def refresher():
         while not stop.is_set():
+            with began:
+                started[0] += 1
+                began.notify_all()
             t = time.monotonic()
             helper("refresh", "--config", cfg)
             runs.append((t, time.monotonic()))
@@ -299,10 +303,21 @@ def test_logins_racing_refreshes_count_exactly(cluster, workdir, users, metrics_
         s, rc = login(u, cfg)
         results.append((u, s, rc, t, time.monotonic()))
 
+    def runs_begin(n):
+        with began:
+            assert began.wait_for(lambda: started[0] >= n, timeout=60), "refresh runs stopped"
+        return started[0]
+
     r = threading.Thread(target=refresher)
     r.start()
+    # Three waves of logins, each let go once another refresh run has begun
+    # after the first wave started: at least two runs overlap the logins,
+    # however long one run takes.
     threads = [threading.Thread(target=one, args=(u,)) for u in names]
-    for t in threads:
+    n = runs_begin(1)
+    for i, t in enumerate(threads):
+        if i in (4, 7):
+            n = runs_begin(n + 1)
         t.start()
     for t in threads:
         t.join()
