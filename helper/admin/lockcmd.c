@@ -169,11 +169,44 @@ static int known_cluster(const char *config, const char *cluster)
 	return rc;
 }
 
+/* --for's end: whole seconds, rounded up (a lock lapses once time(NULL) reaches it). */
+static time_t lock_end(long seconds)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec + (now.tv_nsec > 0) + seconds;
+}
+
+/* A second revoke never shortens a lock that stands on the same user and
+ * cluster: k keeps the later end (0, until unlocked, is the latest). True
+ * when the lock that stood decided it. */
+static bool keep_longer(struct kc_lock *k)
+{
+	struct kc_locks all;
+	struct kc_err err = { "" };
+	const struct kc_lock *held;
+	size_t n;
+	bool kept = false;
+
+	if (!k->until || kc_locks_read(&all, time(NULL), &err) < 0)
+		return false;
+	held = kc_locks_of(&all, k->user, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(held[i].cluster, k->cluster) == 0 && (!held[i].until || held[i].until > k->until)) {
+			k->until = held[i].until;
+			kept = true;
+		}
+	kc_locks_free(&all);
+	return kept;
+}
+
 int kc_cmd_revoke(const char *config, const char *user, const char *cluster, long seconds, bool fleet, long deadline_ms)
 {
 	struct kc_lock k = { .since = time(NULL) };
 	struct kc_err err = { "" };
 	char until[96];
+	bool kept;
 	int rc = known_cluster(config, cluster);
 
 	if (rc != KC_EXIT_OK)
@@ -182,7 +215,8 @@ int kc_cmd_revoke(const char *config, const char *user, const char *cluster, lon
 		return fprintf(stderr, "pam-kubeconfig: user name too long\n"), KC_EXIT_USAGE;
 	snprintf(k.user, sizeof(k.user), "%s", user);
 	snprintf(k.cluster, sizeof(k.cluster), "%s", cluster ? cluster : "");
-	k.until = seconds > 0 ? k.since + seconds : 0;
+	k.until = seconds > 0 ? lock_end(seconds) : 0;
+	kept = keep_longer(&k);
 	who(k.by, sizeof(k.by));
 	k.fleet = fleet;
 	/* The lock first: from now on nothing mints for the user, whatever races. */
@@ -192,8 +226,8 @@ int kc_cmd_revoke(const char *config, const char *user, const char *cluster, lon
 	}
 	kc_lock_until_text(&k, until, sizeof(until));
 	kc_audit("lock user=%s cluster=%s until=%lld by=%s", user, cluster ? cluster : "*", (long long)k.until, k.by);
-	printf("%s is locked on %s%s %s\n", user, cluster ? "cluster " : "every cluster", cluster ? cluster : "",
-	       until);
+	printf("%s is locked on %s%s %s%s\n", user, cluster ? "cluster " : "every cluster", cluster ? cluster : "",
+	       until, kept ? " (a lock that stands longer is kept)" : "");
 	if (fleet) {
 		struct kc_config *cfg = kc_config_load(config, 0, &err);
 

@@ -153,6 +153,38 @@ def test_a_lock_for_30s_lapses_by_itself(cluster, workdir, users, pam_service, a
         d.close()
 
 
+@security("a second revoke never shortens a lock that stands: `revoke USER --for 1s` after `revoke USER` (or "
+          "after a longer --for) keeps the longer lock, says so, and refresh mints nothing once the second's time "
+          "has passed")
+def test_a_shorter_revoke_keeps_the_longer_lock(cluster, workdir, users, pam_service, alice, host, unlocks):
+    user = users.make()
+    cfg = cfg_for(workdir, host, user)
+    unlocks((user, cfg))
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    assert d.open_rc == 0, d.lines
+    try:
+        r, _ = revoke(user, cfg, "--for", "1h")
+        assert r.returncode == 0, r.stdout + r.stderr
+        hour = until_of(r.stdout)
+        r, _ = revoke(user, cfg, "--for", "1s")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert until_of(r.stdout) == hour and "a lock that stands longer is kept" in r.stdout, r.stdout
+        r, _ = revoke(user, cfg)
+        assert r.returncode == 0 and "until an administrator unlocks it" in r.stdout, r.stdout + r.stderr
+        r, _ = revoke(user, cfg, "--for", "1s")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"{user} is locked on every cluster until an administrator unlocks it" in r.stdout, r.stdout
+        time.sleep(2.5)
+        r = run_bounded(["refresh", "--config", cfg], 20000)
+        assert r.returncode == 0, r
+        assert not token_path(users, user).exists(), "a shorter revoke's end lifted the lock that stood"
+        assert our_secrets(cluster, host, user) == []
+        assert "locked" in helper("explain", user, "--config", cfg).stdout
+    finally:
+        d.close()
+
+
 @security("a lock survives a revoke that could not reach the API server, and refresh honours it for a session "
           "open since before the lock: it revokes and never mints again, while the session stays open")
 def test_a_lock_survives_and_refresh_honours_it_for_a_session_open_before_it(cluster, workdir, users, pam_service,
