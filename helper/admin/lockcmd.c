@@ -78,6 +78,23 @@ static int delete_everywhere(const struct kc_config *cfg, const struct kc_cluste
  * that any bastion may hold, now and once more when whatever read the locks
  * before ours has run out of time. Names the clusters where the lock could not
  * be written (gc writes it there later). */
+/* As keep_longer, for the lock another bastion may have written in the
+ * fleet's namespace of cl: put is what to write there. A lock that cannot be
+ * read first is written anyway: writing it is what matters. */
+static void fleet_keep_longer(struct kc_kube *kube, const struct kc_config *cfg, const struct kc_cluster *cl,
+			      const struct kc_lock *k, struct kc_lock *put)
+{
+	struct kc_lock held;
+	struct kc_err e = { "" };
+
+	if (!k->until || kc_fleet_get_lock(kube, cfg, cl, k->user, time(NULL), &held, &e) != 1)
+		return;
+	if (!held.until || held.until > k->until) {
+		put->until = held.until;
+		printf("cluster %s: the fleet's lock on %s stands longer and is kept\n", cl->name, k->user);
+	}
+}
+
 static int revoke_fleet(const struct kc_config *cfg, const struct kc_lock *k)
 {
 	unsigned deleted = 0;
@@ -87,11 +104,14 @@ static int revoke_fleet(const struct kc_config *cfg, const struct kc_lock *k)
 		const struct kc_cluster *cl = &cfg->clusters[c];
 		struct kc_err e = { "" };
 		struct kc_kube *kube;
+		struct kc_lock put = *k;
 
 		if (k->cluster[0] && strcmp(k->cluster, cl->name) != 0)
 			continue;
 		kube = kc_kube_connect(cfg, cl, kc_now_ms() + 30000, NULL, &e);
-		if (!kube || kc_fleet_put_lock(kube, cfg, k, &e) < 0) {
+		if (kube)
+			fleet_keep_longer(kube, cfg, cl, k, &put);
+		if (!kube || kc_fleet_put_lock(kube, cfg, &put, &e) < 0) {
 			fprintf(stderr,
 				"pam-kubeconfig: cluster %s: the lock could not be written (%s); gc writes it "
 				"later\n",

@@ -375,6 +375,27 @@ def test_a_login_while_the_fleet_lock_stands_mints_nothing_until_unlock(cluster,
     logout_all(a, b)
 
 
+def test_a_shorter_fleet_revoke_on_another_bastion_keeps_the_longer_lock(cluster, users, fleet, bastions):
+    """`revoke --fleet` on A (until unlock), then `revoke --fleet --for 1s` on
+    B: the lock in the fleet's namespace keeps A's end, B says so, and once
+    B's second has passed a login on B still mints nothing."""
+    user, make = bastions
+    a, b, *_ = two_sessions(cluster, users, fleet, user, make)
+    uid, ns = users.uid(user), fleet["ns"]
+    a.helper("revoke", user, "--fleet")
+    r = b.helper("revoke", user, "--fleet", "--for", "1s")
+    assert "the fleet's lock on " + user + " stands longer and is kept" in r.stdout, r.stdout + r.stderr
+    cm = json.loads(cluster.kubectl("-n", ns, "get", "configmap", lock_name(user), "-o", "json").stdout)
+    assert cm["data"]["until"] == "0", cm["data"]
+    time.sleep(2.5)
+    b.helper("refresh")
+    b2 = b.login(user)
+    assert any(i.startswith(LOCKED) for i in b2.infos), b2.lines
+    assert b.token(uid) is None and our_secrets(cluster, user=user) == []
+    a.helper("unlock", user, "--fleet")
+    logout_all(a, b)
+
+
 def test_the_helper_mints_no_token_in_the_fleets_namespace(cluster, fleet):
     """The fleet's namespace maps no ServiceAccount: the helper's Role there is
     for the fleet's ConfigMaps alone, and it cannot mint a token for an
