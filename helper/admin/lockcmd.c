@@ -73,14 +73,16 @@ static int delete_everywhere(const struct kc_config *cfg, const struct kc_cluste
 	return rc < 0 || d.failed ? -1 : 0;
 }
 
-/* The lock into the fleet's namespace of every cluster first (a login or a
- * refresh anywhere reads it before minting), then every Secret of the user
- * that any bastion may hold, now and once more when whatever read the locks
- * before ours has run out of time. Names the clusters where the lock could not
- * be written (gc writes it there later). */
+/* The rule of a second revoke: a lock that stands never gets an earlier end
+ * (until 0, until unlocked, is the latest). */
+static bool stands_longer(const struct kc_lock *held, time_t until)
+{
+	return until && (!held->until || held->until > until);
+}
+
 /* As keep_longer, for the lock another bastion may have written in the
- * fleet's namespace of cl: put is what to write there. A lock that cannot be
- * read first is written anyway: writing it is what matters. */
+ * fleet's namespace of cl: put is what to write there. When that lock cannot
+ * be read first, ours is written anyway: writing it is what matters. */
 static void fleet_keep_longer(struct kc_kube *kube, const struct kc_config *cfg, const struct kc_cluster *cl,
 			      const struct kc_lock *k, struct kc_lock *put)
 {
@@ -89,12 +91,17 @@ static void fleet_keep_longer(struct kc_kube *kube, const struct kc_config *cfg,
 
 	if (!k->until || kc_fleet_get_lock(kube, cfg, cl, k->user, time(NULL), &held, &e) != 1)
 		return;
-	if (!held.until || held.until > k->until) {
+	if (stands_longer(&held, k->until)) {
 		put->until = held.until;
 		printf("cluster %s: the fleet's lock on %s stands longer and is kept\n", cl->name, k->user);
 	}
 }
 
+/* The lock into the fleet's namespace of every cluster first (a login or a
+ * refresh anywhere reads it before minting), then every Secret of the user
+ * that any bastion may hold, now and once more when whatever read the locks
+ * before ours has run out of time. Names the clusters where the lock could not
+ * be written (gc writes it there later). */
 static int revoke_fleet(const struct kc_config *cfg, const struct kc_lock *k)
 {
 	unsigned deleted = 0;
@@ -198,9 +205,8 @@ static time_t lock_end(long seconds)
 	return now.tv_sec + (now.tv_nsec > 0) + seconds;
 }
 
-/* A second revoke never shortens a lock that stands on the same user and
- * cluster: k keeps the later end (0, until unlocked, is the latest). True
- * when the lock that stood decided it. */
+/* k keeps the end of a lock that stands longer on the same user and cluster
+ * (stands_longer). True when the lock that stood decided it. */
 static bool keep_longer(struct kc_lock *k)
 {
 	struct kc_locks all;
@@ -213,7 +219,7 @@ static bool keep_longer(struct kc_lock *k)
 		return false;
 	held = kc_locks_of(&all, k->user, &n);
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(held[i].cluster, k->cluster) == 0 && (!held[i].until || held[i].until > k->until)) {
+		if (strcmp(held[i].cluster, k->cluster) == 0 && stands_longer(&held[i], k->until)) {
 			k->until = held[i].until;
 			kept = true;
 		}
