@@ -43,6 +43,18 @@ def revoke(user, cfg, *flags):
     return r, start
 
 
+def open_session(workdir, users, pam_service, host, unlocks):
+    """A new user with a session open through the real libpam on their own
+    config (their lock lifted at the end): (user, cfg, PAM service, Driver)."""
+    user = users.make()
+    cfg = cfg_for(workdir, host, user)
+    unlocks((user, cfg))
+    svc = pam_service(f"config={cfg} timeout=10")
+    d = Driver(svc, user)
+    assert d.open_rc == 0, d.lines
+    return user, cfg, svc, d
+
+
 def lock_message(d):
     return [i for i in d.infos if "locked" in i]
 
@@ -65,12 +77,7 @@ def until_of(text):
           "a working token back at once")
 def test_revoke_ends_an_open_sessions_access_and_unlock_gives_it_back(cluster, workdir, users, pam_service, alice,
                                                                       host, unlocks):
-    user = users.make()
-    cfg = cfg_for(workdir, host, user)
-    unlocks((user, cfg))
-    svc = pam_service(f"config={cfg} timeout=10")
-    d = Driver(svc, user)
-    assert d.open_rc == 0, d.lines
+    user, cfg, svc, d = open_session(workdir, users, pam_service, host, unlocks)
     token = current_token(users, user)
     watch = Watchers(workdir, users, user, token)
     try:
@@ -114,12 +121,7 @@ def test_revoke_ends_an_open_sessions_access_and_unlock_gives_it_back(cluster, w
 @security("revoke USER --for 30s lapses by itself: the lock refuses logins until its time, then the next refresh "
           "gives the open session a token and logins mint again, with no unlock")
 def test_a_lock_for_30s_lapses_by_itself(cluster, workdir, users, pam_service, alice, host, unlocks):
-    user = users.make()
-    cfg = cfg_for(workdir, host, user)
-    unlocks((user, cfg))
-    svc = pam_service(f"config={cfg} timeout=10")
-    d = Driver(svc, user)
-    assert d.open_rc == 0, d.lines
+    user, cfg, svc, d = open_session(workdir, users, pam_service, host, unlocks)
     token = current_token(users, user)
     try:
         r, start = revoke(user, cfg, "--for", "30s")
@@ -157,12 +159,7 @@ def test_a_lock_for_30s_lapses_by_itself(cluster, workdir, users, pam_service, a
           "after a longer --for) keeps the longer lock, says so, and refresh mints nothing once the second's time "
           "has passed")
 def test_a_shorter_revoke_keeps_the_longer_lock(cluster, workdir, users, pam_service, alice, host, unlocks):
-    user = users.make()
-    cfg = cfg_for(workdir, host, user)
-    unlocks((user, cfg))
-    svc = pam_service(f"config={cfg} timeout=10")
-    d = Driver(svc, user)
-    assert d.open_rc == 0, d.lines
+    user, cfg, svc, d = open_session(workdir, users, pam_service, host, unlocks)
     try:
         r, _ = revoke(user, cfg, "--for", "1h")
         assert r.returncode == 0, r.stdout + r.stderr
