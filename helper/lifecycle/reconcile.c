@@ -12,8 +12,7 @@
 #include "lifecycle/status.h"
 #include "lifecycle/tokenfile.h"
 
-/* What the jobs left, for `pam-kubeconfig status` (lifecycle/status.h). */
-static void write_status(const struct kc_reconcile *r)
+void kc_reconcile_status(const struct kc_reconcile *r)
 {
 	const struct kc_status_input in = { .cfg = r->cfg,
 					    .uid = r->uid,
@@ -56,7 +55,8 @@ int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 				      .deadline_ms = r->deadline_ms };
 	}
 	kc_jobs_run(r->jobs, r->n_jobs);
-	write_status(r);
+	if (!r->status_later)
+		kc_reconcile_status(r);
 	return 0;
 }
 

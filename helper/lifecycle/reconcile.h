@@ -25,6 +25,7 @@ struct kc_reconcile {
 	enum kc_rotate rotate;
 	bool honour_down_window;
 	bool is_login;
+	bool status_later; /* the caller writes the status (kc_reconcile_status) itself */
 	long long deadline_ms;
 	/* out */
 	struct kc_target *targets; /* per cluster */
@@ -32,8 +33,12 @@ struct kc_reconcile {
 	size_t n_jobs;
 };
 
+/* Runs the jobs, then writes the user's status file unless status_later. */
 int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err);
 void kc_reconcile_free(struct kc_reconcile *r);
+
+/* What the jobs left, for `pam-kubeconfig status` (lifecycle/status.h). */
+void kc_reconcile_status(const struct kc_reconcile *r);
 
 /* How many clusters have a working token file now. */
 size_t kc_reconcile_written(const struct kc_reconcile *r);

@@ -114,6 +114,11 @@ void kc_state_put_digest(int dir, const char *digest)
 	struct kc_err e;
 	/* Not synced: lost, the next refresh writes the file again. */
 	const struct kc_write_opts o = { .mode = 0600, .uid = 0, .gid = 0, .sync = KC_SYNC_NONE };
+	char have[65];
 
+	/* The same entries as last time (most logins): a rename over the file
+	 * would cost a login ~0.4 ms for nothing. */
+	if (kc_state_get_digest(dir, have) == 0 && strcmp(have, digest) == 0)
+		return;
 	kc_write_at(dir, "kubeconfig.digest", digest, strlen(digest), &o, &e);
 }
