@@ -259,7 +259,8 @@ static void nl_put(struct sockcut_run *r, unsigned char *msg, size_t *len, uint1
 	if (with_filter) {
 		memcpy(msg + at + NLMSG_LENGTH(size), &attr, NLA_HDRLEN);
 		memcpy(msg + at + NLMSG_LENGTH(size) + NLA_HDRLEN, r->bc, r->bclen);
-		memset(msg + at + NLMSG_LENGTH(size) + NLA_HDRLEN + r->bclen, 0, NLA_ALIGN(attr.nla_len) - attr.nla_len);
+		memset(msg + at + NLMSG_LENGTH(size) + NLA_HDRLEN + r->bclen, 0,
+		       NLA_ALIGN(attr.nla_len) - attr.nla_len);
 	}
 	*len += NLMSG_ALIGN(nlh.nlmsg_len);
 }
