@@ -23,6 +23,7 @@ struct kc_kube {
 	long request_timeout_ms;
 	long long deadline_ms; /* 0: none */
 	bool unreachable;
+	bool out_of_time; /* kc_kube_out_of_time() */
 	char primary_ip[64]; /* the address of the last connection, "ip port" */
 	int (*gate)(void *arg); /* kc_kube_gate() */
 	void *gate_arg;
@@ -187,6 +188,11 @@ bool kc_kube_unreachable(const struct kc_kube *k)
 	return k->unreachable;
 }
 
+bool kc_kube_out_of_time(const struct kc_kube *k)
+{
+	return k->out_of_time;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
 	struct kc_buf *b = userp;
@@ -208,6 +214,7 @@ static long timeout_for(struct kc_kube *k, struct kc_err *err)
 	if (left < 1) {
 		kc_seterr(err, "cluster %s: out of time before the request", k->name);
 		k->unreachable = true;
+		k->out_of_time = true;
 		return -1;
 	}
 	return left < k->request_timeout_ms ? (long)left : k->request_timeout_ms;
@@ -216,6 +223,8 @@ static long timeout_for(struct kc_kube *k, struct kc_err *err)
 static void transport_error(struct kc_kube *k, CURLcode rc, struct kc_err *err)
 {
 	k->unreachable = true;
+	/* The timeout that fired was the deadline's remainder (timeout_for()). */
+	k->out_of_time |= rc == CURLE_OPERATION_TIMEDOUT && k->deadline_ms && kc_now_ms() >= k->deadline_ms - 5;
 	if (rc == CURLE_WRITE_ERROR)
 		kc_seterr(err, "cluster %s: the API server's answer is larger than %u bytes", k->name, KC_RESPONSE_MAX);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)

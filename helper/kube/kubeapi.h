@@ -36,6 +36,9 @@ void kc_kube_set_deadline(struct kc_kube *k, long long deadline_ms);
 void kc_kube_gate(struct kc_kube *k, int (*wait)(void *arg), void *arg);
 /* Did a call fail for want of a healthy server (transport error, timeout, 5xx)? */
 bool kc_kube_unreachable(const struct kc_kube *k);
+/* Did a call fail because the command's deadline came (before it, or while it
+ * waited), not a timeout of the cluster's own (network.*_timeout)? */
+bool kc_kube_out_of_time(const struct kc_kube *k);
 
 /* What a call was for, to phrase its errors. */
 struct kc_action {

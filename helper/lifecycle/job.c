@@ -326,7 +326,11 @@ static void send_all(struct job_ctx *c)
 		j->failed |= o == KC_OUT_FAILED;
 	}
 	j->requests = kc_kube_requests(c->kube);
-	kc_job_record_health(j, j->failed && kc_kube_unreachable(c->kube));
+	/* A turn the run's end cut short that ran out of time learnt nothing of
+	 * the cluster: no down mark, or every login would skip it for
+	 * network.after_failure after a busy refresh. */
+	if (!(j->turn_cut_short && kc_kube_out_of_time(c->kube)))
+		kc_job_record_health(j, j->failed && kc_kube_unreachable(c->kube));
 }
 
 /* ---- the commit ---------------------------------------------------------------- */

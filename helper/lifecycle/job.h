@@ -32,6 +32,7 @@ struct kc_job {
 	enum kc_rotate rotate;
 	bool honour_down_window; /* skip a cluster that failed within after_failure (not gc) */
 	bool is_login; /* mint lines say reason=login */
+	bool turn_cut_short; /* the run's end cut this user's turn: running out of time says nothing of the cluster */
 	long long deadline_ms;
 	/* out */
 	bool wanted; /* a live session and a rule: the cluster belongs in the kubeconfig */

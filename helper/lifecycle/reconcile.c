@@ -52,6 +52,7 @@ int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 				      .rotate = r->rotate,
 				      .honour_down_window = r->honour_down_window,
 				      .is_login = r->is_login,
+				      .turn_cut_short = r->turn_cut_short,
 				      .deadline_ms = r->deadline_ms };
 	}
 	kc_jobs_run(r->jobs, r->n_jobs);

@@ -26,6 +26,7 @@ struct kc_reconcile {
 	bool honour_down_window;
 	bool is_login;
 	bool status_later; /* the caller writes the status (kc_reconcile_status) itself */
+	bool turn_cut_short; /* kc_job's */
 	long long deadline_ms;
 	/* out */
 	struct kc_target *targets; /* per cluster */

@@ -93,6 +93,7 @@ static int run_children(struct user_work *work, const uid_t *uids, size_t n, lon
 
 			work->uid = uids[next++];
 			work->deadline_ms = mine < deadline_ms ? mine : deadline_ms;
+			work->turn_cut_short = mine > deadline_ms;
 			fflush(NULL);
 			pid = fork();
 			if (pid == 0) {

@@ -193,6 +193,7 @@ int kc_timers_user_child(const struct user_work *u)
 				   .in_scope = served == 1,
 				   .rotate = u->rotate,
 				   .honour_down_window = !u->gc,
+				   .turn_cut_short = u->turn_cut_short,
 				   .deadline_ms = u->deadline_ms };
 	if (kc_reconcile_run(&r, &err) < 0)
 		kc_error("uid %u: %s", (unsigned)u->uid, err.msg);

@@ -25,6 +25,7 @@ struct user_work {
 	enum kc_rotate rotate;
 	bool gc;
 	long long deadline_ms;
+	bool turn_cut_short; /* deadline_ms is the run's end, not a whole turn's */
 };
 
 /* The account behind a uid: 1 when it is still served, 0 when it is not (no

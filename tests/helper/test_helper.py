@@ -422,6 +422,35 @@ def test_a_failed_cluster_is_skipped_for_after_failure(cluster, workdir, users, 
     assert p.returncode == 0
 
 
+def test_a_refresh_out_of_time_marks_no_cluster_down(cluster, workdir, users, proxy):
+    """A refresh run that reaches its own deadline while a user's rotation waits
+    on the API server has learnt nothing about the cluster: the next logins must
+    not skip it for network.after_failure. (A 10,000-user refresh that ran out of
+    time cut its last users' requests short and marked both clusters down: every
+    login for the next 30 s got no token.)"""
+    cluster.ensure_sa("team-a", "alice", clusterrole="view")
+    first, second = users.make(), users.make()
+    cfg = workdir.write_config(
+        "".join(f"  - user: {u}\n    cluster: test\n    serviceaccount: team-a/alice\n" for u in (first, second)),
+        clusters=[workdir.cluster_entry("test", server=proxy.server)],
+        extra="token:\n  ttl: 10m\n  refresh_before: 99%\n")
+    p, s = open_session(first, cfg)
+    assert p.returncode == 0, p.stderr
+    time.sleep(6.5)  # 1 % of its 10 minutes: the token is due
+    proxy.set("blackhole")  # the rotation's TokenRequest gets no answer
+    start = time.monotonic()
+    r = helper("refresh", "--config", cfg, "--deadline", "1500")
+    took = time.monotonic() - start
+    assert took < 5, f"refresh took {took:.1f} s past its 1.5 s deadline: {r.stderr}"
+    proxy.set("forward")
+    p, s2 = open_session(second, cfg)
+    assert "skipped" not in p.stderr, f"the refresh's own deadline marked the cluster down:\n{r.stderr}\n{p.stderr}"
+    assert p.returncode == 0, p.stderr
+    assert token_path(users, second).exists()
+    close_session(second, cfg, s2)
+    close_session(first, cfg, s)
+
+
 @security("TLS verification is switched off only by the named escape hatch, and every login through it says so")
 def test_an_insecure_cluster_is_told_at_every_login(cluster, workdir, users):
     cluster.ensure_sa("team-a", "alice", clusterrole="view")
