@@ -24,11 +24,19 @@ void kc_log_init(bool debug)
 	openlog("pam-kubeconfig", LOG_PID, LOG_AUTHPRIV);
 }
 
+/* One line, one write: refresh's children and the jobs' threads share
+ * stderr, and a line written in pieces gets another spliced into it. (A line
+ * longer than the buffer is cut; no message comes near it.) */
 static void vsay(const char *level, const char *fmt, va_list ap)
 {
-	fprintf(stderr, "pam-kubeconfig: %s", level);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char line[8192];
+	int head = snprintf(line, sizeof(line), "pam-kubeconfig: %s", level);
+	size_t room = sizeof(line) - (size_t)head - 1; /* the newline's place kept */
+	int body = vsnprintf(line + head, room, fmt, ap);
+	size_t len = (size_t)head + (body < 0 ? 0 : (size_t)body < room ? (size_t)body : room - 1);
+
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
 }
 
 void kc_error(const char *fmt, ...)

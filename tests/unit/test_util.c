@@ -1,16 +1,58 @@
-/* Unit tests for durations, times, base64 and root-file reads. */
+/* Unit tests for durations, times, base64, root-file reads and log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/util.h"
+
+/* refresh's children share its stderr: each line is one write, whole, or a
+ * reader (journald, the module) gets two lines spliced into one. */
+static void test_log_lines_do_not_interleave(void **state)
+{
+	enum { WRITERS = 6, LINES = 400 };
+	int fds[2];
+	FILE *in;
+	char line[512];
+	unsigned n = 0, bad = 0;
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	for (int w = 0; w < WRITERS; w++) {
+		if (fork() == 0) {
+			dup2(fds[1], 2);
+			close(fds[0]);
+			for (int i = 0; i < LINES; i++)
+				kc_error("uid %d: cluster c%d: skipped: it failed less than 30s ago "
+					 "(network.after_failure)",
+					 w, i);
+			_exit(0);
+		}
+	}
+	close(fds[1]);
+	in = fdopen(fds[0], "r");
+	assert_non_null(in);
+	while (fgets(line, sizeof(line), in)) {
+		n++;
+		bad += strncmp(line, "pam-kubeconfig: error: uid ", 27) != 0 ||
+		       strstr(line + 1, "pam-kubeconfig") != NULL;
+	}
+	fclose(in);
+	while (wait(NULL) > 0)
+		;
+	assert_int_equal(n, WRITERS * LINES);
+	assert_int_equal(bad, 0);
+}
 
 static void test_durations(void **state)
 {
@@ -109,6 +151,7 @@ static void test_root_file_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_log_lines_do_not_interleave),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_base64),
