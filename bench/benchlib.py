@@ -35,15 +35,33 @@ def timed(cmd, env=None, stdin=None):
     start = time.perf_counter()
     p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env)
-    if stdin:
-        p.stdin.write(stdin.encode())
-        p.stdin.close()
-    out = p.stdout.read()
-    err = p.stderr.read()
+    # Both streams read side by side (communicate): a process that fills its
+    # stderr pipe while we wait for its stdout's end would wait for ever.
+    out, err = _drain(p, stdin.encode() if stdin else None)
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     return wall, ru.ru_maxrss, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), ru
+
+
+def _drain(p, data):
+    """Popen.communicate() without its wait (wait4 takes the rusage)."""
+    import selectors
+    chunks = {p.stdout: [], p.stderr: []}
+    if data is not None:
+        p.stdin.write(data)
+        p.stdin.close()
+    with selectors.DefaultSelector() as sel:
+        for f in chunks:
+            sel.register(f, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    chunks[key.fileobj].append(chunk)
+                else:
+                    sel.unregister(key.fileobj)
+    return b"".join(chunks[p.stdout]), b"".join(chunks[p.stderr])
 
 
 def stats(xs):

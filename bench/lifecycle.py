@@ -165,6 +165,11 @@ def section_clusters(cluster, work, user, cfg, md):
     print(f"== 9: one login, {', '.join(map(str, CLUSTER_COUNTS))} clusters")
     walls, cpu, requests = bench_clusters(cluster, work)
     ratio = {k: walls[k]["median"] / walls[1]["median"] for k in CLUSTER_COUNTS}
+    # What the machine allows at best: the CPU the login asks of the helper and
+    # of the API server and etcd, spread perfectly over every core.
+    cores = os.cpu_count()
+    bound = {k: max(walls[1]["median"], (cpu[k][0] + cpu[k][1]) / cores) / walls[1]["median"]
+             for k in CLUSTER_COUNTS}
     md += ["## Clusters are minted side by side", "",
            f"`pam-kubeconfig open --user U --session S --config C --pid P --deadline {DEADLINE_MS}` run directly "
            f"(what the module runs), timed from exec to exit; each run a fresh session of a user with no other "
@@ -173,16 +178,23 @@ def section_clusters(cluster, work, user, cfg, md):
            f"endpoint: its own loopback port, forwarded by the kernel (nftables DNAT) to the one test API server, "
            f"so no connection can be shared between two clusters. {CLUSTER_RUNS} runs each, interleaved, after "
            f"one warm-up each.", "",
-           "| clusters | wall median | wall p95 | / one cluster | helper CPU (median) | API server + etcd CPU (mean) |",
-           "|---|---|---|---|---|---|"]
+           "| clusters | wall median | wall p95 | / one cluster | helper CPU (median) | API server + etcd CPU (mean) | "
+           "CPU / cores, / one cluster's wall |",
+           "|---|---|---|---|---|---|---|"]
     md += [f"| {k} | {ms(walls[k]['median'])} | {ms(walls[k]['p95'])} | {ratio[k]:.2f} | {ms(cpu[k][0])} | "
-           f"{ms(cpu[k][1])} |" for k in CLUSTER_COUNTS]
+           f"{ms(cpu[k][1])} | {bound[k]:.2f} |" for k in CLUSTER_COUNTS]
     md += ["", f"CPU: the helper's own (user + system, its threads and the writer it reaps, from `wait4`), and what "
            f"the test cluster's kube-apiserver and etcd spent meanwhile (`/proc/PID/stat`, 10 ms ticks, so a mean). "
            f"They share this machine's {os.cpu_count()} cores: a 20-cluster login asks the machine for "
-           f"{ms(cpu[20][0] + cpu[20][1])} of CPU, a 1-cluster login for {ms(cpu[1][0] + cpu[1][1])}.", ""]
-    target("a login with 5 clusters <= 1.3x a login with 1 (issue 24)", ratio[5] <= 1.3, f"{ratio[5]:.2f}")
-    target("a login with 20 clusters <= 2.5x a login with 1 (issue 24)", ratio[20] <= 2.5, f"{ratio[20]:.2f}")
+           f"{ms(cpu[20][0] + cpu[20][1])} of CPU, a 1-cluster login for {ms(cpu[1][0] + cpu[1][1])}. The last "
+           f"column is the best any client could do here: that CPU spread perfectly over the {cores} cores, against "
+           f"one cluster's wall time. The API server's and etcd's part alone puts a 20-cluster login at "
+           f"{max(walls[1]['median'], cpu[20][1] / cores) / walls[1]['median']:.2f}x a 1-cluster one even if the "
+           f"helper took no CPU at all.", ""]
+    target("a login with 5 clusters <= 1.3x a login with 1 (issue 24)", ratio[5] <= 1.3,
+           f"{ratio[5]:.2f} (the machine's CPU allows {bound[5]:.2f})")
+    target("a login with 20 clusters <= 2.5x a login with 1 (issue 24)", ratio[20] <= 2.5,
+           f"{ratio[20]:.2f} (the machine's CPU allows {bound[20]:.2f})")
     target("a login makes 2 API requests per cluster", all(requests[k] == 2 * k for k in CLUSTER_COUNTS),
            ", ".join(str(requests[k]) for k in CLUSTER_COUNTS))
 
