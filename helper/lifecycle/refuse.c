@@ -222,9 +222,8 @@ static void put_elements_nl(struct nl_batch *b, bool add, const char *set, const
 
 /* One netlink socket for the whole process. Closing one that made a
  * transaction waits for the kernel to free what the transaction replaced (an
- * RCU grace period, up to 5-20 ms: nf_tables flushes its destroy work when a
- * netlink socket goes): a lift's is closed on a thread of its own at once
- * (release_socket()), a refusal's by the process's last child
+ * RCU grace period, 5-20 ms: nf_tables flushes its destroy work when a
+ * netlink socket goes): the process's last child closes it instead
  * (kc_refuse_socket_take()). */
 static pthread_mutex_t nl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int nl_fd = -1;
@@ -366,35 +365,6 @@ bool kc_refuse_stands(int dir, const char *cluster)
 	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static void *closer_thread(void *arg)
-{
-	close((int)(intptr_t)arg);
-	return NULL;
-}
-
-/* After a lift the process's socket is closed at once, on a thread of its
- * own: that close waits for the kernel to free the deleted elements (nothing
- * mostly, 3-5 ms one time in ten here), which is over long before the login
- * ends, and then the process needs no child to close it for it
- * (kc_cut_finish()). */
-static void release_socket(void)
-{
-	int fd = kc_refuse_socket_take();
-	pthread_attr_t attr;
-	pthread_t t;
-
-	if (fd < 0)
-		return;
-	if (pthread_attr_init(&attr) != 0) {
-		close(fd);
-		return;
-	}
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, closer_thread, (void *)(intptr_t)fd) != 0)
-		close(fd);
-	pthread_attr_destroy(&attr);
-}
-
 void kc_refuse_lift(int dir, const char *cluster, uid_t uid, long long deadline_ms)
 {
 	kc_autobuf struct kc_buf record = { 0 };
@@ -418,7 +388,6 @@ void kc_refuse_lift(int dir, const char *cluster, uid_t uid, long long deadline_
 			cluster, (unsigned)uid, b ? e.msg : "out of memory", KC_REFUSE_S);
 	free(b);
 	unlinkat(dir, name, 0);
-	release_socket();
 }
 
 int kc_refuse_supported(struct kc_err *why)
