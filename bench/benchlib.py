@@ -6,6 +6,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def _drain(p, data):
                 else:
                     sel.unregister(key.fileobj)
     return b"".join(chunks[p.stdout]), b"".join(chunks[p.stderr])
+
+
+def peak_rss(cmd):
+    """The peak RSS (KiB) of one run of cmd (and of the children it reaped).
+    Not from our own wait4: a process forked from this Python one keeps
+    Python's high-water mark (~50 MiB) across its exec, whatever it runs. GNU
+    time forks it from a process of ~1 MiB."""
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".rss") as f:
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name, *[str(c) for c in cmd]],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return int(f.read().split()[-1])
 
 
 def stats(xs):
