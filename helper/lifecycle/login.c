@@ -2,7 +2,6 @@
 
 #include "lifecycle/login.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -173,7 +172,6 @@ static void reconcile(struct login *l, struct kc_reconcile *r, enum work work)
 				    .rotate = KC_ROTATE_DUE,
 				    .honour_down_window = work != LOGOUT,
 				    .is_login = work == LOGIN,
-				    .status_later = work == LOGIN, /* beside the kubeconfig (write_files()) */
 				    .deadline_ms = jobs_deadline(l) };
 	if (kc_reconcile_run(r, &err) < 0)
 		kc_error("user %s: %s", l->a->user, err.msg);
@@ -267,26 +265,6 @@ static void write_kubeconfig(struct login *l, const struct kc_reconcile *r)
 	}
 	say_lines(res.notes.data);
 	kc_buf_free(&res.notes);
-}
-
-static void *status_thread(void *arg)
-{
-	kc_reconcile_status(arg);
-	return NULL;
-}
-
-/* A login's two files: the user's status, written here while the writer
- * merges the kubeconfig in its own process. Neither changes the jobs. */
-static void write_files(struct login *l, const struct kc_reconcile *r)
-{
-	pthread_t t;
-	bool started = pthread_create(&t, NULL, status_thread, (void *)r) == 0;
-
-	if (!started)
-		kc_reconcile_status(r);
-	write_kubeconfig(l, r);
-	if (started)
-		pthread_join(t, NULL);
 }
 
 static void warn_stale_heartbeat(void)
@@ -467,7 +445,7 @@ int kc_cmd_open(const struct kc_session_args *a)
 		reconcile(&l, &r, OPEN_LEFTOVERS);
 		goto out;
 	}
-	write_files(&l, &r);
+	write_kubeconfig(&l, &r);
 	kc_writer_hangup(&l.w); /* it exits while we finish */
 	kc_debug("kubeconfig written");
 	if (l.cfg->set_env)

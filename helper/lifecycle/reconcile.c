@@ -12,7 +12,8 @@
 #include "lifecycle/status.h"
 #include "lifecycle/tokenfile.h"
 
-void kc_reconcile_status(const struct kc_reconcile *r)
+/* What the jobs left, for `pam-kubeconfig status` (lifecycle/status.h). */
+static void write_status(const struct kc_reconcile *r)
 {
 	const struct kc_status_input in = { .cfg = r->cfg,
 					    .uid = r->uid,
@@ -56,8 +57,7 @@ int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err)
 				      .deadline_ms = r->deadline_ms };
 	}
 	kc_jobs_run(r->jobs, r->n_jobs);
-	if (!r->status_later)
-		kc_reconcile_status(r);
+	write_status(r);
 	return 0;
 }
 

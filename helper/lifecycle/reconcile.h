@@ -25,7 +25,6 @@ struct kc_reconcile {
 	enum kc_rotate rotate;
 	bool honour_down_window;
 	bool is_login;
-	bool status_later; /* the caller writes the status (kc_reconcile_status) itself */
 	bool turn_cut_short; /* kc_job's */
 	long long deadline_ms;
 	/* out */
@@ -34,12 +33,9 @@ struct kc_reconcile {
 	size_t n_jobs;
 };
 
-/* Runs the jobs, then writes the user's status file unless status_later. */
+/* Runs the jobs, then writes the user's status file. */
 int kc_reconcile_run(struct kc_reconcile *r, struct kc_err *err);
 void kc_reconcile_free(struct kc_reconcile *r);
-
-/* What the jobs left, for `pam-kubeconfig status` (lifecycle/status.h). */
-void kc_reconcile_status(const struct kc_reconcile *r);
 
 /* How many clusters have a working token file now. */
 size_t kc_reconcile_written(const struct kc_reconcile *r);
