@@ -107,6 +107,11 @@ int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms);
 /* Reads up to max bytes until EOF. Returns bytes read or -1. */
 ssize_t kc_read_all(int fd, void *buf, size_t max);
 
+/* fn(ctx, from, to) over [0, n): with at least min items, the second half
+ * on a thread of its own while this one does the first (a thread that cannot
+ * be started leaves the whole to this one). fn must share nothing between
+ * halves but what it only reads. */
+void kc_halves(size_t n, size_t min, void (*fn)(void *ctx, size_t from, size_t to), void *ctx);
 /* The current boot id from /proc (36 chars + NUL), "" if unknown. */
 void kc_boot_id(char out[64]);
 /* Start time of a process in clock ticks since boot, 0 if it does not exist. */

@@ -433,7 +433,7 @@ static bool listed(const char *const *names, size_t n, const char *cluster)
 
 size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, struct kc_target *targets)
 {
-	size_t usable = 0;
+	size_t usable = 0, settled = 0;
 
 	for (size_t c = 0; c < cfg->n_clusters; c++) {
 		struct kc_target *t = &targets[c];
@@ -442,9 +442,11 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 		t->cluster = &cfg->clusters[c];
 		t->locked = id->locked_all || listed(id->locked, id->n_locked, t->cluster->name);
 		t->held = listed(id->held, id->n_held, t->cluster->name);
+		settled += t->locked;
 	}
-	/* One pass over the rules fills every cluster's first match. */
-	for (size_t i = 0; i < cfg->n_mappings; i++) {
+	/* One pass over the rules fills every cluster's first match; it ends
+	 * when every cluster has one (or is locked). */
+	for (size_t i = 0; i < cfg->n_mappings && settled < cfg->n_clusters; i++) {
 		const struct kc_mapping *m = &cfg->mappings[i];
 		struct kc_target *t = NULL;
 
@@ -458,6 +460,7 @@ size_t kc_map_user(const struct kc_config *cfg, const struct kc_identity *id, st
 			continue;
 		t->rule = m;
 		t->rule_index = i;
+		settled++;
 		if (expand_for(cfg, m, id->name, true, t->sa_namespace, sizeof(t->sa_namespace), t->error,
 			       sizeof(t->error)) < 0 ||
 		    expand_for(cfg, m, id->name, false, t->sa_name, sizeof(t->sa_name), t->error, sizeof(t->error)) < 0)

@@ -80,8 +80,16 @@ static bool parse(const char *name, const char *boot, struct kc_live_entry *e)
 			e->cert_until = (time_t)until;
 	}
 	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->dead = strncmp(b, boot, 8) != 0 || !kc_process_alive(e->pid, e->start);
+	e->dead = strncmp(b, boot, 8) != 0; /* and its process is looked at once all are read */
 	return true;
+}
+
+static void check_alive(void *ctx, size_t from, size_t to)
+{
+	struct kc_live_entry *e = ctx;
+
+	for (size_t i = from; i < to; i++)
+		e[i].dead = e[i].dead || !kc_process_alive(e[i].pid, e[i].start);
 }
 
 static int by_uid(const void *a, const void *b)
@@ -146,6 +154,10 @@ int kc_live_read(struct kc_live_entry **out, size_t *n, struct kc_err *err)
 		(*out)[(*n)++] = e;
 	}
 	closedir(d);
+	/* Each process against /proc: reading a process's stat costs the
+	 * kernel ~8 us, with 10,000 sessions open most of a quiet refresh, so
+	 * the entries are read in two halves side by side. */
+	kc_halves(*n, 512, check_alive, *out);
 	if (*n > 1)
 		qsort(*out, *n, sizeof(**out), by_uid);
 	return 0;

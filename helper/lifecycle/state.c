@@ -67,6 +67,31 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 	return fd;
 }
 
+int kc_state_root(void)
+{
+	return open(KC_STATE_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+bool kc_state_stat(int root, uid_t uid, struct stat *st)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	return root >= 0 && fstatat(root, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
+}
+
+int kc_state_open_stat(uid_t uid, struct stat *st, struct kc_err *err)
+{
+	int fd = kc_state_open(uid, false, err);
+
+	if (fd >= 0 && fstat(fd, st) != 0) {
+		kc_seterr(err, "cannot stat the state of uid %u: %s", (unsigned)uid, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* ---- files as JSON --------------------------------------------------------- */
 
 static int write_json(int dir, const char *name, json_t *j, const struct kc_write_opts *o, struct kc_err *err)

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -103,6 +104,14 @@ bool kc_process_alive(pid_t pid, unsigned long long start);
 /* The user's directory; with create it is made (root 0700). Returns an fd, -1
  * on error, KC_ABSENT when it does not exist and create is unset. */
 int kc_state_open(uid_t uid, bool create, struct kc_err *err);
+/* The directory of every user's directory (O_PATH), for kc_state_stat(); -1
+ * when it cannot be opened. */
+int kc_state_root(void);
+/* Does the user's directory exist under root (st: as it stands)? Nothing is
+ * opened. */
+bool kc_state_stat(int root, uid_t uid, struct stat *st);
+/* kc_state_open(uid, false), with st as the opened directory stands. */
+int kc_state_open_stat(uid_t uid, struct stat *st, struct kc_err *err);
 /* The account's name, kept in a file's *name* ("user-" + hex, empty file): it
  * names the user's Secrets, and must outlive both the account (deleted with
  * sessions open) and any record's contents (an unreadable grant is recovered

@@ -94,11 +94,93 @@ static void test_key_follows_directory_and_mapping(void **state)
 	assert_string_not_equal(k3, k4);
 }
 
+/* A stored set with broken lines: each whole line is read on its own, the
+ * rest are passed over (a cut last line among them). */
+static void test_broken_lines_are_passed_over(void **state)
+{
+	char text[1024];
+	time_t now = time(NULL);
+	struct kc_verdicts *v;
+	struct kc_err e;
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "2001 %s %lld %lld\n"
+		 "garbage\n"
+		 "2002 %.63s %lld %lld\n"
+		 "2003 %s %lld\n"
+		 "2004 %s %lld %lld trailing\n"
+		 "2005 %s %lld %lld\n"
+		 "2006 %s %lld %lld",
+		 key_a, (long long)now, (long long)now + 100, key_a, (long long)now, (long long)now + 100, key_a,
+		 (long long)now, key_a, (long long)now, (long long)now + 100, key_b, (long long)now,
+		 (long long)now + 100, key_a, (long long)now, (long long)now + 100);
+	assert_int_equal(kc_cache_put("refresh", "verdicts", text, strlen(text), &e), 0);
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 2001, key_a, now));
+	assert_false(kc_verdicts_hold(v, 2002, key_a, now));
+	assert_false(kc_verdicts_hold(v, 2003, key_a, now));
+	assert_false(kc_verdicts_hold(v, 2004, key_a, now));
+	assert_true(kc_verdicts_hold(v, 2005, key_b, now));
+	assert_false(kc_verdicts_hold(v, 2006, key_a, now)); /* cut: no end of line */
+	kc_verdicts_free(v);
+}
+
+static ino_t stored_inode(void)
+{
+	char cmd[256];
+	FILE *f;
+	unsigned long long ino = 0;
+
+	snprintf(cmd, sizeof(cmd), "stat -c %%i %s/refresh-* 2>/dev/null", dir);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%llu", &ino), 1);
+	pclose(f);
+	return (ino_t)ino;
+}
+
+/* A run in which every verdict held and none is new leaves the stored set
+ * as it is; one that drops or adds a verdict writes it. */
+static void test_a_quiet_run_does_not_write_the_set(void **state)
+{
+	time_t now = time(NULL);
+	struct kc_verdicts *v = kc_verdicts_load();
+	ino_t first;
+
+	(void)state;
+	kc_verdicts_note(v, 3001, key_a, now, now + 100);
+	kc_verdicts_note(v, 3002, key_a, now, now + 100);
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	first = stored_inode();
+
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
+	assert_true(kc_verdicts_hold(v, 3002, key_a, now));
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	assert_int_equal(stored_inode(), first);
+
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
+	assert_false(kc_verdicts_hold(v, 3002, key_b, now)); /* 3002's records changed */
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	assert_int_not_equal(stored_inode(), first);
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
+	assert_false(kc_verdicts_hold(v, 3002, key_a, now)); /* dropped with its key */
+	kc_verdicts_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_window_and_key),
 		cmocka_unit_test(test_key_follows_directory_and_mapping),
+		cmocka_unit_test(test_broken_lines_are_passed_over),
+		cmocka_unit_test(test_a_quiet_run_does_not_write_the_set),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
