@@ -38,6 +38,8 @@ REFRESH_RUNS = int(os.environ.get("BENCH_REFRESH_RUNS", "30"))
 PROFILE = os.environ.get("BENCH_PROFILE")  # a directory: perf, callgrind and strace of a quiet refresh go there
 TEAM = int(os.environ.get("BENCH_REFRESH_TEAM", "250"))  # users per group the mapping names
 OPENERS = 4  # helper opens at once while the sessions are set up
+DUE_BEFORE = 95  # the due config's refresh_before (%): a 30 min token is due DUE_AFTER_S after its mint
+DUE_AFTER_S = 30 * 60 * (100 - DUE_BEFORE) // 100
 DEADLINE_MS = "10000"  # what the module passes with its default timeout=10
 
 
@@ -430,14 +432,17 @@ def make_many_users(n, groups):
 
 
 def refresh_configs(work, cluster, groups, names):
-    """The same clusters and mapping (one rule per team and cluster); tokens due
-    24 min after their mint, or 18 s after."""
+    """The same clusters and mapping (one rule per team and cluster). Quiet:
+    30 min tokens, due 24 min after their mint. Due: 30 min tokens are due 90 s
+    after theirs (5 % of the life left), and the 24 h tokens it mints 72 min
+    after theirs, so each (user, cluster) rotates exactly once however long
+    the runs take (20,000 rotations take minutes here)."""
     clusters = "".join(cluster_entry(work, cluster, n) for n in names)
     mapping = "".join(f"  - group: {g}\n    cluster: {n}\n    serviceaccount: team-a/alice\n"
                       for n in names for g in groups)
     out = []
     for name, token in (("refresh-quiet.yaml", "token:\n  ttl: 30m\n"),
-                        ("refresh-due.yaml", "token:\n  ttl: 30m\n  refresh_before: 99%\n")):
+                        ("refresh-due.yaml", f"token:\n  ttl: 24h\n  refresh_before: {DUE_BEFORE}%\n")):
         path = write_config(work, cluster, mapping, name=name, clusters=clusters)
         path.write_text(token + path.read_text())
         out.append(path)
@@ -596,7 +601,7 @@ def bench_refresh(cluster, work):
     r["quiet"], r["quiet_calls"], r["said"], r["forks"] = quiet_refresh(cluster, quiet)
     if PROFILE:
         profile_refresh(quiet, PROFILE)
-    time.sleep(max(0.0, 19 - (time.perf_counter() - opened_at)))  # 1 % of 30 min after the last mint
+    time.sleep(max(0.0, DUE_AFTER_S + 1 - (time.perf_counter() - opened_at)))  # the last 30 min token is due
     r["due"] = due_refresh(cluster, due, uids, names)
     r["whoami"] = [cluster.whoami(t) for t in r["due"].pop("sample")]
     r["after"], r["after_calls"], r["after_said"], r["after_forks"] = quiet_refresh(cluster, quiet)
@@ -659,11 +664,13 @@ def section_refresh(cluster, work, user, cfg, md):
            f"| right after the rotation below | {ms(a['median'])} | {ms(a['mean'])} | {ms(a['min'])} | "
            f"{ms(a['max'])} | {r['after_calls']} | {r['after_forks']} |", "",
            f"The helper's own account (`--debug`): `{r['said'].strip()}`.", "",
-           "Everything due: the same sessions, 19 s after the last mint, `pam-kubeconfig refresh --config C'` where "
-           "C' says `refresh_before: 99%` (a token is due 18 s after its mint), timed from exec to exit and run "
-           "again, as its timer would, while it says users are left for the next run (each run has a 45 s "
-           "deadline); the audit log's `issued-credential-id` (the jti) of each TokenRequest matched to the token "
-           "file it wrote.", "", "| | |", "|---|---|",
+           f"Everything due: the same sessions, {DUE_AFTER_S + 1} s after the last mint, `pam-kubeconfig refresh "
+           f"--config C'` where C' says `ttl: 24h` and `refresh_before: {DUE_BEFORE}%` (the 30 min tokens are due "
+           f"{DUE_AFTER_S} s after their mint, the 24 h tokens it mints only {24 * 60 * (100 - DUE_BEFORE) // 100} "
+           f"min after theirs: each pair is due exactly once however long the runs take), timed from exec to exit "
+           f"and run again, as its timer would, while it says users are left for the next run (each run has a 45 s "
+           f"deadline); the audit log's `issued-credential-id` (the jti) of each TokenRequest matched to the token "
+           f"file it wrote.", "", "| | |", "|---|---|",
            f"| wall (runs: {d['runs']}, last exit status {d['rc']}) | {d['wall']:.2f} s ({ms(d['wall'] / n)} per "
            f"user) |",
            f"| the helper's CPU (user + system, with its children) | {d['cpu']:.2f} s, **{ms(d['cpu_per'])} per "
@@ -723,17 +730,25 @@ class Listener:
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=8192)
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
+        # The list is looked up after accept() returns, under the lock: the
+        # thread used to hold the list of the round before while it waited,
+        # and the next round's first connection went into it, to be closed
+        # with it when it was collected ("99 of 100 established").
         while True:
             try:
-                self.conns.append(self.sock.accept()[0])
+                conn = self.sock.accept()[0]
             except OSError:
                 return
+            with self.lock:
+                self.conns.append(conn)
 
     def drop(self):
-        conns, self.conns = self.conns, []
+        with self.lock:
+            conns, self.conns = self.conns, []
         for c in conns:
             c.close()
 
