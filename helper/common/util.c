@@ -445,16 +445,6 @@ void kc_halves(size_t n, size_t min, void (*fn)(void *ctx, size_t from, size_t t
 	pthread_join(t, NULL);
 }
 
-/* /proc, opened once: refresh looks up one process per open session, and
- * each lookup from / walks a name more. */
-static int proc_fd = -1;
-static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
-
-static void open_proc(void)
-{
-	proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-}
-
 unsigned long long kc_proc_start_time(pid_t pid)
 {
 	char path[64], buf[1024], *p;
@@ -464,9 +454,8 @@ unsigned long long kc_proc_start_time(pid_t pid)
 
 	if (pid <= 0)
 		return 0;
-	pthread_once(&proc_once, open_proc);
-	snprintf(path, sizeof(path), "%s%d/stat", proc_fd >= 0 ? "" : "/proc/", (int)pid);
-	fd = openat(proc_fd >= 0 ? proc_fd : AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	/* The line comes whole in one read (a seq_file); refresh reads one per

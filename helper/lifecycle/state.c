@@ -74,10 +74,11 @@ int kc_state_root(void)
 
 bool kc_state_stat(int root, uid_t uid, struct stat *st)
 {
-	char name[16];
+	char name[64];
 
-	snprintf(name, sizeof(name), "%u", (unsigned)uid);
-	return root >= 0 && fstatat(root, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
+	/* Without root, by the whole path, as kc_state_open() does. */
+	snprintf(name, sizeof(name), "%s%u", root >= 0 ? "" : KC_STATE_DIR "/", (unsigned)uid);
+	return fstatat(root >= 0 ? root : AT_FDCWD, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
 }
 
 int kc_state_open_stat(uid_t uid, struct stat *st, struct kc_err *err)

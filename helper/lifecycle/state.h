@@ -105,7 +105,7 @@ bool kc_process_alive(pid_t pid, unsigned long long start);
  * on error, KC_ABSENT when it does not exist and create is unset. */
 int kc_state_open(uid_t uid, bool create, struct kc_err *err);
 /* The directory of every user's directory (O_PATH), for kc_state_stat(); -1
- * when it cannot be opened. */
+ * when it cannot be opened (kc_state_stat() then goes by the whole path). */
 int kc_state_root(void);
 /* Does the user's directory exist under root (st: as it stands)? Nothing is
  * opened. */

@@ -2,6 +2,7 @@
  * line per user: "uid key since until". */
 #include "lifecycle/verdicts.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@ struct verdict {
 	uid_t uid;
 	char key[65];
 	time_t since, until;
+	bool carried; /* into the next set (each old verdict at most once) */
 };
 
 struct kc_verdicts {
@@ -37,6 +39,8 @@ static bool parse_line(const char *p, const char *end, struct verdict *d)
 	unsigned long uid;
 	long long since, until;
 
+	if (!isdigit((unsigned char)*p))
+		return false;
 	errno = 0;
 	uid = strtoul(p, &q, 10);
 	if (q == p || *q != ' ' || end - (q + 1) < 65 || q[65] != ' ')
@@ -45,9 +49,11 @@ static bool parse_line(const char *p, const char *end, struct verdict *d)
 	d->key[64] = '\0';
 	p = q + 66;
 	since = strtoll(p, &q, 10);
-	if (q == p || *q != ' ')
+	if (q == p || *q != ' ' || !(isdigit((unsigned char)*p) || *p == '-'))
 		return false;
 	p = q + 1;
+	if (!(isdigit((unsigned char)*p) || *p == '-'))
+		return false;
 	until = strtoll(p, &q, 10);
 	if (q == p || q != end || errno)
 		return false;
@@ -151,11 +157,13 @@ static void add(struct kc_verdicts *v, const struct verdict *d)
 bool kc_verdicts_hold(struct kc_verdicts *v, uid_t uid, const char key[65], time_t now)
 {
 	struct verdict want = { .uid = uid };
-	const struct verdict *d = v->old ? bsearch(&want, v->old, v->n_old, sizeof(*v->old), by_uid) : NULL;
+	struct verdict *d = v->old ? bsearch(&want, v->old, v->n_old, sizeof(*v->old), by_uid) : NULL;
 
 	if (!d || strcmp(d->key, key) != 0 || now < d->since || now >= d->until || now >= d->since + KC_VERDICT_MAX_S)
 		return false;
-	add(v, d);
+	if (!d->carried)
+		add(v, d);
+	d->carried = true;
 	return true;
 }
 
@@ -175,8 +183,9 @@ void kc_verdicts_save(const struct kc_verdicts *v)
 	struct kc_err e;
 	char line[128];
 
-	/* Every last verdict held and none is new: the stored set is the next
-	 * one already (a quiet refresh over 10,000 users writes no megabyte). */
+	/* Every last verdict held (each is carried once) and none is new: the
+	 * stored set is the next one already (a quiet refresh over 10,000 users
+	 * writes no megabyte). */
 	if (!v->noted && v->n_next == v->n_old)
 		return;
 	for (size_t i = 0; i < v->n_next; i++) {

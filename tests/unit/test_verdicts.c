@@ -111,10 +111,12 @@ static void test_broken_lines_are_passed_over(void **state)
 		 "2003 %s %lld\n"
 		 "2004 %s %lld %lld trailing\n"
 		 "2005 %s %lld %lld\n"
+		 " 2007 %s %lld %lld\n"
 		 "2006 %s %lld %lld",
 		 key_a, (long long)now, (long long)now + 100, key_a, (long long)now, (long long)now + 100, key_a,
 		 (long long)now, key_a, (long long)now, (long long)now + 100, key_b, (long long)now,
-		 (long long)now + 100, key_a, (long long)now, (long long)now + 100);
+		 (long long)now + 100, key_a, (long long)now, (long long)now + 100, key_a, (long long)now,
+		 (long long)now + 100);
 	assert_int_equal(kc_cache_put("refresh", "verdicts", text, strlen(text), &e), 0);
 	v = kc_verdicts_load();
 	assert_true(kc_verdicts_hold(v, 2001, key_a, now));
@@ -123,6 +125,7 @@ static void test_broken_lines_are_passed_over(void **state)
 	assert_false(kc_verdicts_hold(v, 2004, key_a, now));
 	assert_true(kc_verdicts_hold(v, 2005, key_b, now));
 	assert_false(kc_verdicts_hold(v, 2006, key_a, now)); /* cut: no end of line */
+	assert_false(kc_verdicts_hold(v, 2007, key_a, now)); /* not a number where the uid goes */
 	kc_verdicts_free(v);
 }
 
@@ -171,6 +174,24 @@ static void test_a_quiet_run_does_not_write_the_set(void **state)
 	v = kc_verdicts_load();
 	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
 	assert_false(kc_verdicts_hold(v, 3002, key_a, now)); /* dropped with its key */
+	kc_verdicts_free(v);
+
+	/* One uid held twice (its directory listed under two names) does not
+	 * stand for another whose verdict was dropped. */
+	v = kc_verdicts_load();
+	kc_verdicts_note(v, 3001, key_a, now, now + 100);
+	kc_verdicts_note(v, 3002, key_a, now, now + 100);
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	first = stored_inode();
+	v = kc_verdicts_load();
+	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
+	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	assert_int_not_equal(stored_inode(), first);
+	v = kc_verdicts_load();
+	assert_false(kc_verdicts_hold(v, 3002, key_a, now));
 	kc_verdicts_free(v);
 }
 
