@@ -418,31 +418,53 @@ void kc_boot_id(char out[64])
 	memcpy(out, boot_id, sizeof(boot_id));
 }
 
+struct beside {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void *run_beside(void *arg)
+{
+	struct beside *b = arg;
+
+	b->fn(b->ctx);
+	return NULL;
+}
+
+void kc_side_by_side(void (*a)(void *ctx), void *a_ctx, void (*b)(void *ctx), void *b_ctx)
+{
+	struct beside other = { b, b_ctx };
+	pthread_t t;
+	bool threaded = pthread_create(&t, NULL, run_beside, &other) == 0;
+
+	a(a_ctx);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		b(b_ctx);
+}
+
 struct half {
 	void (*fn)(void *ctx, size_t from, size_t to);
 	void *ctx;
 	size_t from, to;
 };
 
-static void *run_half(void *arg)
+static void run_half(void *arg)
 {
 	struct half *h = arg;
 
 	h->fn(h->ctx, h->from, h->to);
-	return NULL;
 }
 
 void kc_halves(size_t n, size_t min, void (*fn)(void *ctx, size_t from, size_t to), void *ctx)
 {
-	struct half second = { fn, ctx, n / 2, n };
-	pthread_t t;
+	struct half first = { fn, ctx, 0, n / 2 }, second = { fn, ctx, n / 2, n };
 
-	if (n < min || n < 2 || pthread_create(&t, NULL, run_half, &second) != 0) {
+	if (n < min || n < 2)
 		fn(ctx, 0, n);
-		return;
-	}
-	fn(ctx, 0, n / 2);
-	pthread_join(t, NULL);
+	else
+		kc_side_by_side(run_half, &first, run_half, &second);
 }
 
 unsigned long long kc_proc_start_time(pid_t pid)

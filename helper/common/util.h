@@ -107,10 +107,12 @@ int kc_read_exact(int fd, void *buf, size_t len, long long deadline_ms);
 /* Reads up to max bytes until EOF. Returns bytes read or -1. */
 ssize_t kc_read_all(int fd, void *buf, size_t max);
 
-/* fn(ctx, from, to) over [0, n): with at least min items, the second half
- * on a thread of its own while this one does the first (a thread that cannot
- * be started leaves the whole to this one). fn must share nothing between
- * halves but what it only reads. */
+/* a(a_ctx) here and b(b_ctx) on a thread of its own, side by side; both done
+ * on return (a thread that cannot be started leaves b to this one, after a).
+ * They must share nothing but what they only read. */
+void kc_side_by_side(void (*a)(void *ctx), void *a_ctx, void (*b)(void *ctx), void *b_ctx);
+/* fn(ctx, from, to) over [0, n): with at least min items, in two halves side
+ * by side (kc_side_by_side). */
 void kc_halves(size_t n, size_t min, void (*fn)(void *ctx, size_t from, size_t to), void *ctx);
 /* The current boot id from /proc (36 chars + NUL), "" if unknown. */
 void kc_boot_id(char out[64]);

@@ -1,4 +1,5 @@
 /* Unit tests for durations, times, base64, root-file reads and log lines. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,48 @@ static void test_root_file_checks(void **state)
 	unlink(path);
 }
 
+/* kc_halves: every item once, by one of two threads when there are enough. */
+struct counted {
+	unsigned char *seen;
+	pthread_t who[2];
+	int n_who;
+	pthread_mutex_t lock;
+};
+
+static void count_items(void *ctx, size_t from, size_t to)
+{
+	struct counted *c = ctx;
+	pthread_t self = pthread_self();
+
+	for (size_t i = from; i < to; i++)
+		c->seen[i]++;
+	pthread_mutex_lock(&c->lock);
+	if (c->n_who < 2)
+		c->who[c->n_who++] = self;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void test_halves(void **state)
+{
+	const size_t sizes[] = { 0, 1, 511, 512, 10001 };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k];
+		struct counted c = { .seen = calloc(n + 1, 1), .lock = PTHREAD_MUTEX_INITIALIZER };
+
+		assert_non_null(c.seen);
+		kc_halves(n, 512, count_items, &c);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(c.seen[i], 1);
+		/* below the minimum, one call here; from it, two calls, one on another thread */
+		assert_int_equal(c.n_who, n < 512 ? 1 : 2);
+		if (n >= 512)
+			assert_false(pthread_equal(c.who[0], c.who[1]));
+		free(c.seen);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_root_file_checks),
+		cmocka_unit_test(test_halves),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
