@@ -367,7 +367,9 @@ static void commit_wanted(const struct kc_plan *p, struct kc_commit *c, const ch
 			copy_str(g.secret, sizeof(g.secret), t->secret);
 			g.state = KC_GRANT_REVOKE;
 			g.since = now;
-			g.creating = late_create(p);
+			/* This job's own create, its answer lost, may land as late
+			 * as a dead job's (sent before now: the window only grows). */
+			g.creating = now;
 			copy_str(g.error, sizeof(g.error), error && *error ? error : "its creation was not confirmed");
 			put(c, &g);
 		}

@@ -991,6 +991,48 @@ static void test_create_may_land_after_an_interrupted_recreate(void **state)
 	assert_int_equal(c.n_put, 0);
 }
 
+/* A job's own create whose answer it lost (a proxy held it past the
+ * request's timeout) may land later, as a dead job's may: the grant it
+ * writes carries the time, so a later revocation that deletes an earlier
+ * Secret by that name keeps it pending for KC_CREATE_MAY_LAND_S, and the
+ * late create is deleted by the next (schedule seed 747825191: a Secret
+ * left after the last logout and a gc). */
+static void test_create_may_land_after_a_lost_create(void **state)
+{
+	struct kc_grant none = { 0 };
+	struct kc_plan_input in;
+	struct kc_plan p;
+	struct kc_step s;
+	struct kc_commit c;
+	struct kc_grant g;
+
+	(void)state;
+	want_ax(&in, &none);
+	in.n_grants = 0; /* a first login */
+	assert_int_equal(kc_plan_start(&p, &in), 0);
+	while ((s = kc_plan_next(&p)).kind != KC_STEP_DONE) {
+		assert_int_equal(s.kind, KC_STEP_CREATE);
+		kc_plan_record(&p, &s, KC_OUT_FAILED, "");
+	}
+	kc_plan_commit(&p, &c, "timed out", NOW + 1);
+	assert_int_equal(c.n_put, 1);
+	assert_int_equal(c.put[0].state, KC_GRANT_REVOKE);
+	assert_int_equal(c.put[0].creating, NOW + 1);
+
+	/* The logout: a Secret by that name is there (an earlier create of the
+	 * same name, landed) and is deleted; the create may still land. */
+	g = c.put[0];
+	in = (struct kc_plan_input){ .cluster = "c", .grants = &g, .n_grants = 1, .ttl = TTL, .now = NOW + 5 };
+	assert_int_equal(kc_plan_start(&p, &in), 0);
+	while ((s = kc_plan_next(&p)).kind != KC_STEP_DONE)
+		kc_plan_record(&p, &s, KC_OUT_OK, s.kind == KC_STEP_LEARN_UID ? "u12" : "");
+	kc_plan_commit(&p, &c, NULL, NOW + 5);
+	assert_int_equal(c.n_drop, 0);
+	assert_int_equal(c.n_put, 1);
+	assert_int_equal(c.put[0].state, KC_GRANT_REVOKE);
+	assert_int_equal(c.put[0].creating, NOW + 1);
+}
+
 /* The remint limit: once per period at refresh, at every login. */
 static void test_remint_once_per_period(void **state)
 {
@@ -1108,6 +1150,7 @@ int main(void)
 		cmocka_unit_test(test_pending_revocation_ends),
 		cmocka_unit_test(test_create_may_land_after_a_404),
 		cmocka_unit_test(test_create_may_land_after_an_interrupted_recreate),
+		cmocka_unit_test(test_create_may_land_after_a_lost_create),
 		cmocka_unit_test(test_remint_once_per_period),
 		cmocka_unit_test(test_endpoint_changed),
 		cmocka_unit_test(test_lost_mint_answer),

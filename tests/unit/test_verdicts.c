@@ -143,20 +143,28 @@ static ino_t stored_inode(void)
 	return (ino_t)ino;
 }
 
+/* A run that notes a fresh verdict for 3001 and 3002; the stored set's inode. */
+static ino_t store_two(time_t now)
+{
+	struct kc_verdicts *v = kc_verdicts_load();
+
+	kc_verdicts_note(v, 3001, key_a, now, now + 100);
+	kc_verdicts_note(v, 3002, key_a, now, now + 100);
+	kc_verdicts_save(v);
+	kc_verdicts_free(v);
+	return stored_inode();
+}
+
 /* A run in which every verdict held and none is new leaves the stored set
  * as it is; one that drops or adds a verdict writes it. */
 static void test_a_quiet_run_does_not_write_the_set(void **state)
 {
 	time_t now = time(NULL);
-	struct kc_verdicts *v = kc_verdicts_load();
+	struct kc_verdicts *v;
 	ino_t first;
 
 	(void)state;
-	kc_verdicts_note(v, 3001, key_a, now, now + 100);
-	kc_verdicts_note(v, 3002, key_a, now, now + 100);
-	kc_verdicts_save(v);
-	kc_verdicts_free(v);
-	first = stored_inode();
+	first = store_two(now);
 
 	v = kc_verdicts_load();
 	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
@@ -178,12 +186,7 @@ static void test_a_quiet_run_does_not_write_the_set(void **state)
 
 	/* One uid held twice (its directory listed under two names) does not
 	 * stand for another whose verdict was dropped. */
-	v = kc_verdicts_load();
-	kc_verdicts_note(v, 3001, key_a, now, now + 100);
-	kc_verdicts_note(v, 3002, key_a, now, now + 100);
-	kc_verdicts_save(v);
-	kc_verdicts_free(v);
-	first = stored_inode();
+	first = store_two(now);
 	v = kc_verdicts_load();
 	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
 	assert_true(kc_verdicts_hold(v, 3001, key_a, now));
