@@ -67,20 +67,6 @@ int kc_state_open(uid_t uid, bool create, struct kc_err *err)
 	return fd;
 }
 
-int kc_state_root(void)
-{
-	return open(KC_STATE_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-bool kc_state_stat(int root, uid_t uid, struct stat *st)
-{
-	char name[64];
-
-	/* Without root, by the whole path, as kc_state_open() does. */
-	snprintf(name, sizeof(name), "%s%u", root >= 0 ? "" : KC_STATE_DIR "/", (unsigned)uid);
-	return fstatat(root >= 0 ? root : AT_FDCWD, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
-}
-
 int kc_state_open_stat(uid_t uid, struct stat *st, struct kc_err *err)
 {
 	int fd = kc_state_open(uid, false, err);

@@ -122,3 +122,17 @@ void kc_state_put_digest(int dir, const char *digest)
 		return;
 	kc_write_at(dir, "kubeconfig.digest", digest, strlen(digest), &o, &e);
 }
+
+int kc_state_root(void)
+{
+	return open(KC_STATE_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+bool kc_state_stat(int root, uid_t uid, struct stat *st)
+{
+	char name[64];
+
+	/* Without root, by the whole path, as kc_state_open() does. */
+	snprintf(name, sizeof(name), "%s%u", root >= 0 ? "" : KC_STATE_DIR "/", (unsigned)uid);
+	return fstatat(root >= 0 ? root : AT_FDCWD, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
+}
