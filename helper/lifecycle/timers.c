@@ -331,6 +331,16 @@ static void look_up(void *ctx, size_t from, size_t to)
 	}
 }
 
+/* Nothing due for a user read in full: the verdict is noted under the key
+ * of the directory as it was read (it may have changed since it was first
+ * looked at). */
+static void quiet_user(const struct user_work *work, struct kc_verdicts *v, uid_t uid, struct look *l, time_t until)
+{
+	if (l->keyed)
+		kc_verdict_key(work->cfg, l->id.name ? &l->id : NULL, l->served == 1, &l->st, l->key);
+	nothing_due(work, uid, v, l->keyed ? l->key : NULL, &l->st, until);
+}
+
 /* The users whose records say there is something to do. A user whose records
  * and mapping are as they were at the last verdict, and whose first rotation
  * has not come, is not read again (lifecycle/verdicts.h), unless the index of
@@ -378,21 +388,17 @@ static size_t due_users(const struct user_work *work, const uid_t *uids, size_t 
 			/* nothing recorded */
 		} else if (l->keyed && verdict_holds(work, v, uids[i], l->key, now)) {
 			held++;
-		} else if (dir < 0 && (dir = kc_state_open_stat(uids[i], &l->st, &e)) < 0) {
-			/* gone since it was looked at */
-		} else if (l->served < 0) {
-			/* due, or left as it is (the metrics look at its grants all the same) */
-			*(unknown_due(work, uids[i], dir) ? &out[m++] : &unsure[(*n_unsure)++]) = uids[i];
-		} else if (kc_reconcile_due(work->cfg, id->name ? id : NULL, l->served == 1, uids[i], dir,
-					    KC_ROTATE_DUE, &until)) {
-			out[m++] = uids[i];
-		} else {
-			/* The key of the directory as it was read (it may have
-			 * changed since it was first looked at). */
-			if (l->keyed)
-				kc_verdict_key(work->cfg, id->name ? id : NULL, l->served == 1, &l->st, l->key);
-			nothing_due(work, uids[i], v, l->keyed ? l->key : NULL, &l->st,
-				    cert_end && (!until || cert_end < until) ? cert_end : until);
+		} else if (dir >= 0 || (dir = kc_state_open_stat(uids[i], &l->st, &e)) >= 0) {
+			/* Read now (gone since it was looked at: nothing to do). */
+			if (l->served < 0)
+				/* due, or left as it is (the metrics look at its grants all the same) */
+				*(unknown_due(work, uids[i], dir) ? &out[m++] : &unsure[(*n_unsure)++]) = uids[i];
+			else if (kc_reconcile_due(work->cfg, id->name ? id : NULL, l->served == 1, uids[i], dir,
+						  KC_ROTATE_DUE, &until))
+				out[m++] = uids[i];
+			else
+				quiet_user(work, v, uids[i], l,
+					   cert_end && (!until || cert_end < until) ? cert_end : until);
 		}
 		if (dir >= 0)
 			close(dir);
