@@ -181,18 +181,14 @@ void kc_verdicts_save(const struct kc_verdicts *v)
 {
 	kc_autobuf struct kc_buf b = { 0 };
 	struct kc_err e;
-	char line[128];
 
 	/* Every last verdict held (each is carried once) and none is new: the
 	 * stored set is the next one already (a quiet refresh over 10,000 users
 	 * writes no megabyte). */
 	if (!v->noted && v->n_next == v->n_old)
 		return;
-	for (size_t i = 0; i < v->n_next; i++) {
-		int n = snprintf(line, sizeof(line), "%lu %s %lld %lld\n", (unsigned long)v->next[i].uid,
-				 v->next[i].key, (long long)v->next[i].since, (long long)v->next[i].until);
-
-		kc_buf_append(&b, line, (size_t)n);
-	}
+	for (size_t i = 0; i < v->n_next; i++)
+		kc_buf_printf(&b, "%lu %s %lld %lld\n", (unsigned long)v->next[i].uid, v->next[i].key,
+			      (long long)v->next[i].since, (long long)v->next[i].until);
 	kc_cache_put("refresh", "verdicts", b.data ? b.data : "", b.len, &e);
 }
