@@ -84,13 +84,26 @@ static void read_live(void *ctx)
 	r->live_rc = kc_live_read(&r->live, &r->n_live, &r->live_err);
 }
 
-static void read_first(struct first_reads *r, const struct kc_config *cfg, enum kc_fleet_read fleet,
-		       struct kc_access *access)
+/* Into work (its cfg set) and access; r keeps what is freed after the run. */
+static void read_first(struct first_reads *r, struct user_work *work, struct kc_access *access,
+		       enum kc_fleet_read fleet)
 {
-	*r = (struct first_reads){ .cfg = cfg, .fleet = fleet, .access = access };
+	*r = (struct first_reads){ .cfg = work->cfg, .fleet = fleet, .access = access };
+	work->access = access;
 	kc_side_by_side(read_live, r, read_access_accounts, r);
 	if (r->access_rc < 0)
 		kc_error("%s; every user counts as locked in this run", r->access_err.msg);
+	if ((work->live_unread = r->live_rc < 0))
+		kc_warn("%s: every user is looked at in full this run", r->live_err.msg);
+	work->live = r->live;
+	work->n_live = r->n_live;
+	work->accounts = r->accounts;
+}
+
+static void free_first(struct first_reads *r)
+{
+	kc_accounts_free(r->accounts);
+	free(r->live);
 }
 
 /* ---- children with deadlines ------------------------------------------------------ */
@@ -377,10 +390,14 @@ static size_t due_users(const struct user_work *work, const uid_t *uids, size_t 
 
 		/* A user with a certificate session: the key says what the
 		 * certificates justify now, and the verdict ends with the first. */
-		if (l->recorded && cert_end && id->name && work->access &&
-		    (dir = kc_state_open_stat(uids[i], &l->st, &e)) >= 0) {
-			kc_user_access_free(id, &l->ua);
-			kc_access_apply(work->access, id, dir, NULL, &l->ua);
+		if (l->recorded && cert_end && id->name && work->access) {
+			dir = kc_state_open_stat(uids[i], &l->st, &e);
+			/* a key drawn without the certificates says nothing of them */
+			l->keyed = l->keyed && dir >= 0;
+			if (dir >= 0) {
+				kc_user_access_free(id, &l->ua);
+				kc_access_apply(work->access, id, dir, NULL, &l->ua);
+			}
 			if (l->keyed)
 				kc_verdict_key(work->cfg, id, l->served == 1, &l->st, l->key);
 		}
@@ -449,6 +466,7 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 	long long deadline = kc_now_ms() + (deadline_ms > 0 ? deadline_ms : KC_REFRESH_DEADLINE_MS);
 	uid_t *uids = NULL, *due = NULL;
 	size_t n = 0, m = 0, k = 0;
+	struct first_reads r;
 	struct kc_err err = { "" };
 	int rc;
 
@@ -458,24 +476,13 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 		return rc;
 	kc_cache_put("heartbeat", "refresh", "1", 1, &err);
 	work.cfg = cfg;
-	work.access = &access;
+	read_first(&r, &work, &access, KC_FLEET_READ);
 	if (kc_state_list_uids(&uids, &n, &err) < 0) {
 		kc_error("%s", err.msg);
 		rc = KC_EXIT_ERROR;
 	} else if ((due = calloc(2 * n + 1, sizeof(*due)))) {
-		struct first_reads r;
-		struct kc_accounts *accounts;
-		struct kc_live_entry *live;
 		size_t started = 0;
 
-		read_first(&r, cfg, KC_FLEET_READ, &access);
-		accounts = r.accounts;
-		live = r.live;
-		work.n_live = r.n_live;
-		if ((work.live_unread = r.live_rc < 0))
-			kc_warn("%s: every user is read again this run", r.live_err.msg);
-		work.live = live;
-		work.accounts = accounts;
 		m = due_users(&work, uids, n, due, due + n, &k);
 		fair_order(due, m);
 		rc = run_children(&work, due, m, deadline, &started) ? KC_EXIT_ERROR : KC_EXIT_OK;
@@ -487,12 +494,11 @@ int kc_cmd_refresh(const char *config, const char *now_user, long deadline_ms)
 					      .done = started == m, /* every due user had its turn */
 					      .scan = due,
 					      .n_scan = m + k,
-					      .live = live,
+					      .live = work.live,
 					      .n_live = work.n_live,
 					      .locked_users = -1 /* issue 25: distinct users in access.locks */ });
-		kc_accounts_free(accounts);
-		free(live);
 	}
+	free_first(&r);
 	kc_debug("refresh: %zu users with records, %zu with work due", n, m);
 	free(due);
 	free(uids);
@@ -552,15 +558,9 @@ int kc_cmd_gc(const char *config, long deadline_ms)
 	if ((rc = load(config, &cfg)) != KC_EXIT_OK)
 		return rc;
 	work.cfg = cfg;
-	work.access = &access;
 	/* Before the users are listed: the fleet's locks are repaired whatever
 	 * else fails. */
-	read_first(&r, cfg, KC_FLEET_REPAIR, &access);
-	if (r.live_rc < 0)
-		kc_warn("%s", r.live_err.msg);
-	work.live = r.live;
-	work.n_live = r.n_live;
-	work.accounts = r.accounts;
+	read_first(&r, &work, &access, KC_FLEET_REPAIR);
 	if (kc_state_list_uids(&uids, &n, &err) < 0) {
 		kc_error("%s", err.msg);
 		rc = KC_EXIT_ERROR;
@@ -574,13 +574,12 @@ int kc_cmd_gc(const char *config, long deadline_ms)
 					      .done = started == n,
 					      .scan = uids,
 					      .n_scan = n,
-					      .live = r.live,
+					      .live = work.live,
 					      .n_live = work.n_live,
 					      .locked_users = -1 /* issue 25: distinct users in access.locks */ });
-		prune_live(r.live, work.n_live);
+		prune_live(work.live, work.n_live);
 	}
-	kc_accounts_free(r.accounts);
-	free(r.live);
+	free_first(&r);
 	prune_token_dirs();
 	free(uids);
 	kc_access_free(&access);
