@@ -1,5 +1,6 @@
 """What every part of make bench shares: processes timed, throwaway users,
 configs and PAM services, the targets and the cleanup list (bench/run)."""
+import json
 import os
 import secrets
 import shutil
@@ -23,6 +24,43 @@ RUNS = int(os.environ.get("BENCH_RUNS", "50"))
 STATE_DIR, RUN_DIR = Path("/var/lib/pam_kubeconfig"), Path("/run/pam_kubeconfig")
 results, targets, cleanup = [], [], []
 
+
+class Floor:
+    """The floor of a login and a logout: one curl process sending the same
+    requests (create the revocation Secret, then the TokenRequest bound to it,
+    on one connection; DELETE the Secret), TLS verified against the same CA."""
+
+    def __init__(self, cluster, work, fleet=None, server=None):
+        self.fleet = fleet  # with fleet: the lock's GET by name first, on the same connection
+        self.hdr = work / "curl-headers"
+        self.hdr.write_text(f"Authorization: Bearer {cluster.minter_token()}\nContent-Type: application/json\n")
+        os.chmod(self.hdr, 0o600)
+        cleanup.append(lambda: self.hdr.unlink(missing_ok=True))
+        self.base = server or cluster.server
+        self.common = ["-s", "-o", "/dev/null", "--cacert", work / "ca.pem", "-H", f"@{self.hdr}"]
+
+    def open_cmd(self):
+        self.name = f"pam-kubeconfig-floor{secrets.token_hex(4)}"
+        secret = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": self.name}})
+        token = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                            "spec": {"expirationSeconds": 28800,
+                                     "boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": self.name}}})
+        lock = [*self.common, f"{self.base}/api/v1/namespaces/{self.fleet}/configmaps/lock-floor", "--next"] \
+            if self.fleet else []
+        return ["curl", *lock, *self.common, "-X", "POST", "-d", secret, f"{self.base}/api/v1/namespaces/team-a/secrets",
+                "--next", *self.common, "-X", "POST", "-d", token,
+                f"{self.base}/api/v1/namespaces/team-a/serviceaccounts/alice/token"]
+
+    def open(self):
+        w, _, rc, *_ = timed(self.open_cmd())
+        assert rc == 0
+        return w
+
+    def close(self):
+        w, r, rc, *_ = timed(["curl", *self.common, "-X", "DELETE",
+                              f"{self.base}/api/v1/namespaces/team-a/secrets/{self.name}"])
+        assert rc == 0
+        return w
 
 
 def sh(cmd, **kw):
