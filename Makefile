@@ -92,10 +92,12 @@ $(B)/tests/kc-argv0: tests/hardening/argv0.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIE -pie $(LDFLAGS) -o $@ $<
 
-# kc_sockcut() on its own, for the end-to-end test with a real kubectl watch.
+# kc_sockcut() on its own, for the end-to-end test with a real kubectl watch and
+# for make bench's cut against `ss -K`: linked with only what it uses
+# (--as-needed), as `ss` is, so that the two processes compare the mechanisms.
 $(B)/tests/kc-sockcut: tests/hardening/sockcut_driver.c $(B)/libkc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a $(PKG_LIBS)
+	$(CC) $(CFLAGS) -fPIE $(PKG_CFLAGS) -pie $(LDFLAGS) -o $@ $< $(B)/libkc.a -Wl,--as-needed $(PKG_LIBS)
 
 # The kubeconfig merge on a real file, for the tests that run kubectl and awscli on it.
 $(B)/tests/kc-merge: tests/helper/merge_tool.c $(B)/libkc.a

@@ -19,7 +19,7 @@ from conftest import Cluster  # noqa: E402,F401  (bench/run's setup uses it)
 
 B = REPO / os.environ.get("B", "build")
 HELPER, MODULE, DRIVER = B / "pam-kubeconfig", B / "pam_kubeconfig.so", B / "tests/kc-session-driver"
-CPU_BENCH = B / "bench/cpu_bench"
+CPU_BENCH, SOCKCUT = B / "bench/cpu_bench", B / "tests/kc-sockcut"
 RUNS = int(os.environ.get("BENCH_RUNS", "50"))
 STATE_DIR, RUN_DIR = Path("/var/lib/pam_kubeconfig"), Path("/run/pam_kubeconfig")
 results, targets, cleanup = [], [], []

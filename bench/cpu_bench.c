@@ -3,7 +3,7 @@
  * tokens; or the cut of a user's connections, as the helper makes it.
  * Also the stand-ins refresh's bench needs: N processes alive, each a
  * session's own (its pid in the index of open sessions).
- *   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N  |  cpu_bench sockcut UID URL
+ *   cpu_bench login CONFIG USER N  |  cpu_bench eks-token N
  *   cpu_bench holders N   (prints N pids, one per line, then "ready"; all end at EOF on stdin) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,6 @@
 #include "config/config.h"
 #include "asuser/kubeconfig_merge.h"
 #include "config/mapping.h"
-#include "lifecycle/sockcut.h"
 
 static int login(const char *path, const char *user, int n)
 {
@@ -94,32 +93,6 @@ static int eks_tokens(int n)
 	return 0;
 }
 
-/* Prints "cut N in US us": the in-process time of kc_sockcut, what a logout spends. */
-static int sockcut(const char *uid, const char *url)
-{
-	struct kc_endpoint_addr *addrs;
-	size_t n;
-	unsigned cut = 0;
-	struct kc_err err;
-	long long start;
-	struct timespec a, b;
-
-	if (kc_endpoint_resolve(url, &addrs, &n, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 1;
-	}
-	start = kc_now_ms();
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	if (kc_sockcut((uid_t)strtoul(uid, NULL, 10), addrs, n, start + 10000, &cut, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("cut %u in %lld us\n", cut, (long long)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000);
-	free(addrs);
-	return 0;
-}
-
 /* N children that wait; they end with this process (PR_SET_PDEATHSIG), which
  * ends at EOF on stdin. */
 static int holders(int n)
@@ -158,8 +131,6 @@ int main(int argc, char **argv)
 		return eks_tokens(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "holders") == 0)
 		return holders(atoi(argv[2]));
-	if (argc == 4 && strcmp(argv[1], "sockcut") == 0)
-		return sockcut(argv[2], argv[3]);
-	fprintf(stderr, "usage: cpu_bench login CONFIG USER N | eks-token N | sockcut UID URL | holders N\n");
+	fprintf(stderr, "usage: cpu_bench login CONFIG USER N | eks-token N | holders N\n");
 	return 2;
 }

@@ -26,8 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import (CPU_BENCH as B_CPU, DRIVER, HELPER, REPO, RUN_DIR, STATE_DIR, Floor, Relays, cleanup, cluster_entry,
-                      make_user, ms,
+from benchlib import (CPU_BENCH as B_CPU, DRIVER, HELPER, REPO, RUN_DIR, STATE_DIR, SOCKCUT, Floor, Relays, cleanup,
+                      cluster_entry, make_user, ms,
                       pam_calls, pam_service, sh, stats, target, timed, write_config)
 from certs import make_ca, sign_cert  # tests/, on the path benchlib set
 
@@ -828,7 +828,7 @@ def bench_cut(cluster, work):
             for who in ("ours", "ss"):
                 p = hold(pw, listener.port, n)
                 if who == "ours":
-                    w, _, rc, so, err, _ = timed([B_CPU, "sockcut", pw.pw_uid, url])
+                    w, _, rc, so, err, _ = timed([SOCKCUT, pw.pw_uid, url])
                     assert rc == 0, err
                     m = re.match(r"cut (\d+) in (\d+) us", so)
                     assert m and int(m.group(1)) == n, so
@@ -852,8 +852,9 @@ def section_cut(cluster, work, user, cfg, md):
     md += ["## The cut of a user's connections, against `ss -K`", "",
            f"A process of the user's holds N established TCP connections to a loopback listener; then either the "
            f"helper's cut (`kc_sockcut`: every socket of that uid to that address and port, destroyed with "
-           f"sock_diag `SOCK_DESTROY`) in a process of its own (`build/bench/cpu_bench sockcut UID URL`, which also "
-           f"reports the time inside the call, what a logout spends), or `ss -K -Htn dst 127.0.0.1:PORT` on the "
+           f"sock_diag `SOCK_DESTROY`) in a process of its own (`build/tests/kc-sockcut UID URL`, which loads only what "
+           f"the cut needs, as `ss` does, and also reports the time inside the call, what a logout spends), or "
+           f"`ss -K -Htn dst 127.0.0.1:PORT` on the "
            f"same kind of sockets. Afterwards `ss` must find none established. {CUT_RUNS} runs of each, "
            f"interleaved.", "",
            "| streams | our cut (process) | inside the helper | `ss -K` (process) | ours / `ss -K` |",
