@@ -20,6 +20,8 @@
  * on minting: the module's largest timeout= (300 s), past refresh's 45 s and
  * gc's 240 s; and a second. The Secrets are deleted again then. */
 #define FLEET_AGAIN_AFTER_S 301
+/* Without --deadline, how long a revoke or unlock waits for another one. */
+#define SERIAL_WAIT_MS 30000
 
 struct fleet_delete {
 	struct kc_kube *k;
@@ -233,7 +235,7 @@ int kc_cmd_revoke(const char *config, const char *user, const char *cluster, lon
 	struct kc_err err = { "" };
 	char until[96];
 	bool kept;
-	int rc = known_cluster(config, cluster);
+	int serial, rc = known_cluster(config, cluster);
 
 	if (rc != KC_EXIT_OK)
 		return rc;
@@ -242,11 +244,20 @@ int kc_cmd_revoke(const char *config, const char *user, const char *cluster, lon
 	snprintf(k.user, sizeof(k.user), "%s", user);
 	snprintf(k.cluster, sizeof(k.cluster), "%s", cluster ? cluster : "");
 	k.until = seconds > 0 ? lock_end(seconds) : 0;
+	/* What stands is read and ours written with no other revoke or unlock
+	 * between: a shorter lock never replaces a longer one written meanwhile. */
+	serial = kc_locks_serialize(kc_now_ms() + (deadline_ms > 0 ? deadline_ms : SERIAL_WAIT_MS), &err);
+	if (serial < 0) {
+		fprintf(stderr, "pam-kubeconfig: cannot lock %s: %s\n", user, err.msg);
+		return KC_EXIT_ERROR;
+	}
 	kept = keep_longer(&k);
 	who(k.by, sizeof(k.by));
 	k.fleet = fleet;
 	/* The lock first: from now on nothing mints for the user, whatever races. */
-	if (kc_lock_put(&k, &err) < 0) {
+	rc = kc_lock_put(&k, &err);
+	close(serial);
+	if (rc < 0) {
 		fprintf(stderr, "pam-kubeconfig: cannot lock %s: %s\n", user, err.msg);
 		return KC_EXIT_ERROR;
 	}
@@ -313,14 +324,18 @@ int kc_cmd_unlock(const char *config, const char *user, const char *cluster, boo
 	struct kc_err err = { "" };
 	size_t n = 0;
 	char by[64];
-	int rc = known_cluster(config, cluster);
+	int serial, rc = known_cluster(config, cluster);
 
 	if (rc != KC_EXIT_OK)
 		return rc;
-	if (kc_lock_drop(user, cluster, &n, &err) < 0) {
+	serial = kc_locks_serialize(kc_now_ms() + (deadline_ms > 0 ? deadline_ms : SERIAL_WAIT_MS), &err);
+	if (serial < 0 || kc_lock_drop(user, cluster, &n, &err) < 0) {
 		fprintf(stderr, "pam-kubeconfig: cannot unlock %s: %s\n", user, err.msg);
+		if (serial >= 0)
+			close(serial);
 		return KC_EXIT_ERROR;
 	}
+	close(serial);
 	who(by, sizeof(by));
 	if (fleet) {
 		if (unlock_fleet(config, user, cluster) < 0)

@@ -8,8 +8,11 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+#define FLOCK_POLL_MS 2
 
 int kc_temp_name(const char *name, char *out, size_t len)
 {
@@ -278,5 +281,17 @@ int kc_list_uid_dirs(const char *path, uid_t **uids, size_t *n, struct kc_err *e
 		(*uids)[(*n)++] = (uid_t)v;
 	}
 	closedir(d);
+	return 0;
+}
+
+int kc_flock_until(int fd, int op, long long deadline_ms)
+{
+	while (flock(fd, op | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (kc_now_ms() + FLOCK_POLL_MS > deadline_ms)
+			return errno = ETIMEDOUT, -1;
+		usleep(FLOCK_POLL_MS * 1000);
+	}
 	return 0;
 }

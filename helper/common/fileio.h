@@ -60,6 +60,11 @@ int kc_read_fd(int fd, size_t max, struct kc_buf *out, struct kc_err *err);
 /* Checks the same conditions without reading (for `check`). */
 int kc_check_root_file(const char *path, size_t max, mode_t forbid_mode, bool allow_empty, struct kc_err *err);
 
+/* flock(fd, op) (LOCK_SH or LOCK_EX), waited for until deadline_ms at most,
+ * polling every 2 ms: for locks only root's helpers take, each for one short
+ * step. 0, or -1 with errno (ETIMEDOUT: still held at the deadline). */
+int kc_flock_until(int fd, int op, long long deadline_ms);
+
 /* Mkdir -p for root-owned state directories (mode 0700), refusing symlinks and
  * directories others may write. Returns an O_DIRECTORY fd or -1. */
 int kc_open_state_dir(const char *path, struct kc_err *err);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOCK_POLL_MS 2
+#include "common/fileio.h"
 
 static const char *ledger_dir = KC_LEDGER_DIR;
 
@@ -207,19 +207,16 @@ static int lock_ledger(int dir, long long deadline_ms, struct kc_err *err)
 
 	if (fd < 0)
 		return kc_seterr(err, "cannot open the ledger's lock: %s", strerror(errno)), -1;
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			kc_seterr(err, "cannot lock the ledger: %s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (kc_now_ms() + LOCK_POLL_MS > deadline_ms) {
+	if (kc_flock_until(fd, LOCK_EX, deadline_ms) < 0) {
+		int e = errno;
+
+		if (e == ETIMEDOUT)
 			kc_seterr(err, "the ledger's lock is still held by another helper; the line is not written");
-			close(fd);
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		usleep(LOCK_POLL_MS * 1000);
+		else
+			kc_seterr(err, "cannot lock the ledger: %s", strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
 	}
 	return fd;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -15,6 +16,8 @@
 #include "common/log.h"
 
 #define LOCK_FILE_MAX 4096
+/* kc_locks_serialize()'s: not "lock-", so kc_locks_read() passes it by. */
+#define SERIAL_NAME "commands.lock"
 
 /* lock-<sha256 of "user\ncluster">: any name fits, the file says whose it is. */
 static void file_name(const char *user, const char *cluster, char *out, size_t len)
@@ -183,6 +186,25 @@ int kc_locks_add(struct kc_locks *l, const struct kc_lock *k)
 	l->l[l->n++] = *k;
 	qsort(l->l, l->n, sizeof(*l->l), by_user);
 	return 0;
+}
+
+int kc_locks_serialize(long long deadline_ms, struct kc_err *err)
+{
+	kc_autoclose int dir = kc_open_state_dir(KC_LOCKS_DIR, err);
+	int fd;
+
+	if (dir < 0)
+		return -1;
+	fd = openat(dir, SERIAL_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kc_seterr(err, "cannot open %s/%s: %s", KC_LOCKS_DIR, SERIAL_NAME, strerror(errno)), -1;
+	if (kc_flock_until(fd, LOCK_EX, deadline_ms) < 0) {
+		kc_seterr(err, "another revoke or unlock still holds %s/%s: %s; try again", KC_LOCKS_DIR, SERIAL_NAME,
+			  errno == ETIMEDOUT ? "waited until the deadline" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int kc_lock_put(const struct kc_lock *k, struct kc_err *err)

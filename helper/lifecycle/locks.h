@@ -1,8 +1,8 @@
 /* An administrator's lock on a user (`pam-kubeconfig revoke USER`): while it
  * stands, no token is minted for the user on this host, on every cluster or
  * on one, and refresh revokes what the user holds. One file per user and
- * cluster under /var/lib/pam_kubeconfig/locks/ (root 0700), named after the
- * user's name in hex and, for one cluster, "@CLUSTER"; its JSON says since
+ * cluster under /var/lib/pam_kubeconfig/locks/ (root 0700), named "lock-" and
+ * the SHA-256 of the user's name and the cluster's; its JSON says whose, since
  * when, until when (0: until `unlock`) and by whom. A lock that has lapsed is
  * removed by whoever reads it. Read once per command: commands that go over
  * every user read the directory once. */
@@ -48,6 +48,12 @@ const struct kc_lock *kc_locks_holding(const struct kc_locks *l, const char *use
 
 /* Adds a lock read elsewhere (the fleet's) to what kc_locks_read() gave. */
 int kc_locks_add(struct kc_locks *l, const struct kc_lock *k);
+
+/* The administrators' commands one at a time on this host: a revoke reads
+ * what stands and writes what it decided from it, an unlock reads and
+ * removes; neither lands in the middle of the other. Waited for until
+ * deadline_ms at most. The fd to close when done, or -1 (err). */
+int kc_locks_serialize(long long deadline_ms, struct kc_err *err);
 
 /* Writes a lock (replacing one for the same user and cluster). 0, or -1 (err). */
 int kc_lock_put(const struct kc_lock *k, struct kc_err *err);

@@ -22,7 +22,6 @@
 #include "common/log.h"
 #include "lifecycle/state.h"
 
-#define LOCK_POLL_MS 2
 #define LABEL_MAX 64
 
 struct kc_metrics {
@@ -265,13 +264,10 @@ static int open_store(long long deadline_ms, int op, struct kc_err *err)
 		return kc_seterr(err, "cannot open the metrics store %s/%s: %s", store_dir, KC_METRICS_STORE,
 				 strerror(errno)),
 		       -1;
-	while (flock(fd, op | LOCK_NB) < 0) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || kc_now_ms() + LOCK_POLL_MS > deadline_ms) {
-			kc_seterr(err, "the metrics store is busy; these counts are lost");
-			close(fd);
-			return -1;
-		}
-		usleep(LOCK_POLL_MS * 1000);
+	if (kc_flock_until(fd, op, deadline_ms) < 0) {
+		kc_seterr(err, "the metrics store is busy; these counts are lost");
+		close(fd);
+		return -1;
 	}
 	return fd;
 }

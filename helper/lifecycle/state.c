@@ -16,7 +16,6 @@
 #include "common/json_alloc.h"
 
 #define RECORD_MAX (64u << 10)
-#define LOCK_POLL_MS 2
 
 /* What each file's loss would cost, and so what it is synced for:
  * - a grant file names a Secret of ours: one lost after a crash is a Secret
@@ -570,18 +569,13 @@ int kc_state_lock_cluster(int dir, const char *cluster, long long deadline_ms, s
 	if (fd < 0)
 		return kc_seterr(err, "cannot open the lock for cluster %s: %s", cluster, strerror(errno)), -1;
 	/* Only root's helpers take it, each bounded by its own deadline: a wait ends. */
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			kc_seterr(err, "cannot lock cluster %s: %s", cluster, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (kc_now_ms() + LOCK_POLL_MS > deadline_ms) {
+	if (kc_flock_until(fd, LOCK_EX, deadline_ms) < 0) {
+		if (errno == ETIMEDOUT)
 			kc_seterr(err, "cluster %s: another helper of this user is still at work on it", cluster);
-			close(fd);
-			return -1;
-		}
-		usleep(LOCK_POLL_MS * 1000);
+		else
+			kc_seterr(err, "cannot lock cluster %s: %s", cluster, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	return fd;
 }

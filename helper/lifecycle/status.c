@@ -11,11 +11,10 @@
 
 #include <jansson.h>
 
+#include "common/fileio.h"
 #include "lifecycle/plan.h"
 #include "lifecycle/state.h"
 #include "lifecycle/tokenfile.h"
-
-#define LOCK_POLL_MS 2
 
 static void copy(char *dst, size_t len, const char *src)
 {
@@ -310,13 +309,10 @@ static int lock_status(int dir, long long deadline_ms, struct kc_err *err)
 
 	if (fd < 0)
 		return kc_seterr(err, "cannot open the status lock: %s", strerror(errno)), -1;
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || kc_now_ms() + LOCK_POLL_MS > deadline_ms) {
-			kc_seterr(err, "the status lock is held by another helper; the status file is not rewritten");
-			close(fd);
-			return -1;
-		}
-		usleep(LOCK_POLL_MS * 1000);
+	if (kc_flock_until(fd, LOCK_EX, deadline_ms) < 0) {
+		kc_seterr(err, "the status lock is held by another helper; the status file is not rewritten");
+		close(fd);
+		return -1;
 	}
 	return fd;
 }

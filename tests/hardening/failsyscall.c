@@ -2,14 +2,18 @@
  * makes that step of the writer's privilege drop fail with EPERM, to prove the
  * writer then writes nothing; KC_FAIL=getgrgid_r makes the group database fail
  * (EIO), as it does while LDAP or sssd is down, and KC_FAIL=getpwnam_r the user database. glibc's initgroups() calls
- * setgroups internally, so "setgroups" fails initgroups. Read in a constructor: the helper clears its environment in
- * main(). */
+ * setgroups internally, so "setgroups" fails initgroups. KC_FAIL=slow-lock-write does not fail: it holds the
+ * renameat() that puts an administrator's lock file in place, and the unlinkat() that removes one, for 1.5 s each,
+ * so that a test can race another command against a revoke or an unlock that has decided what to do. Read in a
+ * constructor: the helper clears its environment in main(). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h> /* renameat */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char fail[32];
@@ -95,4 +99,29 @@ int getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passw
 		return EIO;
 	}
 	return real(uid, pw, buf, len, out);
+}
+
+static void slow_lock_write(const char *name)
+{
+	struct timespec t = { 1, 500000000 };
+
+	if (strcmp(fail, "slow-lock-write") == 0 && strncmp(name, "lock-", 5) == 0)
+		nanosleep(&t, NULL);
+}
+
+int renameat(int olddir, const char *old, int newdir, const char *new)
+{
+	int (*real)(int, const char *, int, const char *) =
+		(int (*)(int, const char *, int, const char *))dlsym(RTLD_NEXT, "renameat");
+
+	slow_lock_write(new);
+	return real(olddir, old, newdir, new);
+}
+
+int unlinkat(int dir, const char *name, int flags)
+{
+	int (*real)(int, const char *, int) = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
+
+	slow_lock_write(name);
+	return real(dir, name, flags);
 }

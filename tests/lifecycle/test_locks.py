@@ -4,14 +4,16 @@ a user out on this host now (revoke, cut, no token minted until `unlock` or
 every verdict is the API server's: a token refused, a watch held by the
 user's process cut, our Secrets (admin kubectl), kubectl as the user."""
 import datetime
+import os
 import re
+import subprocess
 import time
 
 import pytest
 
 from clients import wait_for
-from conftest import (STATE_DIR, Driver, current_token, helper, kubeconfig_of, kubectl_as, our_secrets,
-                      run_bounded, security, token_path, unique_host_id)
+from conftest import (BUILD, HELPER, STATE_DIR, Driver, current_token, helper, kubeconfig_of, kubectl_as,
+                      our_secrets, run_bounded, security, token_path, unique_host_id)
 from test_round_two import ALICE, Watchers, cfg_for
 
 # Revocation to refusal: the API server's authentication cache (~10 s) and our polling.
@@ -180,6 +182,43 @@ def test_a_shorter_revoke_keeps_the_longer_lock(cluster, workdir, users, pam_ser
         assert "locked" in helper("explain", user, "--config", cfg).stdout
     finally:
         d.close()
+
+
+@security("two administrators at once: a revoke for an hour that has read the locks and is about to write, and a "
+          "revoke until unlock meanwhile, leave the user locked until unlock (the shorter one never ends the longer); "
+          "an unlock meanwhile is not undone by it either")
+def test_two_revokes_at_once_keep_the_longer_lock(cluster, workdir, users, alice, host, unlocks):
+    user = users.make()
+    cfg = cfg_for(workdir, host, user)
+    unlocks((user, cfg))
+    # The hour's revoke holds its lock file's renameat() for 1.5 s (tests/hardening/failsyscall.c).
+    slow_env = {**os.environ, "LD_PRELOAD": str(BUILD / "tests" / "failsyscall.so"), "KC_FAIL": "slow-lock-write"}
+    slow = subprocess.Popen([str(HELPER), "revoke", user, "--for", "1h", "--config", str(cfg)], env=slow_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    r, _ = revoke(user, cfg)
+    out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 0 and r.returncode == 0, (out, err, r.stdout, r.stderr)
+    r, _ = revoke(user, cfg, "--for", "1s")
+    assert f"{user} is locked on every cluster until an administrator unlocks it" in r.stdout, \
+        "the hour's revoke, racing one until unlock, shortened the lock: " + r.stdout
+
+    # An unlock that has read the lock of two hours and is about to remove it,
+    # and a revoke for an hour meanwhile: the revoke must not report a lock
+    # that the unlock then removes.
+    helper("unlock", user, "--config", cfg)
+    r, _ = revoke(user, cfg, "--for", "2h")
+    assert r.returncode == 0, r.stdout + r.stderr
+    slow = subprocess.Popen([str(HELPER), "unlock", user, "--config", str(cfg)], env=slow_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    r, _ = revoke(user, cfg, "--for", "1h")
+    out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 0 and r.returncode == 0, (out, err, r.stdout, r.stderr)
+    said = until_of(r.stdout)
+    r, _ = revoke(user, cfg, "--for", "1s")
+    assert "a lock that stands longer is kept" in r.stdout and until_of(r.stdout) == said, \
+        "a revoke that said the user was locked was undone by an unlock it had raced: " + r.stdout
 
 
 @security("a lock survives a revoke that could not reach the API server, and refresh honours it for a session "
