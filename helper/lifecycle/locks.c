@@ -62,6 +62,21 @@ static int by_user(const void *a, const void *b)
 	return c ? c : strcmp(x->cluster, y->cluster);
 }
 
+/* A lapsed lock goes only while no revoke or unlock is at work (one try: a
+ * reader never waits for them), and only if it is still the lapsed one: a
+ * revoke may have written a new lock under its name since it was read. */
+static void remove_lapsed(int dir, const char *name, time_t now)
+{
+	kc_autobuf struct kc_buf text = { 0 };
+	struct kc_err e;
+	struct kc_lock k;
+	kc_autoclose int serial = kc_locks_serialize(kc_now_ms(), &e);
+
+	if (serial >= 0 && kc_read_at(dir, name, LOCK_FILE_MAX, &text, NULL, &e) == 0 &&
+	    parse(text.data, text.len, &k) == 0 && k.until && k.until <= now)
+		unlinkat(dir, name, 0);
+}
+
 /* One lock file: kept when it stands; a lapsed one is removed. An unreadable
  * one stands as a lock of nobody: it is reported, never ignored silently. */
 static void read_one(int dir, const char *name, time_t now, struct kc_locks *out, struct kc_buf *stamp)
@@ -77,7 +92,7 @@ static void read_one(int dir, const char *name, time_t now, struct kc_locks *out
 		return;
 	}
 	if (k.until && k.until <= now) {
-		unlinkat(dir, name, 0);
+		remove_lapsed(dir, name, now);
 		return;
 	}
 	more = reallocarray(out->l, out->n + 1, sizeof(*more));

@@ -4,7 +4,7 @@
  * cluster under /var/lib/pam_kubeconfig/locks/ (root 0700), named "lock-" and
  * the SHA-256 of the user's name and the cluster's; its JSON says whose, since
  * when, until when (0: until `unlock`) and by whom. A lock that has lapsed is
- * removed by whoever reads it. Read once per command: commands that go over
+ * removed by whoever reads it while no revoke or unlock is at work. Read once per command: commands that go over
  * every user read the directory once. */
 #ifndef KC_LIFECYCLE_LOCKS_H
 #define KC_LIFECYCLE_LOCKS_H

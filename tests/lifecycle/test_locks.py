@@ -221,6 +221,28 @@ def test_two_revokes_at_once_keep_the_longer_lock(cluster, workdir, users, alice
         "a revoke that said the user was locked was undone by an unlock it had raced: " + r.stdout
 
 
+@security("a reader that finds a lapsed lock and removes it (refresh here) does not remove the lock a revoke "
+          "writes in its place meanwhile: the user stays locked")
+def test_removing_a_lapsed_lock_spares_a_revoke_written_meanwhile(cluster, workdir, users, alice, host, unlocks):
+    user = users.make()
+    cfg = cfg_for(workdir, host, user)
+    unlocks((user, cfg))
+    r, _ = revoke(user, cfg, "--for", "1s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    time.sleep(2.5)
+    # refresh reads the lapsed lock and holds its unlinkat() of it for 1.5 s (failsyscall.c).
+    slow_env = {**os.environ, "LD_PRELOAD": str(BUILD / "tests" / "failsyscall.so"), "KC_FAIL": "slow-lock-write"}
+    reader = subprocess.Popen([str(HELPER), "refresh", "--config", str(cfg), "--deadline", "30000"], env=slow_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    r, _ = revoke(user, cfg)
+    out, err = reader.communicate(timeout=60)
+    assert r.returncode == 0 and "until an administrator unlocks it" in r.stdout, r.stdout + r.stderr
+    r, _ = revoke(user, cfg, "--for", "1s")
+    assert f"{user} is locked on every cluster until an administrator unlocks it" in r.stdout, \
+        "a refresh removing the lapsed lock removed the revoke written meanwhile: " + r.stdout + out + err
+
+
 @security("a lock survives a revoke that could not reach the API server, and refresh honours it for a session "
           "open since before the lock: it revokes and never mints again, while the session stays open")
 def test_a_lock_survives_and_refresh_honours_it_for_a_session_open_before_it(cluster, workdir, users, pam_service,
