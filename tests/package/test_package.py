@@ -39,6 +39,14 @@ def test_make_install_honours_destdir_and_paths(tmp_path):
     assert (dest / "opt/kc/etc/pam_kubeconfig/config.yaml.example").exists()
     assert "/opt/kc/bin/pam-kubeconfig gc" in (dest / "opt/kc/units/pam-kubeconfig-gc.service").read_text()
     assert oct(os.stat(dest / "var/lib/pam_kubeconfig").st_mode & 0o777) == "0o700"
+    # systemd (252, Debian 12's) loads the units as installed: their ExecStart= pointed at the binary
+    # under DESTDIR, as the files' own directory; no man page here to check.
+    units = tmp_path / "units"
+    units.mkdir()
+    for u in (dest / "opt/kc/units").iterdir():
+        (units / u.name).write_text(u.read_text().replace("/opt/kc/bin/pam-kubeconfig", str(helper)))
+    p = run(["systemd-analyze", "verify", "--man=no", *sorted(str(u) for u in units.iterdir())], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
     run(["make", "-s", "uninstall", f"DESTDIR={dest}", "PREFIX=/opt/kc", "SBINDIR=/opt/kc/bin",
          "PAMDIR=/opt/kc/security", "SYSCONFDIR=/opt/kc/etc", "UNITDIR=/opt/kc/units"], cwd=REPO)
     assert not helper.exists() and not module.exists()
