@@ -8,9 +8,10 @@
  * child the process forks when its command is over (shown by ps as
  * `pam-kubeconfig cut UID`) cuts again KC_CUT_AGAIN_AFTER seconds later,
  * whatever happened meanwhile, unless the uid belongs to another account by
- * then. A fork, not an exec: nothing to load again, and nothing of this
- * process's memory is readable to anyone but root (not dumpable). Connections
- * through an HTTP proxy are not seen. */
+ * then (a run of refresh or gc: one such child for all its users' turns).
+ * A fork, not an exec: nothing to load again, and nothing of this process's
+ * memory is readable to anyone but root (not dumpable). Connections through
+ * an HTTP proxy are not seen. */
 #ifndef KC_CUT_H
 #define KC_CUT_H
 
@@ -44,5 +45,11 @@ void kc_cut_user(const struct kc_cut *c, long long deadline_ms);
  * before it exits; it also adds the process's counts to the metrics store
  * (lifecycle/tally.h) before the child is forked. */
 void kc_cut_finish(void);
+
+/* A run of refresh or gc: one process, forked here (before the turns'
+ * children), makes the second cuts of every turn; kc_cut_finish() in a turn's
+ * child hands its own over to it. end: the run has forked its last child. */
+void kc_cut_collect_begin(long long run_deadline_ms);
+void kc_cut_collect_end(void);
 
 #endif

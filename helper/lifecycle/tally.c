@@ -90,3 +90,11 @@ void kc_tally_commit(long long deadline_ms)
 		kc_warn("metrics: %s", e.msg);
 	kc_metrics_free(m);
 }
+
+void kc_tally_forget(void)
+{
+	pthread_mutex_lock(&lock);
+	kc_metrics_free(batch);
+	batch = NULL;
+	pthread_mutex_unlock(&lock);
+}

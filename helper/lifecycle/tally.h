@@ -30,5 +30,8 @@ void kc_tally_job_done(enum kc_metrics_job job, time_t when);
 /* Adds what was counted so far to the store (never waiting past deadline_ms)
  * and starts an empty batch: a child forked afterwards counts only its own. */
 void kc_tally_commit(long long deadline_ms);
+/* Drops the batch uncommitted: a child forked before its parent committed
+ * (the parent commits it; the child counts from nothing). */
+void kc_tally_forget(void);
 
 #endif

@@ -147,6 +147,8 @@ static int run_children(struct user_work *work, const uid_t *uids, size_t n, lon
 	size_t running = 0, next = 0;
 	int failed = 0;
 
+	if (n > 0)
+		kc_cut_collect_begin(deadline_ms); /* one process for the run's second cuts */
 	while (next < n || running > 0) {
 		while (next < n && running < PARALLEL && kc_now_ms() < deadline_ms - (next ? LAST_TURN_MS : 0)) {
 			long long mine = kc_now_ms() + KC_USER_DEADLINE_MS;
@@ -182,6 +184,7 @@ static int run_children(struct user_work *work, const uid_t *uids, size_t n, lon
 		if (running)
 			usleep(5000);
 	}
+	kc_cut_collect_end();
 	if (started)
 		*started = n;
 	return failed;

@@ -8,7 +8,7 @@
 #include "kc_protocol.h"
 
 /* How long refresh and gc may take as a whole, and each user's share (the
- * systemd units' TimeoutStartSec= lies above the first). */
+ * systemd units' RuntimeMaxSec= lies above the first and the second cuts). */
 #define KC_REFRESH_DEADLINE_MS 45000
 #define KC_GC_DEADLINE_MS 240000
 #define KC_USER_DEADLINE_MS 15000

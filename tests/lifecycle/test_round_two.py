@@ -668,3 +668,55 @@ def test_a_create_landing_after_the_logout_is_revoked(cluster, workdir, users, p
     r = run_bounded(["gc", "--config", cfg], 10000)
     assert not r.killed, r  # exit 1: the revocation stays pending while another late create may land
     assert not our_secrets(cluster, host, user), "a Secret created after the last logout outlived a gc"
+
+
+# ---- a run's second cuts -----------------------------------------------------------------------------
+
+
+def second_cuts(uids):
+    """argv of the helper's detached second cuts (`pam-kubeconfig cut UID ...`) naming any of uids."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            argv = [a.decode() for a in (d / "cmdline").read_bytes().split(b"\0") if a]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if argv[:2] == ["pam-kubeconfig", "cut"] and set(argv[2:]) & set(uids):
+            found.append(argv)
+    return found
+
+
+@security("a refresh that revokes many users leaves one process for all their second cuts, not one each "
+          "(a mass logout must not exhaust the unit's tasks), and that process cuts each in its time")
+def test_a_refresh_leaves_one_second_cut_for_all_it_revoked(cluster, workdir, users, pam_service, alice, host):
+    names = [users.make() for _ in range(3)]
+    uids = [str(users.uid(n)) for n in names]
+    mapping = "".join(f"  - user: {n}\n    cluster: test\n    serviceaccount: team-a/alice\n" for n in names)
+    cfg = workdir.write_config(mapping, clusters=[workdir.cluster_entry("test")], extra=f"host_id: {host}\n" + NET)
+    svc = pam_service(f"config={cfg} timeout=10")
+    drivers = [Driver(svc, n) for n in names]
+    assert all(d.open_rc == 0 for d in drivers), [d.lines for d in drivers]
+    tokens = [current_token(users, n) for n in names]
+    watchers = [Watchers(workdir, users, n, t) for n, t in zip(names, tokens)]
+    try:
+        assert wait_for(lambda: all(w.ready() == 1 for w in watchers), 30), [w.text() for w in watchers]
+        for d in drivers:  # sshd's session processes die: no close
+            d.p.send_signal(signal.SIGKILL)
+            d.p.wait()
+        start = time.time()
+        r = run_bounded(["refresh", "--config", cfg], 20000)
+        assert r.returncode == 0 and not r.killed, r
+        for n in names:
+            assert not our_secrets(cluster, host, n), f"{n}: the refresh after the session died left its Secret"
+        assert all(wait_for(lambda w=w: w.ended() == 1, 15) for w in watchers), [w.text() for w in watchers]
+        cuts = second_cuts(uids)
+        assert len(cuts) == 1, f"one process for the run's second cuts, not {len(cuts)}: {cuts}"
+        assert sorted(cuts[0][2:]) == sorted(uids), cuts
+        # It cuts 11 s after each first cut, then ends.
+        assert wait_for(lambda: not second_cuts(uids), 25), second_cuts(uids)
+        assert time.time() - start >= 10, "the second cut ended before its time"
+        for t in tokens:
+            cluster.wait_refused(t, limit=15)
+    finally:
+        for w in watchers:
+            w.stop()

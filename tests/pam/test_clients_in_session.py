@@ -128,7 +128,7 @@ def pending_cuts(uids):
             argv = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[:2] == [b"pam-kubeconfig", b"cut"] and len(argv) > 2 and argv[2].decode() in uids:
+        if argv[:2] == [b"pam-kubeconfig", b"cut"] and {a.decode() for a in argv[2:]} & set(uids):
             pids.append(d.name)
     return pids
 
