@@ -149,6 +149,11 @@ static char *dup_or_dash(const char *s)
 	return strdup(s ? s : "-");
 }
 
+static void again_free(struct again *a)
+{
+	free(a->user), free(a->cluster), free(a->server), free(a->addrs);
+}
+
 /* Takes a (its strings and addresses) into the list; false: out of memory. */
 static bool add_again(struct again a)
 {
@@ -162,7 +167,7 @@ static bool add_again(struct again a)
 	}
 	pthread_mutex_unlock(&again_lock);
 	if (!more)
-		free(a.user), free(a.cluster), free(a.server), free(a.addrs);
+		again_free(&a);
 	return more != NULL;
 }
 
@@ -278,6 +283,7 @@ static void cut_again(const struct again *a)
  * SOCK_SEQPACKET socket they inherit), and it cuts each again in its time
  * until the run and all of them have closed the socket. */
 static int collector = -1; /* the sending end: the run's, and its children's */
+static char message[64 << 10]; /* the collector's: one hand-over at a time */
 
 /* One again as a message: uid, when, user, cluster, server, its addresses.
  * The collector's queue holds net.unix.max_dgram_qlen messages (10 by
@@ -331,7 +337,7 @@ static bool take_again(const char *msg, size_t len)
 		a.at = (time_t)strtoll(at, NULL, 10);
 		ok = add_again(a);
 	} else {
-		free(a.user), free(a.cluster), free(a.server), free(a.addrs);
+		again_free(&a);
 	}
 	free(uid);
 	free(at);
@@ -363,19 +369,17 @@ static void take_and_place(const char *msg, size_t len, size_t done)
  * finds the socket shut (EPIPE) and makes its own second cut. */
 static void stop_taking(int fd, size_t done)
 {
-	static char msg[64 << 10];
 	ssize_t got;
 
 	shutdown(fd, SHUT_RD);
-	while ((got = recv(fd, msg, sizeof(msg), MSG_DONTWAIT)) > 0)
-		take_and_place(msg, (size_t)got, done);
+	while ((got = recv(fd, message, sizeof(message), MSG_DONTWAIT)) > 0)
+		take_and_place(message, (size_t)got, done);
 }
 
 /* The collector: takes agains from fd until its senders are gone (or
  * stop_taking_ms), cutting each in its time; the earliest first. */
 static void collect(int fd, long long stop_taking_ms)
 {
-	static char msg[64 << 10];
 	size_t done = 0;
 	bool taking = true;
 
@@ -391,10 +395,10 @@ static void collect(int fd, long long stop_taking_ms)
 			wait_ms = wait_ms < 0 || due_ms < wait_ms ? due_ms : wait_ms;
 		}
 		if (taking && poll(&p, 1, wait_ms < 0 ? 0 : (int)wait_ms) > 0) {
-			ssize_t got = recv(fd, msg, sizeof(msg), 0);
+			ssize_t got = recv(fd, message, sizeof(message), 0);
 
 			if (got > 0) {
-				take_and_place(msg, (size_t)got, done);
+				take_and_place(message, (size_t)got, done);
 			} else if (got == 0 || errno != EINTR) {
 				taking = false; /* every sender is gone */
 			}
@@ -465,7 +469,7 @@ static bool hand_over(void)
 	while (collector >= 0 && sent < n_agains && send_again(collector, &agains[sent], deadline_ms) == 0)
 		sent++;
 	for (size_t i = 0; i < sent; i++)
-		free(agains[i].user), free(agains[i].cluster), free(agains[i].server), free(agains[i].addrs);
+		again_free(&agains[i]);
 	memmove(agains, agains + sent, (n_agains - sent) * sizeof(*agains));
 	n_agains -= sent;
 	return n_agains == 0;
