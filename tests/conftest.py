@@ -258,6 +258,19 @@ def workdir(cluster):
         m.unlink(missing_ok=True)
 
 
+def second_cuts(uids):
+    """argv of the helper's detached second cuts (`pam-kubeconfig cut UID ...`) naming any of uids."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            argv = [a.decode() for a in (d / "cmdline").read_bytes().split(b"\0") if a]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if argv[:2] == ["pam-kubeconfig", "cut"] and set(argv[2:]) & set(uids):
+            found.append(argv)
+    return found
+
+
 def fresh_uid():
     """A uid no account has and no test of this run had: a uid reused meets
     what its last owner left (a refusal of its connections, a second cut, records),

@@ -18,7 +18,7 @@ import pytest
 import fakeclock
 from clients import CREDENTIAL_ID, jwt_claims, wait_for
 from conftest import (BUILD, HELPER, STATE_DIR, Background, Driver, Stopper, current_token, helper, our_secrets, run,
-                      run_bounded, security, token_path, unique_host_id, user_runnable)
+                      run_bounded, second_cuts, security, token_path, unique_host_id, user_runnable)
 from faultproxy import Rule
 
 NS = "team-a"
@@ -671,19 +671,6 @@ def test_a_create_landing_after_the_logout_is_revoked(cluster, workdir, users, p
 
 
 # ---- a run's second cuts -----------------------------------------------------------------------------
-
-
-def second_cuts(uids):
-    """argv of the helper's detached second cuts (`pam-kubeconfig cut UID ...`) naming any of uids."""
-    found = []
-    for d in Path("/proc").iterdir():
-        try:
-            argv = [a.decode() for a in (d / "cmdline").read_bytes().split(b"\0") if a]
-        except (OSError, UnicodeDecodeError):
-            continue
-        if argv[:2] == ["pam-kubeconfig", "cut"] and set(argv[2:]) & set(uids):
-            found.append(argv)
-    return found
 
 
 @security("a refresh that revokes many users leaves one process for all their second cuts, not one each "

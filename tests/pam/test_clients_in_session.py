@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clients import CREDENTIAL_ID, Clients, jwt_claims, wait_for
-from conftest import Background, Driver, helper, kubeconfig_of, run, token_path, user_token
+from conftest import Background, Driver, helper, kubeconfig_of, run, second_cuts, token_path, user_token
 
 PAM_SUCCESS = 0
 NS = "team-a"
@@ -120,26 +120,13 @@ class Session:
             self.driver.close()
 
 
-def pending_cuts(uids):
-    """pids of the helper's detached second cuts (`pam-kubeconfig cut UID ...`) for uids."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        try:
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[:2] == [b"pam-kubeconfig", b"cut"] and {a.decode() for a in argv[2:]} & set(uids):
-            pids.append(d.name)
-    return pids
-
-
 @pytest.fixture(scope="module")
 def module_uids():
     """The uids this module's sessions had. At the end, the helper's second cuts
     for them are waited for: a uid reused by a later test must not meet one."""
     uids = set()
     yield uids
-    assert wait_for(lambda: not pending_cuts(uids), 30), pending_cuts(uids)
+    assert wait_for(lambda: not second_cuts(uids), 30), second_cuts(uids)
 
 
 @pytest.fixture
@@ -394,7 +381,7 @@ def test_a_login_at_once_after_the_last_logout_works_with_its_own_token(cluster,
     assert who == WHO, f"the login right after the last logout cannot reach the API server: {p.stderr}"
     mark = cluster.audit_mark()
     _, cw = start_watches(cluster, s, kubectl=False)
-    assert wait_for(lambda: not pending_cuts({str(uid)}), SECOND_CUT + 10)
+    assert wait_for(lambda: not second_cuts({str(uid)}), SECOND_CUT + 10)
     pod = make_pod(cluster)
     assert wait_for(lambda: cw.saw(pod), 20), f"the new session's client-go watch did not come back:\n{cw.text()}"
     watches = [a for _, a, _, code in requests_with(cluster, mark, jwt_claims(new)["jti"])
